@@ -1,0 +1,216 @@
+// Files as lists of content-addressed chunks. Writing: a byte stream is cut
+// into content-defined chunks, each hashed and compressed off the main thread
+// and written create-only, a few in flight at once (bounded memory). Reading:
+// chunks are fetched ahead, decompressed and verified against their digest
+// before a single byte is handed out.
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { CairnError } from '../errors.ts';
+import type { BlobIndex, ChunkRef } from '../metadata/blobs.ts';
+import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
+import { ChunkCorruptError } from './codec.ts';
+import type { CodecPool } from './codec-pool.ts';
+import { isDriverError, type StorageDriver } from './driver.ts';
+import { chunkKey } from './layout.ts';
+
+export interface StoredContent {
+  digest: string;
+  size: number;
+  chunks: ChunkRef[];
+}
+
+export interface BlobStream {
+  stream: Readable;
+  /** size of the whole blob */
+  size: number;
+}
+
+export interface ChunkStoreOptions {
+  chunking?: ChunkerOptions;
+  /** chunks being encoded or written at once, per upload */
+  writeConcurrency?: number;
+  /** chunks fetched ahead, per download */
+  readAhead?: number;
+  onCorrupt?: (info: { chunk: string; blob: string; message: string }) => void;
+}
+
+const noop = () => {};
+
+export class ChunkStore {
+  private readonly chunking: ChunkerOptions;
+  private readonly writeConcurrency: number;
+  private readonly readAhead: number;
+  private readonly onCorrupt: NonNullable<ChunkStoreOptions['onCorrupt']>;
+
+  constructor(
+    readonly driver: StorageDriver,
+    private readonly index: BlobIndex,
+    private readonly pool: CodecPool,
+    options: ChunkStoreOptions = {},
+  ) {
+    this.chunking = options.chunking ?? DEFAULT_CHUNKING;
+    this.writeConcurrency = options.writeConcurrency ?? 6;
+    this.readAhead = options.readAhead ?? 4;
+    this.onCorrupt = options.onCorrupt ?? noop;
+  }
+
+  /**
+   * Chunks and stores a byte stream. `onChunk` sees every stored chunk in
+   * order as soon as it and all before it are durable. With `keepPartial`, a
+   * failing source still has the bytes received so far stored (and reported
+   * to onChunk) before the error is rethrown — what resumable uploads need.
+   */
+  async store(
+    source: AsyncIterable<Uint8Array>,
+    options: {
+      onChunk?: (chunk: ChunkRef) => void;
+      keepPartial?: boolean;
+      startOffset?: number;
+      /** a running hash (of a resumable upload) that also sees every byte */
+      alsoHash?: Hash;
+    } = {},
+  ): Promise<StoredContent> {
+    const chunker = new Chunker(this.chunking);
+    const hash = createHash('sha256');
+    const inflight: Array<Promise<ChunkRef>> = [];
+    const chunks: ChunkRef[] = [];
+    let offset = options.startOffset ?? 0;
+    let size = 0;
+
+    const submit = (raw: Buffer) => {
+      hash.update(raw); // before the buffer is transferred to a worker
+      options.alsoHash?.update(raw);
+      const at = offset;
+      const length = raw.length; // read now: the buffer is detached once transferred
+      offset += length;
+      size += length;
+      const p = this.storeChunk(raw).then((digest) => ({ digest, offset: at, size: length }));
+      p.catch(noop); // awaited in order below; this only marks it handled
+      inflight.push(p);
+    };
+    const drain = async (keep: number) => {
+      while (inflight.length > keep) {
+        const chunk = await inflight.shift()!;
+        chunks.push(chunk);
+        options.onChunk?.(chunk);
+      }
+    };
+
+    let sourceError: unknown;
+    try {
+      for await (const piece of source) {
+        for (const raw of chunker.push(piece)) {
+          submit(raw);
+          await drain(this.writeConcurrency - 1);
+        }
+      }
+    } catch (err) {
+      sourceError = err;
+      if (!options.keepPartial) {
+        await Promise.allSettled(inflight);
+        throw err;
+      }
+    }
+    try {
+      for (const raw of chunker.finish()) {
+        submit(raw);
+        await drain(this.writeConcurrency - 1);
+      }
+      await drain(0);
+    } catch (err) {
+      await Promise.allSettled(inflight);
+      throw err;
+    }
+    if (sourceError !== undefined) throw sourceError;
+    return { digest: `sha256:${hash.digest('hex')}`, size, chunks };
+  }
+
+  /** Stores a stream and records it as a blob (idempotent per digest). */
+  async storeBlob(source: AsyncIterable<Uint8Array>): Promise<StoredContent> {
+    const content = await this.store(source);
+    this.index.addBlob(content.digest, content.size, content.chunks);
+    return content;
+  }
+
+  private async storeChunk(raw: Buffer): Promise<string> {
+    const encoded = await this.pool.encode(raw);
+    if (this.index.hasChunk(encoded.digest)) return encoded.digest;
+    const key = chunkKey(encoded.digest);
+    let storedSize = encoded.stored.byteLength;
+    try {
+      await this.driver.put(key, encoded.stored);
+    } catch (err) {
+      // Content addressing: an existing object already holds these bytes
+      // (a concurrent upload, or a crash between write and record).
+      if (!isDriverError(err, 'exists')) throw translate(err);
+      storedSize = (await this.driver.stat(key).catch((e) => Promise.reject(translate(e))))?.size ?? storedSize;
+    }
+    this.index.addChunk({ digest: encoded.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec });
+    return encoded.digest;
+  }
+
+  /** Fetches, decodes and verifies one chunk. */
+  async readChunk(digest: string, blob = ''): Promise<Uint8Array> {
+    let stored: Buffer;
+    try {
+      stored = await this.driver.get(chunkKey(digest));
+    } catch (err) {
+      if (isDriverError(err, 'not_found')) {
+        this.onCorrupt({ chunk: digest, blob, message: 'chunk missing from storage' });
+        throw new CairnError('CONTENT_CORRUPT', `stored content is damaged: chunk ${digest} is missing`);
+      }
+      throw translate(err);
+    }
+    try {
+      return await this.pool.decode(stored, digest);
+    } catch (err) {
+      if (!(err instanceof ChunkCorruptError)) throw err;
+      this.onCorrupt({ chunk: digest, blob, message: err.message });
+      throw new CairnError('CONTENT_CORRUPT', `stored content is damaged: chunk ${digest} failed verification`);
+    }
+  }
+
+  /**
+   * Opens a blob, or an inclusive byte range of it, for reading. Resolves once
+   * the first chunk is fetched and verified, so the caller can still answer
+   * with an error status; later failures destroy the stream.
+   */
+  async open(digest: string, range?: { start: number; end: number }): Promise<BlobStream> {
+    const blob = this.index.getBlob(digest);
+    if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${digest}`);
+    const start = range?.start ?? 0;
+    const end = range?.end ?? blob.size - 1;
+    const chunks = end >= start ? this.index.chunksInRange(digest, start, end) : [];
+
+    const pending: Array<Promise<Uint8Array>> = [];
+    let next = 0;
+    const fill = () => {
+      while (pending.length < this.readAhead && next < chunks.length) {
+        const p = this.readChunk(chunks[next++]!.chunk_digest, digest);
+        p.catch(noop);
+        pending.push(p);
+      }
+    };
+    fill();
+    if (pending.length > 0) await pending[0];
+
+    async function* body(): AsyncGenerator<Buffer> {
+      for (const chunk of chunks) {
+        const raw = await pending.shift()!;
+        fill();
+        const from = Math.max(start - chunk.offset, 0);
+        const to = Math.min(end - chunk.offset + 1, chunk.size);
+        yield Buffer.from(raw.buffer, raw.byteOffset + from, to - from);
+      }
+    }
+    return { stream: Readable.from(body(), { objectMode: false, highWaterMark: 1 }), size: blob.size };
+  }
+}
+
+/** Driver failures become domain errors here, once. */
+function translate(err: unknown): unknown {
+  if (isDriverError(err, 'unavailable')) {
+    return new CairnError('STORAGE_UNAVAILABLE', 'the storage backend is unavailable; try again later', { cause: err.message });
+  }
+  return err;
+}

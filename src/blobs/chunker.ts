@@ -1,0 +1,126 @@
+// Content-defined chunking (FastCDC-style Gear hash with normalized chunking).
+// Cut points depend only on the bytes around them, so an insertion or a
+// changed header shifts at most the chunks that touch it and dedup survives.
+//
+// The Gear table and the size parameters are part of the storage format:
+// changing them changes every future cut point (old data stays readable, but
+// stops deduplicating against new uploads).
+import { createHash } from 'node:crypto';
+
+export interface ChunkerOptions {
+  minSize: number;
+  avgSize: number;
+  maxSize: number;
+}
+
+// Sized for object stores: ~2 MiB objects keep request counts and per-object
+// overhead low while still deduplicating at a useful granularity.
+export const DEFAULT_CHUNKING: ChunkerOptions = {
+  minSize: 512 * 1024,
+  avgSize: 2 * 1024 * 1024,
+  maxSize: 8 * 1024 * 1024,
+};
+
+// 256 pseudo-random 32-bit values derived from a fixed seed: stable forever.
+const GEAR = (() => {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    table[i] = createHash('sha256').update(`cairn-gear-${i}`).digest().readUInt32BE(0);
+  }
+  return table;
+})();
+
+/** Mask of the `bits` highest bits: with a left-shifting Gear hash the high bits depend on the most bytes. */
+function highMask(bits: number): number {
+  return bits <= 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+}
+
+/**
+ * Splits a byte stream into content-defined chunks. Feed it buffers with
+ * `push`, then call `finish`; each returns the chunks completed so far, each
+ * in its own exactly-sized buffer (safe to transfer to a worker).
+ */
+export class Chunker {
+  private readonly min: number;
+  private readonly avg: number;
+  private readonly max: number;
+  private readonly maskSmall: number;
+  private readonly maskLarge: number;
+  private buf: Buffer;
+  private fill = 0;
+  private scanned = 0;
+  private hash = 0;
+
+  constructor(options: ChunkerOptions = DEFAULT_CHUNKING) {
+    if (!(options.minSize > 0 && options.minSize <= options.avgSize && options.avgSize <= options.maxSize)) {
+      throw new Error('chunker: need 0 < min <= avg <= max');
+    }
+    this.min = options.minSize;
+    this.avg = options.avgSize;
+    this.max = options.maxSize;
+    const bits = Math.round(Math.log2(options.avgSize));
+    // Normalized chunking: harder to cut before the average size, easier after.
+    this.maskSmall = highMask(bits + 2);
+    this.maskLarge = highMask(bits - 2);
+    this.buf = Buffer.allocUnsafeSlow(this.max);
+  }
+
+  push(data: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    let offset = 0;
+    while (offset < data.length) {
+      const take = Math.min(data.length - offset, this.max - this.fill);
+      this.buf.set(data.subarray(offset, offset + take), this.fill);
+      this.fill += take;
+      offset += take;
+      let cut = this.findCut();
+      while (cut > 0) {
+        out.push(this.emit(cut));
+        cut = this.findCut();
+      }
+    }
+    return out;
+  }
+
+  finish(): Buffer[] {
+    const out: Buffer[] = [];
+    while (this.fill > 0) {
+      const cut = this.findCut();
+      out.push(this.emit(cut > 0 ? cut : this.fill));
+    }
+    return out;
+  }
+
+  /** Scan the buffered bytes; return the cut length, or 0 when more input is needed. */
+  private findCut(): number {
+    const { buf, fill, min, avg, max, maskSmall, maskLarge } = this;
+    if (fill < min) return 0;
+    let i = Math.max(this.scanned, min);
+    let h = this.hash;
+    const small = Math.min(avg, fill);
+    for (; i < small; i++) {
+      h = ((h << 1) + GEAR[buf[i]!]!) >>> 0;
+      if ((h & maskSmall) === 0) return i + 1;
+    }
+    const large = Math.min(max, fill);
+    for (; i < large; i++) {
+      h = ((h << 1) + GEAR[buf[i]!]!) >>> 0;
+      if ((h & maskLarge) === 0) return i + 1;
+    }
+    if (fill >= max) return max;
+    this.scanned = i;
+    this.hash = h;
+    return 0;
+  }
+
+  private emit(length: number): Buffer {
+    const chunk = Buffer.allocUnsafeSlow(length);
+    this.buf.copy(chunk, 0, 0, length);
+    // Keep the remainder at the front; it is at most one input buffer long.
+    this.buf.copy(this.buf, 0, length, this.fill);
+    this.fill -= length;
+    this.scanned = 0;
+    this.hash = 0;
+    return chunk;
+  }
+}

@@ -1,0 +1,176 @@
+// S3-compatible driver (@aws-sdk/client-s3). Create-only puts use
+// `IfNoneMatch: '*'` (412 when the key exists). Checksums are only computed
+// when required: with the SDK defaults several S3-compatible servers (Ceph RGW
+// among them) reject streamed bodies or store the aws-chunked framing.
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import { assertSafeKey, DriverError, type ByteRange, type StorageDriver } from './driver.ts';
+
+export interface S3DriverOptions {
+  bucket: string;
+  prefix?: string;
+  client: S3Client;
+}
+
+export function createS3Client(options: { endpoint?: string; region: string; forcePathStyle: boolean; credentials?: S3ClientConfig['credentials'] }): S3Client {
+  return new S3Client({
+    endpoint: options.endpoint,
+    region: options.region,
+    forcePathStyle: options.forcePathStyle,
+    credentials: options.credentials,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  });
+}
+
+function statusOf(err: unknown): number | undefined {
+  if (err instanceof S3ServiceException) return err.$metadata?.httpStatusCode;
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+export class S3Driver implements StorageDriver {
+  readonly name = 's3';
+  readonly bucket: string;
+  private readonly prefix: string;
+  private readonly client: S3Client;
+
+  constructor(options: S3DriverOptions) {
+    this.bucket = options.bucket;
+    this.prefix = options.prefix ?? '';
+    this.client = options.client;
+  }
+
+  private objectKey(key: string): string {
+    assertSafeKey(key);
+    return this.prefix + key;
+  }
+
+  private fail(err: unknown, key: string): never {
+    const status = statusOf(err);
+    const name = (err as Error | undefined)?.name;
+    if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
+      throw new DriverError('not_found', key, `no object ${key}`, { cause: err });
+    }
+    if (status === 412 || name === 'PreconditionFailed') {
+      throw new DriverError('exists', key, `object ${key} exists`, { cause: err });
+    }
+    // Connection refused/reset, timeouts, 5xx, throttling, a missing bucket:
+    // all mean the backend cannot serve us now.
+    throw new DriverError('unavailable', key, `s3 ${name ?? 'error'}${status ? ` (${status})` : ''} on ${key}: ${(err as Error)?.message}`, { cause: err });
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      const bytes = await out.Body!.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      return this.fail(err, key);
+    }
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.objectKey(key),
+          Body: data,
+          ContentLength: data.byteLength,
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (err) {
+      this.fail(err, key);
+    }
+  }
+
+  async reader(key: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.objectKey(key),
+          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+        }),
+      );
+      const body = out.Body;
+      if (body instanceof Readable) return body;
+      return Readable.fromWeb(body!.transformToWebStream() as never);
+    } catch (err) {
+      return this.fail(err, key);
+    }
+  }
+
+  async stat(key: string): Promise<{ size: number } | undefined> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      return { size: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (statusOf(err) === 404 || (err as Error)?.name === 'NotFound') return undefined;
+      return this.fail(err, key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
+        );
+      } catch (err) {
+        this.fail(err, prefix);
+      }
+      for (const item of out.Contents ?? []) {
+        if (item.Key) yield item.Key.slice(this.prefix.length);
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+    } catch (err) {
+      if (statusOf(err) !== 404) this.fail(err, key);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      this.fail(err, '');
+    }
+  }
+}
+
+/** Creates the bucket when it does not exist yet (self-hosted convenience). */
+export async function ensureBucket(client: S3Client, bucket: string): Promise<void> {
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }));
+    return;
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+  }
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } catch (err) {
+    const name = (err as Error).name;
+    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err;
+  }
+}

@@ -1,0 +1,66 @@
+// Typed configuration from the environment, validated once at start (DESIGN "Configuration").
+import path from 'node:path';
+
+export interface S3Config {
+  bucket: string;
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  prefix: string;
+}
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  s3: S3Config | undefined;
+  auth: boolean;
+  unsafePolicy: 'warn' | 'reject';
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function parseBool(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = Number(env.CAIRN_PORT ?? '7070');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`CAIRN_PORT must be an integer 0-65535, got ${JSON.stringify(env.CAIRN_PORT)}`);
+  }
+  const unsafe = env.CAIRN_UNSAFE ?? 'warn';
+  if (unsafe !== 'warn' && unsafe !== 'reject') {
+    throw new ConfigError(`CAIRN_UNSAFE must be warn or reject, got ${JSON.stringify(unsafe)}`);
+  }
+  const auth = env.CAIRN_AUTH ?? 'on';
+  if (auth !== 'on' && auth !== 'off') {
+    throw new ConfigError(`CAIRN_AUTH must be on or off, got ${JSON.stringify(auth)}`);
+  }
+  const bucket = env.CAIRN_S3_BUCKET;
+  const s3: S3Config | undefined = bucket
+    ? {
+        bucket,
+        endpoint: env.CAIRN_S3_ENDPOINT || undefined,
+        region: env.CAIRN_S3_REGION || env.AWS_REGION || 'us-east-1',
+        forcePathStyle: parseBool('CAIRN_S3_FORCE_PATH_STYLE', env.CAIRN_S3_FORCE_PATH_STYLE, Boolean(env.CAIRN_S3_ENDPOINT)),
+        prefix: env.CAIRN_S3_PREFIX ?? '',
+      }
+    : undefined;
+  return {
+    dataDir: path.resolve(env.CAIRN_DATA_DIR || './storage'),
+    host: env.CAIRN_HOST || '127.0.0.1',
+    port,
+    s3,
+    auth: auth === 'on',
+    unsafePolicy: unsafe,
+  };
+}

@@ -1,0 +1,83 @@
+// The express app, assembled in one place, in order: request basics, routes,
+// not-found, and the error handler that owns the error → status table.
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { StorageDriver } from '../blobs/driver.ts';
+import { CairnError, isCairnError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Database } from '../metadata/db.ts';
+import type { Registry } from '../registry.ts';
+import { STATUS_OF } from './error-status.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerModelRoutes } from './routes/models.ts';
+import { registerUploadRoutes } from './routes/uploads.ts';
+
+export interface AppDeps {
+  registry: Registry;
+  db: Database;
+  driver: StorageDriver;
+  log: Logger;
+}
+
+function requestId(): RequestHandler {
+  return function requestIdMiddleware(req, res, next) {
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+    res.set('X-Request-Id', id);
+    (req as typeof req & { id?: string }).id = id;
+    next();
+  };
+}
+
+function routeNotFound(): RequestHandler {
+  return function routeNotFoundHandler(req, _res, next) {
+    next(new CairnError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path}`));
+  };
+}
+
+/** Everything that can go wrong ends here, as `{"error":{"code","message"}}`. */
+function errorHandler(log: Logger): ErrorRequestHandler {
+  return function cairnErrorHandler(err, req, res, _next) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    let status: number;
+    let code: string;
+    let message: string;
+    let details: Record<string, unknown> | undefined;
+    if (isCairnError(err)) {
+      status = STATUS_OF[err.code];
+      code = err.code;
+      message = err.message;
+      details = err.details;
+    } else if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500 && err.expose !== false) {
+      // body-parser: malformed JSON, body too large, bad charset …
+      status = err.status;
+      code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_ARGUMENT';
+      message = err.type === 'entity.parse.failed' ? `invalid JSON body: ${err.message}` : err.message;
+    } else {
+      status = 500;
+      code = 'INTERNAL';
+      message = 'internal error';
+    }
+    const id = (req as typeof req & { id?: string }).id;
+    if (status >= 500) log.error('request failed', { request_id: id, method: req.method, path: req.path, code, error: err?.stack ?? String(err) });
+    if (!res.socket || res.socket.destroyed) return; // client gone: nothing to answer
+    const { cause: _cause, ...rest } = details ?? {};
+    res.status(status).json({ error: { code, message, ...rest } });
+  };
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // file ETags are content digests, set by the routes
+  app.use(requestId());
+  registerHealthRoutes(app, deps);
+  registerModelRoutes(app, deps);
+  registerUploadRoutes(app, deps);
+  app.use(routeNotFound());
+  app.use(errorHandler(deps.log));
+  return app;
+}

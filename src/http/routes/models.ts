@@ -1,0 +1,140 @@
+// Models, versions, files, archives and aliases. Handlers parse, call the
+// registry, and answer; no logic of their own.
+import express, { type Express, type Request, type Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { CairnError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { Registry } from '../../registry.ts';
+import { actorOf } from '../actor.ts';
+import { multipartPublishBody, storedParts } from '../multipart.ts';
+import { parseRange } from '../ranges.ts';
+
+const jsonBody = express.json({ limit: '2mb' });
+
+function list(value: unknown): unknown[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+function contentDisposition(path: string): string {
+  const base = path.slice(path.lastIndexOf('/') + 1);
+  const ascii = base.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base)}`;
+}
+
+/** Streams a body to the client; a failure after the headers cuts the connection. */
+async function send(res: Response, body: NodeJS.ReadableStream, log: Logger, what: string): Promise<void> {
+  try {
+    await pipeline(body, res);
+  } catch (err) {
+    if (!res.writableFinished) {
+      log.warn('response cut', { what, error: (err as Error).message });
+      res.destroy();
+    }
+  }
+}
+
+export function registerModelRoutes(app: Express, { registry, log }: { registry: Registry; log: Logger }): void {
+  app.get('/v1/models', (req, res) => {
+    const page = registry.listModels(req.query);
+    res.json({ models: page.items, next_cursor: page.next_cursor });
+  });
+
+  app.get('/v1/models/:name', (req, res) => {
+    res.json(registry.getModel(req.params.name));
+  });
+
+  const multipart = multipartPublishBody(registry);
+  app.post('/v1/models/:name/versions', (req, res, next) => {
+    if (req.is('multipart/form-data')) return multipart(req, res, next);
+    if (req.is('application/json')) return jsonBody(req, res, next);
+    next(new CairnError('UNSUPPORTED_MEDIA_TYPE', 'publish with multipart/form-data (file parts) or application/json (a manifest of uploaded blobs)'));
+  }, (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const multipartFiles = req.is('multipart/form-data') ? storedParts(req) : undefined;
+    const files = multipartFiles ?? list(body.files).map((f) => {
+      const file = f as { path?: unknown; digest?: unknown } | null;
+      return { path: file?.path as string, digest: file?.digest as string };
+    });
+    const doc = registry.publish({
+      name: req.params.name,
+      version: body.version,
+      files,
+      message: body.message,
+      aliases: list(body.aliases ?? body.alias),
+      metadata: body.metadata,
+      actor: actorOf(req),
+    });
+    res.status(201).location(`/v1/models/${doc.name}/versions/${encodeURIComponent(doc.version)}`).json(doc);
+  });
+
+  app.get('/v1/models/:name/versions', (req, res) => {
+    const page = registry.listVersions(req.params.name, req.query);
+    res.json({ versions: page.items, next_cursor: page.next_cursor });
+  });
+
+  app.get('/v1/models/:name/versions/:ref', (req, res) => {
+    res.json(registry.getVersion(req.params.name, req.params.ref));
+  });
+
+  app.get('/v1/models/:name/versions/:ref/files/*path', async (req: Request<{ name: string; ref: string; path: string[] }>, res) => {
+    const { file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'));
+    const etag = `"${file.digest}"`;
+    res.set({
+      ETag: etag,
+      'Accept-Ranges': 'bytes',
+      'Content-Type': 'application/octet-stream',
+      'Content-Disposition': contentDisposition(file.path),
+      'X-Content-Digest': file.digest,
+    });
+    if (req.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+      res.status(304).end();
+      return;
+    }
+    const ifRange = req.headers['if-range'];
+    const range = ifRange && ifRange !== etag ? undefined : parseRange(req.headers.range, file.size);
+    if (range === 'unsatisfiable') {
+      res.set('Content-Range', `bytes */${file.size}`);
+      throw new CairnError('RANGE_NOT_SATISFIABLE', `range ${req.headers.range} is outside the file's ${file.size} bytes`);
+    }
+    const length = range ? range.end - range.start + 1 : file.size;
+    if (range) res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`);
+    res.set('Content-Length', String(length));
+    if (req.method === 'HEAD' || length === 0) {
+      res.end();
+      return;
+    }
+    const opened = await registry.openFile(file, range);
+    await send(res, opened.stream, log, `${req.params.name}@${req.params.ref}/${file.path}`);
+  });
+
+  app.get('/v1/models/:name/versions/:ref/archive', async (req, res) => {
+    const { version, stream } = await registry.archive(req.params.name, req.params.ref);
+    res.set({
+      'Content-Type': 'application/x-tar',
+      'Content-Disposition': `attachment; filename="${version.name}-${version.version}.tar"`,
+      ETag: `"${version.digest}"`,
+    });
+    if (req.method === 'HEAD') {
+      stream.destroy();
+      res.end();
+      return;
+    }
+    await send(res, stream, log, `${version.name}@${version.version} archive`);
+  });
+
+  app.delete('/v1/models/:name/versions/:version', (req, res) => {
+    registry.deleteVersion(req.params.name, req.params.version, actorOf(req));
+    res.status(204).end();
+  });
+
+  app.put('/v1/models/:name/aliases/:alias', jsonBody, (req, res) => {
+    const body = (req.body ?? {}) as { version?: unknown };
+    res.json(registry.setAlias(req.params.name, req.params.alias, body.version, actorOf(req)));
+  });
+
+  app.delete('/v1/models/:name/aliases/:alias', (req, res) => {
+    registry.deleteAlias(req.params.name, req.params.alias);
+    res.status(204).end();
+  });
+}

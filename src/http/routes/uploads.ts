@@ -1,0 +1,61 @@
+// Resumable upload sessions and blob presence.
+import type { Express, Request, Response } from 'express';
+import { CairnError } from '../../errors.ts';
+import type { Registry, UploadDoc } from '../../registry.ts';
+import { parseContentRange } from '../ranges.ts';
+
+function sessionHeaders(res: Response, doc: UploadDoc): Response {
+  return res.set({
+    Location: `/v1/uploads/${doc.id}`,
+    'Upload-Offset': String(doc.offset),
+    // OCI-style: the bytes the server holds, inclusive
+    Range: doc.offset > 0 ? `0-${doc.offset - 1}` : '0-0',
+  });
+}
+
+function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+export function registerUploadRoutes(app: Express, { registry }: { registry: Registry }): void {
+  app.post('/v1/uploads', (_req, res) => {
+    const doc = registry.createUpload();
+    sessionHeaders(res, doc).status(201).json(doc);
+  });
+
+  app.get('/v1/uploads/:id', (req, res) => {
+    const doc = registry.getUpload(req.params.id);
+    sessionHeaders(res, doc).json(doc);
+  });
+
+  app.patch('/v1/uploads/:id', async (req, res) => {
+    const header = req.headers['content-range'];
+    const range = parseContentRange(header);
+    if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
+    if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
+    const doc = await registry.appendUpload(req.params.id, range?.start, req);
+    if (range && doc.offset !== range.end + 1) {
+      throw new CairnError('INVALID_ARGUMENT', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
+        offset: doc.offset,
+      });
+    }
+    sessionHeaders(res, doc).status(202).json(doc);
+  });
+
+  app.put('/v1/uploads/:id', async (req, res) => {
+    const blob = await registry.finishUpload(req.params.id, req.query.digest, hasBody(req) ? req : undefined);
+    res.status(201).location(`/v1/blobs/${blob.digest}`).json(blob);
+  });
+
+  app.delete('/v1/uploads/:id', async (req, res) => {
+    await registry.cancelUpload(req.params.id);
+    res.status(204).end();
+  });
+
+  app.head('/v1/blobs/:digest', (req, res) => {
+    const blob = registry.hasBlob(req.params.digest);
+    if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${req.params.digest}`);
+    res.set({ 'Content-Length': String(blob.size), ETag: `"${req.params.digest}"` }).status(200).end();
+  });
+}

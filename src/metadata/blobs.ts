@@ -1,0 +1,68 @@
+// Queries for chunks and blobs (whole file contents as ordered chunk lists).
+import type { Database } from './db.ts';
+
+export interface ChunkRef {
+  digest: string;
+  offset: number;
+  size: number;
+}
+
+export interface BlobRow {
+  digest: string;
+  size: number;
+  chunk_count: number;
+  created_at: string;
+}
+
+export interface BlobChunkRow {
+  seq: number;
+  offset: number;
+  size: number;
+  chunk_digest: string;
+}
+
+export class BlobIndex {
+  constructor(private readonly db: Database) {}
+
+  hasChunk(digest: string): boolean {
+    return this.db.first('SELECT 1 FROM chunks WHERE digest = ?', [digest]) !== undefined;
+  }
+
+  addChunk(chunk: { digest: string; rawSize: number; storedSize: number; codec: string }): void {
+    this.db.run(
+      'INSERT OR IGNORE INTO chunks (digest, raw_size, stored_size, codec, created_at) VALUES (?, ?, ?, ?, ?)',
+      [chunk.digest, chunk.rawSize, chunk.storedSize, chunk.codec, new Date().toISOString()],
+    );
+  }
+
+  getBlob(digest: string): BlobRow | undefined {
+    return this.db.first<BlobRow>('SELECT * FROM blobs WHERE digest = ?', [digest]);
+  }
+
+  /** Records a blob and its chunk list; a blob already known keeps its first chunk list. Call inside a transaction. */
+  addBlob(digest: string, size: number, chunks: ChunkRef[]): void {
+    const inserted = this.db.run(
+      'INSERT OR IGNORE INTO blobs (digest, size, chunk_count, created_at) VALUES (?, ?, ?, ?)',
+      [digest, size, chunks.length, new Date().toISOString()],
+    );
+    if (inserted.changes === 0) return;
+    chunks.forEach((c, seq) => {
+      this.db.run('INSERT INTO blob_chunks (blob_digest, seq, offset, size, chunk_digest) VALUES (?, ?, ?, ?, ?)', [
+        digest,
+        seq,
+        c.offset,
+        c.size,
+        c.digest,
+      ]);
+    });
+  }
+
+  /** The chunks of a blob that overlap the inclusive byte range [start, end], in order. */
+  chunksInRange(digest: string, start: number, end: number): BlobChunkRow[] {
+    return this.db.all<BlobChunkRow>(
+      `SELECT seq, offset, size, chunk_digest FROM blob_chunks
+        WHERE blob_digest = ? AND offset <= ? AND offset + size > ? ORDER BY seq`,
+      [digest, end, start],
+    );
+  }
+}

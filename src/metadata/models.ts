@@ -1,0 +1,174 @@
+// Queries for models, versions, their files and aliases.
+import type { Database } from './db.ts';
+
+export interface ModelRow {
+  id: number;
+  name: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+  last_number: number;
+}
+
+export interface VersionRow {
+  id: number;
+  model_id: number;
+  version: string;
+  number: number;
+  digest: string;
+  size: number;
+  created_at: string;
+  created_by: string;
+  message: string;
+  metadata: string;
+  deleted_at: string | null;
+  deleted_by: string | null;
+}
+
+export interface FileRow {
+  path: string;
+  blob_digest: string;
+  size: number;
+}
+
+export interface ModelSummaryRow extends ModelRow {
+  version_count: number;
+  latest_version: string | null;
+}
+
+export class ModelQueries {
+  constructor(private readonly db: Database) {}
+
+  model(name: string): ModelRow | undefined {
+    return this.db.first<ModelRow>('SELECT * FROM models WHERE name = ?', [name]);
+  }
+
+  createModel(name: string, now: string): ModelRow {
+    this.db.run('INSERT INTO models (name, created_at, updated_at) VALUES (?, ?, ?)', [name, now, now]);
+    return this.model(name)!;
+  }
+
+  takeNumber(modelId: number, now: string): number {
+    this.db.run('UPDATE models SET last_number = last_number + 1, updated_at = ? WHERE id = ?', [now, modelId]);
+    return this.db.first<{ last_number: number }>('SELECT last_number FROM models WHERE id = ?', [modelId])!.last_number;
+  }
+
+  touchModel(modelId: number, now: string): void {
+    this.db.run('UPDATE models SET updated_at = ? WHERE id = ?', [now, modelId]);
+  }
+
+  /** Models ordered by name, after `afterName`, whose name contains `q`. */
+  listModels(options: { q?: string; afterName?: string; limit: number }): ModelSummaryRow[] {
+    const like = options.q ? `%${options.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : '%';
+    return this.db.all<ModelSummaryRow>(
+      `SELECT m.*,
+              (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS version_count,
+              (SELECT v.version FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL
+                ORDER BY v.number DESC LIMIT 1) AS latest_version
+         FROM models m
+        WHERE m.name > ? AND (m.name LIKE ? ESCAPE '\\' OR m.description LIKE ? ESCAPE '\\')
+        ORDER BY m.name LIMIT ?`,
+      [options.afterName ?? '', like, like, options.limit],
+    );
+  }
+
+  countVersions(modelId: number): number {
+    return this.db.first<{ n: number }>('SELECT count(*) AS n FROM versions WHERE model_id = ? AND deleted_at IS NULL', [modelId])!.n;
+  }
+
+  /** Any version row with this string, live or deleted. */
+  versionByString(modelId: number, version: string): VersionRow | undefined {
+    return this.db.first<VersionRow>('SELECT * FROM versions WHERE model_id = ? AND version = ?', [modelId, version]);
+  }
+
+  liveVersionByDigest(modelId: number, digest: string): VersionRow | undefined {
+    return this.db.first<VersionRow>(
+      'SELECT * FROM versions WHERE model_id = ? AND digest = ? AND deleted_at IS NULL ORDER BY number DESC LIMIT 1',
+      [modelId, digest],
+    );
+  }
+
+  latestVersion(modelId: number): VersionRow | undefined {
+    return this.db.first<VersionRow>(
+      'SELECT * FROM versions WHERE model_id = ? AND deleted_at IS NULL ORDER BY number DESC LIMIT 1',
+      [modelId],
+    );
+  }
+
+  versionById(id: number): VersionRow | undefined {
+    return this.db.first<VersionRow>('SELECT * FROM versions WHERE id = ?', [id]);
+  }
+
+  /** Live versions, newest first, with numbers below `beforeNumber`. */
+  listVersions(modelId: number, options: { beforeNumber?: number; limit: number }): VersionRow[] {
+    return this.db.all<VersionRow>(
+      `SELECT * FROM versions WHERE model_id = ? AND deleted_at IS NULL AND number < ?
+        ORDER BY number DESC LIMIT ?`,
+      [modelId, options.beforeNumber ?? Number.MAX_SAFE_INTEGER, options.limit],
+    );
+  }
+
+  insertVersion(row: Omit<VersionRow, 'id' | 'deleted_at' | 'deleted_by'>): number {
+    const result = this.db.run(
+      `INSERT INTO versions (model_id, version, number, digest, size, created_at, created_by, message, metadata)
+       VALUES (@model_id, @version, @number, @digest, @size, @created_at, @created_by, @message, @metadata)`,
+      row,
+    );
+    return Number(result.lastInsertRowid);
+  }
+
+  insertFile(versionId: number, file: FileRow): void {
+    this.db.run('INSERT INTO version_files (version_id, path, blob_digest, size) VALUES (?, ?, ?, ?)', [
+      versionId,
+      file.path,
+      file.blob_digest,
+      file.size,
+    ]);
+  }
+
+  files(versionId: number): FileRow[] {
+    return this.db.all<FileRow>('SELECT path, blob_digest, size FROM version_files WHERE version_id = ? ORDER BY path', [versionId]);
+  }
+
+  file(versionId: number, path: string): FileRow | undefined {
+    return this.db.first<FileRow>('SELECT path, blob_digest, size FROM version_files WHERE version_id = ? AND path = ?', [
+      versionId,
+      path,
+    ]);
+  }
+
+  markDeleted(versionId: number, now: string, actor: string): void {
+    this.db.run('UPDATE versions SET deleted_at = ?, deleted_by = ? WHERE id = ?', [now, actor, versionId]);
+  }
+
+  aliasTarget(modelId: number, alias: string): VersionRow | undefined {
+    return this.db.first<VersionRow>(
+      'SELECT v.* FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.model_id = ? AND a.alias = ?',
+      [modelId, alias],
+    );
+  }
+
+  aliasesOfModel(modelId: number): Array<{ alias: string; version: string }> {
+    return this.db.all(
+      'SELECT a.alias, v.version FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.model_id = ? ORDER BY a.alias',
+      [modelId],
+    );
+  }
+
+  aliasesOfVersion(versionId: number): string[] {
+    return this.db.all<{ alias: string }>('SELECT alias FROM aliases WHERE version_id = ? ORDER BY alias', [versionId]).map((r) => r.alias);
+  }
+
+  setAlias(modelId: number, alias: string, versionId: number, now: string, actor: string): void {
+    this.db.run(
+      `INSERT INTO aliases (model_id, alias, version_id, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id,
+         updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      [modelId, alias, versionId, now, actor],
+    );
+  }
+
+  deleteAlias(modelId: number, alias: string): boolean {
+    return this.db.run('DELETE FROM aliases WHERE model_id = ? AND alias = ?', [modelId, alias]).changes > 0;
+  }
+}

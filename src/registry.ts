@@ -1,0 +1,571 @@
+// The registry service: publish, resolve, read, alias, delete, upload sessions.
+// It coordinates the chunk store (bytes) and the metadata queries (SQLite);
+// it knows nothing of HTTP.
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import type { BlobStream, ChunkStore } from './blobs/chunk-store.ts';
+import { CairnError } from './errors.ts';
+import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST } from './identifiers.ts';
+import type { BlobIndex } from './metadata/blobs.ts';
+import type { Database } from './metadata/db.ts';
+import type { FileRow, ModelQueries, ModelRow, VersionRow } from './metadata/models.ts';
+import type { UploadQueries } from './metadata/uploads.ts';
+
+export interface PublishFile {
+  path: string;
+  digest: string;
+}
+
+export interface PublishInput {
+  name: string;
+  version: unknown;
+  files: PublishFile[];
+  message?: unknown;
+  aliases?: unknown[];
+  metadata?: unknown;
+  actor: string;
+}
+
+export interface FileDoc {
+  path: string;
+  size: number;
+  digest: string;
+}
+
+export interface VersionDoc {
+  name: string;
+  version: string;
+  number: number;
+  digest: string;
+  size: number;
+  created_at: string;
+  created_by: string;
+  message: string;
+  files: FileDoc[];
+  aliases: string[];
+  parents: unknown[];
+  metadata: Record<string, unknown>;
+}
+
+export interface VersionSummary {
+  version: string;
+  number: number;
+  digest: string;
+  size: number;
+  created_at: string;
+  created_by: string;
+  message: string;
+  aliases: string[];
+}
+
+export interface ModelDoc {
+  name: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+  aliases: Record<string, string>;
+  latest: VersionSummary | null;
+  counts: { versions: number };
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface UploadDoc {
+  id: string;
+  offset: number;
+  created_at: string;
+  updated_at: string;
+}
+
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 50;
+const MAX_MESSAGE = 64 * 1024;
+const MAX_METADATA = 256 * 1024;
+
+/** JSON with object keys sorted at every level: the form manifest digests are computed over. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function encodeCursor(value: string | number): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function decodeCursor<T extends string | number>(cursor: unknown, type: 'string' | 'number'): T | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8'));
+    if (typeof value === type) return value as T;
+  } catch {
+    // fall through
+  }
+  throw new CairnError('INVALID_ARGUMENT', 'invalid cursor: pass back the next_cursor of a previous page');
+}
+
+function parseLimit(limit: unknown): number {
+  if (limit === undefined || limit === '') return DEFAULT_PAGE;
+  const n = Number(limit);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) {
+    throw new CairnError('INVALID_ARGUMENT', `limit must be an integer from 1 to ${MAX_PAGE}`);
+  }
+  return n;
+}
+
+function optionalText(field: string, value: unknown, max: number): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw new CairnError('INVALID_ARGUMENT', `${field} must be a string`);
+  if (Buffer.byteLength(value) > max) throw new CairnError('INVALID_ARGUMENT', `${field} is longer than ${max} bytes`);
+  return value;
+}
+
+function parseMetadata(value: unknown): Record<string, unknown> {
+  if (value === undefined || value === null || value === '') return {};
+  let parsed = value;
+  if (typeof value === 'string') {
+    if (Buffer.byteLength(value) > MAX_METADATA) throw new CairnError('INVALID_ARGUMENT', `metadata is longer than ${MAX_METADATA} bytes`);
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      throw new CairnError('INVALID_ARGUMENT', 'metadata must be a JSON object');
+    }
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CairnError('INVALID_ARGUMENT', 'metadata must be a JSON object');
+  }
+  if (Buffer.byteLength(JSON.stringify(parsed)) > MAX_METADATA) {
+    throw new CairnError('INVALID_ARGUMENT', `metadata is longer than ${MAX_METADATA} bytes`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export interface RegistryDeps {
+  db: Database;
+  models: ModelQueries;
+  blobs: BlobIndex;
+  uploads: UploadQueries;
+  chunks: ChunkStore;
+  now?: () => Date;
+}
+
+export class Registry {
+  private readonly db: Database;
+  private readonly models: ModelQueries;
+  private readonly blobs: BlobIndex;
+  private readonly uploads: UploadQueries;
+  readonly chunks: ChunkStore;
+  private readonly now: () => Date;
+  /** Running sha256 of each open upload session, while this process has seen all of its bytes. */
+  private readonly uploadHashes = new Map<string, { hash: Hash; size: number }>();
+  /** Sessions with a request in progress: one writer at a time. */
+  private readonly uploadsBusy = new Set<string>();
+
+  constructor(deps: RegistryDeps) {
+    this.db = deps.db;
+    this.models = deps.models;
+    this.blobs = deps.blobs;
+    this.uploads = deps.uploads;
+    this.chunks = deps.chunks;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  // ---- reading ----------------------------------------------------------
+
+  private requireModel(name: string): ModelRow {
+    const model = this.models.model(checkName(name));
+    if (!model) throw new CairnError('MODEL_NOT_FOUND', `model ${name} does not exist`);
+    return model;
+  }
+
+  /** Resolution order: digest, version, alias (`latest` is automatic). */
+  private resolve(model: ModelRow, ref: string): VersionRow {
+    checkRef(ref);
+    let row: VersionRow | undefined;
+    if (isDigest(ref)) {
+      row = this.models.liveVersionByDigest(model.id, ref);
+    } else {
+      const byVersion = this.models.versionByString(model.id, ref);
+      if (byVersion?.deleted_at) {
+        throw new CairnError('VERSION_NOT_FOUND', `${model.name}@${ref} was deleted at ${byVersion.deleted_at}`);
+      }
+      row = byVersion ?? (ref === LATEST ? this.models.latestVersion(model.id) : this.models.aliasTarget(model.id, ref));
+    }
+    if (!row) throw new CairnError('VERSION_NOT_FOUND', `${model.name}@${ref} does not exist`);
+    return row;
+  }
+
+  private summary(row: VersionRow): VersionSummary {
+    return {
+      version: row.version,
+      number: row.number,
+      digest: row.digest,
+      size: row.size,
+      created_at: row.created_at,
+      created_by: row.created_by,
+      message: row.message,
+      aliases: this.models.aliasesOfVersion(row.id),
+    };
+  }
+
+  private versionDoc(model: ModelRow, row: VersionRow): VersionDoc {
+    return {
+      name: model.name,
+      ...this.summary(row),
+      files: this.models.files(row.id).map(fileDoc),
+      parents: [],
+      metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    };
+  }
+
+  getVersion(name: string, ref: string): VersionDoc {
+    const model = this.requireModel(name);
+    return this.versionDoc(model, this.resolve(model, ref));
+  }
+
+  getModel(name: string): ModelDoc {
+    const model = this.requireModel(name);
+    const latest = this.models.latestVersion(model.id);
+    return {
+      name: model.name,
+      description: model.description,
+      created_at: model.created_at,
+      updated_at: model.updated_at,
+      aliases: Object.fromEntries(this.models.aliasesOfModel(model.id).map((a) => [a.alias, a.version])),
+      latest: latest ? this.summary(latest) : null,
+      counts: { versions: this.models.countVersions(model.id) },
+    };
+  }
+
+  listModels(query: { q?: unknown; limit?: unknown; cursor?: unknown }): Page<{
+    name: string;
+    description: string;
+    created_at: string;
+    updated_at: string;
+    latest_version: string | null;
+    versions: number;
+  }> {
+    const limit = parseLimit(query.limit);
+    const q = query.q === undefined ? undefined : String(query.q);
+    const rows = this.models.listModels({ q, afterName: decodeCursor<string>(query.cursor, 'string'), limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return {
+      items: page.map((m) => ({
+        name: m.name,
+        description: m.description,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        latest_version: m.latest_version,
+        versions: m.version_count,
+      })),
+      next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.name) : null,
+    };
+  }
+
+  listVersions(name: string, query: { limit?: unknown; cursor?: unknown }): Page<VersionSummary> {
+    const model = this.requireModel(name);
+    const limit = parseLimit(query.limit);
+    const rows = this.models.listVersions(model.id, { beforeNumber: decodeCursor<number>(query.cursor, 'number'), limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return {
+      items: page.map((r) => this.summary(r)),
+      next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.number) : null,
+    };
+  }
+
+  /** One file of a version; `range` is inclusive and already validated against `size`. */
+  fileInfo(name: string, ref: string, path: string): { version: VersionDoc; file: FileDoc } {
+    const model = this.requireModel(name);
+    const row = this.resolve(model, ref);
+    const file = this.models.file(row.id, checkFilePath(path));
+    if (!file) throw new CairnError('FILE_NOT_FOUND', `${model.name}@${row.version} has no file ${path}`);
+    return { version: this.versionDoc(model, row), file: fileDoc(file) };
+  }
+
+  openFile(file: FileDoc, range?: { start: number; end: number }): Promise<BlobStream> {
+    return this.chunks.open(file.digest, range);
+  }
+
+  /** All files of a version as one tar stream. Every chunk is verified; a failure destroys the stream. */
+  async archive(name: string, ref: string): Promise<{ version: VersionDoc; stream: Readable }> {
+    const version = this.getVersion(name, ref);
+    // Open the first file before answering, so a broken start is still an error status.
+    const first = version.files[0] ? await this.openFile(version.files[0]) : undefined;
+    const pack = tar.pack();
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const mtime = new Date(version.created_at);
+    const write = async () => {
+      for (const [i, file] of version.files.entries()) {
+        const opened = i === 0 && first ? first : await this.openFile(file);
+        const entry = pack.entry({ name: file.path, size: file.size, mtime, mode: 0o644, type: 'file' });
+        await pipeline(opened.stream, entry);
+      }
+      pack.finalize();
+    };
+    pipeline(pack, out).catch((err) => out.destroy(err));
+    write().catch((err) => {
+      first?.stream.destroy();
+      pack.destroy(err);
+      out.destroy(err);
+    });
+    return { version, stream: out };
+  }
+
+  hasBlob(digest: string): { size: number } | undefined {
+    const blob = this.blobs.getBlob(checkDigest(digest));
+    return blob ? { size: blob.size } : undefined;
+  }
+
+  // ---- writing ----------------------------------------------------------
+
+  /** Cheap early check, so a client does not stream gigabytes into a publish that must fail. */
+  assertCanPublish(name: string, version: unknown): void {
+    checkName(name);
+    const v = checkVersion(version);
+    const model = this.models.model(name);
+    const existing = model && this.models.versionByString(model.id, v);
+    if (existing) throw versionExists(name, existing);
+  }
+
+  /** Stores one uploaded file's bytes; returns its digest and size. */
+  async storeFile(source: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }> {
+    const content = await this.chunks.storeBlob(source);
+    return { digest: content.digest, size: content.size };
+  }
+
+  /** Makes a version visible: one transaction, after all of its bytes are stored. */
+  publish(input: PublishInput): VersionDoc {
+    const name = checkName(input.name);
+    const version = checkVersion(input.version);
+    const message = optionalText('message', input.message, MAX_MESSAGE);
+    const metadata = parseMetadata(input.metadata);
+    const aliases = [...new Set((input.aliases ?? []).map((a) => checkAlias(a)))];
+    if (aliases.includes(version)) throw new CairnError('INVALID_ALIAS', `alias ${version} would be shadowed by the version of the same name`);
+    if (input.files.length === 0) throw new CairnError('INVALID_ARGUMENT', 'a version needs at least one file');
+    const seen = new Set<string>();
+    for (const f of input.files) {
+      checkFilePath(f.path);
+      checkDigest(f.digest);
+      if (seen.has(f.path)) throw new CairnError('DUPLICATE_PATH', `file path ${f.path} appears more than once`);
+      seen.add(f.path);
+    }
+    const actor = input.actor;
+
+    const versionId = this.db.transaction(() => {
+      const now = this.now().toISOString();
+      const model = this.models.model(name) ?? this.models.createModel(name, now);
+      const existing = this.models.versionByString(model.id, version);
+      if (existing) throw versionExists(name, existing);
+      const files: FileRow[] = input.files
+        .map((f) => {
+          const blob = this.blobs.getBlob(f.digest);
+          if (!blob) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
+          return { path: f.path, blob_digest: f.digest, size: blob.size };
+        })
+        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      for (const alias of aliases) {
+        if (this.models.versionByString(model.id, alias)) {
+          throw new CairnError('INVALID_ALIAS', `alias ${alias} would be shadowed by the version of the same name`);
+        }
+      }
+      const manifest = {
+        name,
+        version,
+        files: files.map((f) => ({ path: f.path, size: f.size, digest: f.blob_digest })),
+        parents: [],
+        metadata,
+      };
+      const id = this.models.insertVersion({
+        model_id: model.id,
+        version,
+        number: this.models.takeNumber(model.id, now),
+        digest: `sha256:${createHash('sha256').update(canonicalJson(manifest)).digest('hex')}`,
+        size: files.reduce((n, f) => n + f.size, 0),
+        created_at: now,
+        created_by: actor,
+        message,
+        metadata: JSON.stringify(metadata),
+      });
+      for (const f of files) this.models.insertFile(id, f);
+      for (const alias of aliases) this.models.setAlias(model.id, alias, id, now, actor);
+      return id;
+    });
+    const model = this.models.model(name)!;
+    return this.versionDoc(model, this.models.versionById(versionId)!);
+  }
+
+  setAlias(name: string, alias: unknown, version: unknown, actor: string): { alias: string; version: string; previous: string | null } {
+    const a = checkAlias(alias);
+    const v = checkVersion(version);
+    return this.db.transaction(() => {
+      const model = this.requireModel(name);
+      const target = this.models.versionByString(model.id, v);
+      if (!target || target.deleted_at) throw new CairnError('VERSION_NOT_FOUND', `${name}@${v} does not exist`);
+      if (this.models.versionByString(model.id, a)) {
+        throw new CairnError('INVALID_ALIAS', `alias ${a} would be shadowed by the version of the same name`);
+      }
+      const previous = this.models.aliasTarget(model.id, a);
+      const now = this.now().toISOString();
+      this.models.setAlias(model.id, a, target.id, now, actor);
+      this.models.touchModel(model.id, now);
+      return { alias: a, version: v, previous: previous?.version ?? null };
+    });
+  }
+
+  deleteAlias(name: string, alias: unknown): void {
+    const a = checkAlias(alias);
+    this.db.transaction(() => {
+      const model = this.requireModel(name);
+      if (!this.models.deleteAlias(model.id, a)) throw new CairnError('ALIAS_NOT_FOUND', `${name} has no alias ${a}`);
+      this.models.touchModel(model.id, this.now().toISOString());
+    });
+  }
+
+  /** Tombstones a version: it disappears, its string stays taken, its bytes go at the next gc. */
+  deleteVersion(name: string, version: unknown, actor: string): void {
+    const v = checkVersion(version);
+    this.db.transaction(() => {
+      const model = this.requireModel(name);
+      const row = this.models.versionByString(model.id, v);
+      if (!row || row.deleted_at) throw new CairnError('VERSION_NOT_FOUND', `${name}@${v} does not exist`);
+      const aliases = this.models.aliasesOfVersion(row.id);
+      if (aliases.length > 0) {
+        throw new CairnError('VERSION_HAS_ALIASES', `${name}@${v} is still the target of ${aliases.join(', ')}: move or remove those aliases first`, { aliases });
+      }
+      const now = this.now().toISOString();
+      this.models.markDeleted(row.id, now, actor);
+      this.models.touchModel(model.id, now);
+    });
+  }
+
+  // ---- resumable uploads --------------------------------------------------
+
+  createUpload(): UploadDoc {
+    const id = randomBytes(16).toString('base64url');
+    const row = this.uploads.create(id, this.now().toISOString());
+    this.uploadHashes.set(id, { hash: createHash('sha256'), size: 0 });
+    return uploadDoc(row);
+  }
+
+  getUpload(id: string): UploadDoc {
+    return uploadDoc(this.requireUpload(id));
+  }
+
+  private requireUpload(id: string) {
+    const row = typeof id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? this.uploads.get(id) : undefined;
+    if (!row) throw new CairnError('UPLOAD_NOT_FOUND', `no upload session ${id}`);
+    return row;
+  }
+
+  private async withUpload<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.requireUpload(id);
+    if (this.uploadsBusy.has(id)) throw new CairnError('UPLOAD_BUSY', `upload ${id} has another request in progress`);
+    this.uploadsBusy.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.uploadsBusy.delete(id);
+    }
+  }
+
+  /**
+   * Appends a request body at `start` (which must be the current offset).
+   * Every byte received is stored, even when the client goes away mid-way,
+   * so the session resumes from exactly what the server has.
+   */
+  appendUpload(id: string, start: number | undefined, source: AsyncIterable<Uint8Array>): Promise<UploadDoc> {
+    return this.withUpload(id, async () => {
+      const row = this.requireUpload(id);
+      if (start !== undefined && start !== row.size) {
+        throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
+      }
+      let running = this.uploadHashes.get(id);
+      if (running && running.size !== row.size) {
+        this.uploadHashes.delete(id);
+        running = undefined;
+      }
+      try {
+        await this.chunks.store(source, {
+          startOffset: row.size,
+          keepPartial: true,
+          alsoHash: running?.hash,
+          onChunk: (chunk) => {
+            this.uploads.appendChunk(id, chunk);
+            if (running) running.size = chunk.offset + chunk.size;
+          },
+        });
+      } catch (err) {
+        // The running hash may have seen bytes that were not stored.
+        const after = this.requireUpload(id);
+        if (running && running.size !== after.size) this.uploadHashes.delete(id);
+        throw err;
+      }
+      return uploadDoc(this.requireUpload(id));
+    });
+  }
+
+  /** Checks the digest of everything received and turns the session into a blob. */
+  finishUpload(id: string, digest: unknown, source?: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }> {
+    const expected = checkDigest(digest);
+    const append = source ? this.appendUpload(id, undefined, source) : Promise.resolve();
+    return append.then(() =>
+      this.withUpload(id, async () => {
+        const row = this.requireUpload(id);
+        const chunks = this.uploads.chunks(id);
+        const running = this.uploadHashes.get(id);
+        let actual: string;
+        if (running && running.size === row.size) {
+          actual = `sha256:${running.hash.copy().digest('hex')}`;
+        } else {
+          // This process has not seen every byte (it restarted): read them back.
+          const hash = createHash('sha256');
+          for (const c of chunks) hash.update(await this.chunks.readChunk(c.digest));
+          actual = `sha256:${hash.digest('hex')}`;
+          this.uploadHashes.set(id, { hash, size: row.size });
+        }
+        if (actual !== expected) {
+          throw new CairnError('DIGEST_MISMATCH', `upload ${id} holds ${row.size} bytes with digest ${actual}, not ${expected}`, {
+            actual,
+            size: row.size,
+          });
+        }
+        this.db.transaction(() => {
+          this.blobs.addBlob(actual, row.size, chunks);
+          this.uploads.delete(id);
+        });
+        this.uploadHashes.delete(id);
+        return { digest: actual, size: row.size };
+      }),
+    );
+  }
+
+  cancelUpload(id: string): Promise<void> {
+    return this.withUpload(id, async () => {
+      this.uploads.delete(id);
+      this.uploadHashes.delete(id);
+    });
+  }
+}
+
+function fileDoc(f: FileRow): FileDoc {
+  return { path: f.path, size: f.size, digest: f.blob_digest };
+}
+
+function uploadDoc(row: { id: string; size: number; created_at: string; updated_at: string }): UploadDoc {
+  return { id: row.id, offset: row.size, created_at: row.created_at, updated_at: row.updated_at };
+}
+
+function versionExists(name: string, row: VersionRow): CairnError {
+  const why = row.deleted_at ? ' (deleted; version strings are never reused)' : '';
+  return new CairnError('VERSION_EXISTS', `${name}@${row.version} already exists${why}; published versions never change`);
+}
