@@ -13,6 +13,9 @@ import { BlobIndex } from './metadata/blobs.ts';
 import { Database } from './metadata/db.ts';
 import { ModelQueries } from './metadata/models.ts';
 import { UploadQueries } from './metadata/uploads.ts';
+import { EventQueries } from './metadata/events.ts';
+import { LineageQueries } from './metadata/lineage.ts';
+import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
 import { Registry } from './registry.ts';
 
 export interface Cairn {
@@ -20,10 +23,16 @@ export interface Cairn {
   db: Database;
   driver: StorageDriver;
   registry: Registry;
+  mirror: GitMirror;
   close(): Promise<void>;
 }
 
-export async function openCairn(config: Config, log: Logger): Promise<Cairn> {
+export interface OpenOptions {
+  /** file system for the git writer (tests inject faults) */
+  gitFs?: ConstructorParameters<typeof GitMirror>[0]['fs'];
+}
+
+export async function openCairn(config: Config, log: Logger, options: OpenOptions = {}): Promise<Cairn> {
   let driver: StorageDriver;
   if (config.s3) {
     const client = createS3Client(config.s3);
@@ -40,13 +49,28 @@ export async function openCairn(config: Config, log: Logger): Promise<Cairn> {
   const chunks = new ChunkStore(driver, blobs, pool, {
     onCorrupt: (info) => log.error('corrupt content refused', info),
   });
-  const registry = new Registry({ db, models: new ModelQueries(db), blobs, uploads: new UploadQueries(db), chunks });
+  const events = new EventQueries(db);
+  const mirror = new GitMirror({ gitdir: lineageDir(config.dataDir), events, log, fs: options.gitFs });
+  await mirror.init();
+  const registry = new Registry({
+    db,
+    models: new ModelQueries(db),
+    blobs,
+    uploads: new UploadQueries(db),
+    events,
+    lineage: new LineageQueries(db),
+    chunks,
+    onEvent: () => void mirror.kick(),
+  });
+  void mirror.kick(); // catch up on whatever is still queued from before
   return {
     config,
     db,
     driver,
     registry,
+    mirror,
     async close() {
+      await mirror.stop();
       await pool.close();
       db.close();
     },
@@ -60,9 +84,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const cairn = await openCairn(config, log);
-  const app = createApp({ registry: cairn.registry, db: cairn.db, driver: cairn.driver, log });
+export async function startServer(config: Config, log: Logger, options: OpenOptions = {}): Promise<RunningServer> {
+  const cairn = await openCairn(config, log, options);
+  const app = createApp({ registry: cairn.registry, db: cairn.db, driver: cairn.driver, mirror: cairn.mirror, log });
   const server = http.createServer(app);
   // Large uploads and downloads take as long as they take.
   server.requestTimeout = 0;

@@ -7,15 +7,28 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { BlobStream, ChunkStore } from './blobs/chunk-store.ts';
 import { CairnError } from './errors.ts';
-import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST } from './identifiers.ts';
+import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST, parseNameRef } from './identifiers.ts';
+import { isValidTagName, modelPath, stableJson, versionPath } from './lineage/documents.ts';
 import type { BlobIndex } from './metadata/blobs.ts';
 import type { Database } from './metadata/db.ts';
+import type { EventKind, EventQueries, EventRow } from './metadata/events.ts';
+import type { LineageQueries } from './metadata/lineage.ts';
 import type { FileRow, ModelQueries, ModelRow, VersionRow } from './metadata/models.ts';
 import type { UploadQueries } from './metadata/uploads.ts';
 
 export interface PublishFile {
   path: string;
   digest: string;
+}
+
+export const RELATIONS = ['fine-tuned-from', 'quantized-from', 'pruned-from', 'distilled-from', 'converted-from', 'derived-from'] as const;
+export type Relation = (typeof RELATIONS)[number];
+
+export interface ParentInput {
+  /** `<name>@<ref>` */
+  ref: unknown;
+  relation?: unknown;
+  recipe?: unknown;
 }
 
 export interface PublishInput {
@@ -25,7 +38,34 @@ export interface PublishInput {
   message?: unknown;
   aliases?: unknown[];
   metadata?: unknown;
+  parents?: ParentInput[];
   actor: string;
+}
+
+export interface ParentDoc {
+  name: string;
+  version: string;
+  digest: string;
+  relation: string;
+  recipe: unknown;
+}
+
+export interface LineageGraph {
+  root: { name: string; version: string };
+  nodes: Array<{ name: string; version: string; number: number; digest: string; deleted: boolean }>;
+  edges: Array<{ from: string; to: string; relation: string; recipe: unknown }>;
+}
+
+export interface HistoryEntry {
+  id: number;
+  commit: string | null;
+  event: EventKind;
+  version: string | null;
+  alias: string | null;
+  author: string;
+  time: string;
+  subject: string;
+  message: string;
 }
 
 export interface FileDoc {
@@ -45,7 +85,7 @@ export interface VersionDoc {
   message: string;
   files: FileDoc[];
   aliases: string[];
-  parents: unknown[];
+  parents: ParentDoc[];
   metadata: Record<string, unknown>;
 }
 
@@ -155,7 +195,11 @@ export interface RegistryDeps {
   models: ModelQueries;
   blobs: BlobIndex;
   uploads: UploadQueries;
+  events: EventQueries;
+  lineage: LineageQueries;
   chunks: ChunkStore;
+  /** called after each committed change (wakes the git mirror) */
+  onEvent?: () => void;
   now?: () => Date;
 }
 
@@ -164,7 +208,10 @@ export class Registry {
   private readonly models: ModelQueries;
   private readonly blobs: BlobIndex;
   private readonly uploads: UploadQueries;
+  private readonly events: EventQueries;
+  private readonly lineage: LineageQueries;
   readonly chunks: ChunkStore;
+  private readonly onEvent: () => void;
   private readonly now: () => Date;
   /** Running sha256 of each open upload session, while this process has seen all of its bytes. */
   private readonly uploadHashes = new Map<string, { hash: Hash; size: number }>();
@@ -176,7 +223,10 @@ export class Registry {
     this.models = deps.models;
     this.blobs = deps.blobs;
     this.uploads = deps.uploads;
+    this.events = deps.events;
+    this.lineage = deps.lineage;
     this.chunks = deps.chunks;
+    this.onEvent = deps.onEvent ?? (() => {});
     this.now = deps.now ?? (() => new Date());
   }
 
@@ -223,7 +273,7 @@ export class Registry {
       name: model.name,
       ...this.summary(row),
       files: this.models.files(row.id).map(fileDoc),
-      parents: [],
+      parents: this.parentDocs(row.id),
       metadata: JSON.parse(row.metadata) as Record<string, unknown>,
     };
   }
@@ -360,6 +410,19 @@ export class Registry {
       seen.add(f.path);
     }
     const actor = input.actor;
+    const parentInputs = (input.parents ?? []).map((p) => {
+      const relation = p.relation ?? 'derived-from';
+      if (typeof relation !== 'string' || !(RELATIONS as readonly string[]).includes(relation)) {
+        throw new CairnError('INVALID_ARGUMENT', `relation must be one of ${RELATIONS.join(', ')}; got ${JSON.stringify(relation)}`);
+      }
+      let ref;
+      try {
+        ref = parseNameRef(p.ref);
+      } catch (err) {
+        throw new CairnError('INVALID_PARENT', `invalid parent: ${(err as Error).message}`);
+      }
+      return { ...ref, relation, recipe: parseRecipe(p.recipe) };
+    });
 
     const versionId = this.db.transaction(() => {
       const now = this.now().toISOString();
@@ -378,11 +441,22 @@ export class Registry {
           throw new CairnError('INVALID_ALIAS', `alias ${alias} would be shadowed by the version of the same name`);
         }
       }
+      const parents = parentInputs.map((p) => {
+        const parentModel = this.models.model(p.name);
+        let row: VersionRow | undefined;
+        try {
+          row = parentModel && this.resolve(parentModel, p.ref);
+        } catch {
+          row = undefined;
+        }
+        if (!parentModel || !row) throw new CairnError('INVALID_PARENT', `parent ${p.name}@${p.ref} does not exist`);
+        return { row, doc: { name: p.name, version: row.version, digest: row.digest, relation: p.relation, recipe: p.recipe } };
+      });
       const manifest = {
         name,
         version,
         files: files.map((f) => ({ path: f.path, size: f.size, digest: f.blob_digest })),
-        parents: [],
+        parents: parents.map((p) => p.doc),
         metadata,
       };
       const id = this.models.insertVersion({
@@ -397,17 +471,113 @@ export class Registry {
         metadata: JSON.stringify(metadata),
       });
       for (const f of files) this.models.insertFile(id, f);
+      parents.forEach((p, seq) => this.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
       for (const alias of aliases) this.models.setAlias(model.id, alias, id, now, actor);
+      const doc = this.versionDoc(model, this.models.versionById(id)!);
+      const { aliases: _aliases, ...manifestDoc } = doc;
+      this.recordEvent(model, {
+        kind: 'publish',
+        version,
+        actor,
+        time: now,
+        message,
+        subject: `publish ${name}@${version}`,
+        changes: { [versionPath(name, version)]: stableJson(manifestDoc), [modelPath(name)]: this.modelJson(model) },
+        tag: isValidTagName(`${name}@${version}`) ? `${name}@${version}` : null,
+      });
       return id;
     });
+    this.onEvent();
     const model = this.models.model(name)!;
     return this.versionDoc(model, this.models.versionById(versionId)!);
+  }
+
+  private parentDocs(versionId: number): ParentDoc[] {
+    return this.lineage.parentsOf(versionId).map((edge) => {
+      const node = this.lineage.node(edge.parent_id)!;
+      return { name: node.name, version: node.version, digest: node.digest, relation: edge.relation, recipe: JSON.parse(edge.recipe) as unknown };
+    });
+  }
+
+  private modelJson(model: ModelRow): string {
+    const aliases = Object.fromEntries(this.models.aliasesOfModel(model.id).map((a) => [a.alias, a.version]));
+    return stableJson({ name: model.name, description: model.description, aliases });
+  }
+
+  /** Appends to the outbox/history; call inside the transaction of the change. */
+  private recordEvent(
+    model: ModelRow,
+    event: { kind: EventKind; version?: string; alias?: string; actor: string; time: string; message?: string; subject: string; changes: Record<string, string | null>; tag?: string | null },
+  ): void {
+    this.events.insert({
+      model_id: model.id,
+      kind: event.kind,
+      version: event.version ?? null,
+      alias: event.alias ?? null,
+      actor: event.actor,
+      time: event.time,
+      message: event.message ?? '',
+      subject: event.subject,
+      changes: JSON.stringify(event.changes),
+      tag: event.tag ?? null,
+    });
+  }
+
+  /** Ancestors and descendants of a version, across models. */
+  lineageGraph(name: string, ref: string): LineageGraph {
+    const model = this.requireModel(name);
+    const start = this.resolve(model, ref);
+    const nodes = new Map<number, LineageGraph['nodes'][number]>();
+    const edges: LineageGraph['edges'] = [];
+    const key = (n: { name: string; version: string }) => `${n.name}@${n.version}`;
+    const visit = (id: number) => {
+      if (nodes.has(id)) return false;
+      const node = this.lineage.node(id)!;
+      nodes.set(id, { name: node.name, version: node.version, number: node.number, digest: node.digest, deleted: node.deleted_at !== null });
+      return true;
+    };
+    const edgeKeys = new Set<string>();
+    const addEdge = (e: { child_id: number; parent_id: number; relation: string; recipe: string }) => {
+      const from = key(nodes.get(e.child_id)!);
+      const to = key(nodes.get(e.parent_id)!);
+      const k = `${from}>${to}>${e.relation}`;
+      if (edgeKeys.has(k)) return;
+      edgeKeys.add(k);
+      edges.push({ from, to, relation: e.relation, recipe: JSON.parse(e.recipe) as unknown });
+    };
+    visit(start.id);
+    for (const direction of ['up', 'down'] as const) {
+      const queue = [start.id];
+      const seen = new Set(queue);
+      while (queue.length > 0) {
+        const id = queue.shift()!;
+        const next = direction === 'up' ? this.lineage.parentsOf(id) : this.lineage.childrenOf(id);
+        for (const e of next) {
+          const other = direction === 'up' ? e.parent_id : e.child_id;
+          visit(other);
+          addEdge(e);
+          if (!seen.has(other)) {
+            seen.add(other);
+            queue.push(other);
+          }
+        }
+      }
+    }
+    return { root: { name: model.name, version: start.version }, nodes: [...nodes.values()], edges };
+  }
+
+  history(name: string, query: { limit?: unknown; cursor?: unknown }): Page<HistoryEntry> {
+    const model = this.requireModel(name);
+    const limit = parseLimit(query.limit);
+    const rows = this.events.history(model.id, { beforeId: decodeCursor<number>(query.cursor, 'number'), limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return { items: page.map(historyEntry), next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.id) : null };
   }
 
   setAlias(name: string, alias: unknown, version: unknown, actor: string): { alias: string; version: string; previous: string | null } {
     const a = checkAlias(alias);
     const v = checkVersion(version);
-    return this.db.transaction(() => {
+    const result = this.db.transaction(() => {
       const model = this.requireModel(name);
       const target = this.models.versionByString(model.id, v);
       if (!target || target.deleted_at) throw new CairnError('VERSION_NOT_FOUND', `${name}@${v} does not exist`);
@@ -418,17 +588,42 @@ export class Registry {
       const now = this.now().toISOString();
       this.models.setAlias(model.id, a, target.id, now, actor);
       this.models.touchModel(model.id, now);
+      if (previous?.id !== target.id) {
+        this.recordEvent(model, {
+          kind: 'alias',
+          version: v,
+          alias: a,
+          actor,
+          time: now,
+          subject: `alias ${name}@${a} -> ${v}`,
+          changes: { [modelPath(name)]: this.modelJson(model) },
+        });
+      }
       return { alias: a, version: v, previous: previous?.version ?? null };
     });
+    this.onEvent();
+    return result;
   }
 
-  deleteAlias(name: string, alias: unknown): void {
+  deleteAlias(name: string, alias: unknown, actor: string): void {
     const a = checkAlias(alias);
     this.db.transaction(() => {
       const model = this.requireModel(name);
-      if (!this.models.deleteAlias(model.id, a)) throw new CairnError('ALIAS_NOT_FOUND', `${name} has no alias ${a}`);
-      this.models.touchModel(model.id, this.now().toISOString());
+      const target = this.models.aliasTarget(model.id, a);
+      if (!target || !this.models.deleteAlias(model.id, a)) throw new CairnError('ALIAS_NOT_FOUND', `${name} has no alias ${a}`);
+      const now = this.now().toISOString();
+      this.models.touchModel(model.id, now);
+      this.recordEvent(model, {
+        kind: 'unalias',
+        version: target.version,
+        alias: a,
+        actor,
+        time: now,
+        subject: `unalias ${name}@${a}`,
+        changes: { [modelPath(name)]: this.modelJson(model) },
+      });
     });
+    this.onEvent();
   }
 
   /** Tombstones a version: it disappears, its string stays taken, its bytes go at the next gc. */
@@ -445,7 +640,16 @@ export class Registry {
       const now = this.now().toISOString();
       this.models.markDeleted(row.id, now, actor);
       this.models.touchModel(model.id, now);
+      this.recordEvent(model, {
+        kind: 'delete',
+        version: v,
+        actor,
+        time: now,
+        subject: `delete ${name}@${v}`,
+        changes: { [versionPath(name, v)]: null, [modelPath(name)]: this.modelJson(model) },
+      });
     });
+    this.onEvent();
   }
 
   // ---- resumable uploads --------------------------------------------------
@@ -554,6 +758,30 @@ export class Registry {
       this.uploads.delete(id);
       this.uploadHashes.delete(id);
     });
+  }
+}
+
+function historyEntry(e: EventRow): HistoryEntry {
+  return {
+    id: e.id,
+    commit: e.commit_id,
+    event: e.kind,
+    version: e.version,
+    alias: e.alias,
+    author: e.actor,
+    time: e.time,
+    subject: e.subject,
+    message: e.message,
+  };
+}
+
+function parseRecipe(value: unknown): unknown {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    throw new CairnError('INVALID_ARGUMENT', 'recipe must be JSON');
   }
 }
 

@@ -11,11 +11,14 @@ import { STATUS_OF } from './error-status.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerModelRoutes } from './routes/models.ts';
 import { registerUploadRoutes } from './routes/uploads.ts';
+import { registerGitRoutes } from './routes/git.ts';
+import type { GitMirror } from '../lineage/git-mirror.ts';
 
 export interface AppDeps {
   registry: Registry;
   db: Database;
   driver: StorageDriver;
+  mirror: GitMirror;
   log: Logger;
 }
 
@@ -77,6 +80,7 @@ export function createApp(deps: AppDeps): Express {
   registerHealthRoutes(app, deps);
   registerModelRoutes(app, deps);
   registerUploadRoutes(app, deps);
+  registerGitRoutes(app, { gitdir: deps.mirror.gitdir });
   app.use(routeNotFound());
   app.use(errorHandler(deps.log));
   return app;

@@ -1,9 +1,10 @@
 // Liveness and readiness.
 import type { Express } from 'express';
 import type { StorageDriver } from '../../blobs/driver.ts';
+import type { GitMirror } from '../../lineage/git-mirror.ts';
 import type { Database } from '../../metadata/db.ts';
 
-export function registerHealthRoutes(app: Express, { db, driver }: { db: Database; driver: StorageDriver }): void {
+export function registerHealthRoutes(app: Express, { db, driver, mirror }: { db: Database; driver: StorageDriver; mirror: GitMirror }): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -23,6 +24,7 @@ export function registerHealthRoutes(app: Express, { db, driver }: { db: Databas
       checks.storage = `error: ${(err as Error).message}`;
     }
     const ready = Object.values(checks).every((c) => c === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', storage: driver.name, checks });
+    // git is a mirror: its lag is reported, never a reason to refuse traffic
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', storage: driver.name, checks, mirror: mirror.status() });
   });
 }

@@ -4,7 +4,7 @@ import express, { type Express, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { CairnError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import type { Registry } from '../../registry.ts';
+import type { ParentInput, Registry } from '../../registry.ts';
 import { actorOf } from '../actor.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { parseRange } from '../ranges.ts';
@@ -14,6 +14,28 @@ const jsonBody = express.json({ limit: '2mb' });
 function list(value: unknown): unknown[] {
   if (value === undefined) return [];
   return Array.isArray(value) ? value : [value];
+}
+
+/**
+ * Parents come as JSON `parents: [{ref, relation, recipe}]` (or plain refs),
+ * or as multipart fields: `parent` (repeatable), `relation` (one for all, or
+ * one per parent) and `recipe` (JSON; falls back to metadata.recipe).
+ */
+function parentInputs(body: Record<string, unknown>): ParentInput[] {
+  if (body.parents !== undefined) {
+    return list(body.parents).map((p) => (typeof p === 'string' ? { ref: p } : ((p ?? {}) as ParentInput)));
+  }
+  const refs = list(body.parent);
+  const relations = list(body.relation);
+  let recipe: unknown = body.recipe;
+  if (recipe === undefined && typeof body.metadata === 'string') {
+    try {
+      recipe = (JSON.parse(body.metadata) as { recipe?: unknown } | null)?.recipe;
+    } catch {
+      // invalid metadata is reported by publish itself
+    }
+  }
+  return refs.map((ref, i) => ({ ref, relation: relations.length === 1 ? relations[0] : relations[i], recipe }));
 }
 
 function contentDisposition(path: string): string {
@@ -63,6 +85,7 @@ export function registerModelRoutes(app: Express, { registry, log }: { registry:
       message: body.message,
       aliases: list(body.aliases ?? body.alias),
       metadata: body.metadata,
+      parents: parentInputs(body),
       actor: actorOf(req),
     });
     res.status(201).location(`/v1/models/${doc.name}/versions/${encodeURIComponent(doc.version)}`).json(doc);
@@ -134,7 +157,16 @@ export function registerModelRoutes(app: Express, { registry, log }: { registry:
   });
 
   app.delete('/v1/models/:name/aliases/:alias', (req, res) => {
-    registry.deleteAlias(req.params.name, req.params.alias);
+    registry.deleteAlias(req.params.name, req.params.alias, actorOf(req));
     res.status(204).end();
+  });
+
+  app.get('/v1/models/:name/versions/:ref/lineage', (req, res) => {
+    res.json(registry.lineageGraph(req.params.name, req.params.ref));
+  });
+
+  app.get('/v1/models/:name/history', (req, res) => {
+    const page = registry.history(req.params.name, req.query);
+    res.json({ events: page.items, next_cursor: page.next_cursor });
   });
 }
