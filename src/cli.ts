@@ -1,28 +1,60 @@
 // The `cairn` command line: `serve` runs the server; the other commands talk
-// to one over HTTP (CAIRN_URL, default http://127.0.0.1:7070).
+// to one over HTTP (CAIRN_URL, default http://127.0.0.1:7070; --url overrides;
+// CAIRN_TOKEN is sent as a bearer token). The commands live in src/cli/; this
+// file parses the command line, runs one, and turns failures into exit codes:
+// 0 ok, 1 failure, 2 usage.
+import { parseArgs } from 'node:util';
+import { CairnClient, ClientError, DEFAULT_URL } from './client.ts';
+import { aliasCommand, logCommand, lsCommand, rmCommand, showCommand, unaliasCommand } from './cli/browse.ts';
+import { CliError, type Command, type Context, type OptionsConfig, type OptionValues, UsageError } from './cli/common.ts';
+import { pullCommand } from './cli/pull.ts';
+import { pushCommand } from './cli/push.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
-import { startServer } from './main.ts';
+
+const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, logCommand, aliasCommand, unaliasCommand, rmCommand];
+
+const GLOBAL_OPTIONS: OptionsConfig = {
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
 
 const USAGE = `usage: cairn <command> [options]
 
   serve                              run the server (configured by CAIRN_* variables)
+  lineage rebuild                    rebuild <data dir>/lineage.git from the database alone
+                                     (same commit ids; run it with the server stopped)
+${COMMANDS.map((c) => (c.synopsis.length > 34 ? `  ${c.synopsis}\n${' '.repeat(37)}${c.summary}` : `  ${c.synopsis.padEnd(34)} ${c.summary}`)).join('\n')}
+  help [command]                     this text, or one command's options
 
-Environment: CAIRN_URL (default http://127.0.0.1:7070), CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_S3_*.
+Options for every client command:
+  --url <url>    the server (default $CAIRN_URL, else ${DEFAULT_URL})
+  --json         print one JSON document on stdout, no progress
+  -h, --help     the command's options
+
+Environment: CAIRN_URL, CAIRN_TOKEN (sent as a bearer token); for serve:
+CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_S3_*, CAIRN_AUTH, CAIRN_UNSAFE.
 `;
 
-async function serve(): Promise<number> {
+function commandHelp(c: Command): string {
+  return `usage: cairn ${c.synopsis} [--url <url>] [--json]\n\n${c.summary}\n${c.help ? `\n${c.help}\n` : ''}`;
+}
+
+async function serve(io: Io): Promise<number> {
   const log = createLogger();
   let config;
   try {
-    config = loadConfig();
+    config = loadConfig(io.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`cairn: ${err.message}\n`);
+      io.stderr.write(`cairn: ${err.message}\n`);
       return 2;
     }
     throw err;
   }
+  // loaded only here: client commands start fast without the server's modules
+  const { startServer } = await import('./main.ts');
   const running = await startServer(config, log);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -35,19 +67,155 @@ async function serve(): Promise<number> {
   return 0;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [command] = argv;
+/** `cairn lineage rebuild`: works on the data dir directly, like serve. */
+async function lineage(io: Io, args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const sub = args.filter((a) => a !== '--json');
+  if (sub.length !== 1 || sub[0] !== 'rebuild') {
+    io.stderr.write('usage: cairn lineage rebuild [--json]\n');
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig(io.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`cairn: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const path = await import('node:path');
+  const { Database } = await import('./metadata/db.ts');
+  const { EventQueries } = await import('./metadata/events.ts');
+  const { lineageDir, rebuildRepository } = await import('./lineage/git-mirror.ts');
+  const db = new Database(path.join(config.dataDir, 'registry.db'));
+  try {
+    db.migrate();
+    const started = Date.now();
+    const result = await rebuildRepository({ gitdir: lineageDir(config.dataDir), events: new EventQueries(db), log: createLogger({ silent: true }) });
+    const doc = { ...result, gitdir: lineageDir(config.dataDir), seconds: (Date.now() - started) / 1000 };
+    if (json) io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    else {
+      io.stdout.write(`rebuilt ${doc.gitdir}: ${result.events} events, head ${result.head ?? '(empty)'}, ${doc.seconds.toFixed(1)} s\n`);
+      if (result.mismatched > 0) io.stdout.write(`${result.mismatched} commit ids differ from the ones recorded before (now updated)\n`);
+    }
+    return 0;
+  } finally {
+    db.close();
+  }
+}
+
+export interface Io {
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WriteStream | NodeJS.WritableStream;
+  cwd: string;
+}
+
+/** Global options may also come before the command: `cairn --url X ls`. */
+function splitCommand(argv: string[]): { command: string | undefined; rest: string[] } {
+  const leading: string[] = [];
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') return { command: 'help', rest: argv.slice(i + 1) };
+    if (arg === '--url' && i + 1 < argv.length) {
+      leading.push(arg, argv[i + 1]!);
+      i += 2;
+    } else {
+      leading.push(arg);
+      i += 1;
+    }
+  }
+  return { command: argv[i], rest: [...leading, ...argv.slice(i + 1)] };
+}
+
+function describe(err: unknown): { code: string; message: string; json: unknown } {
+  if (err instanceof ClientError || err instanceof CliError) return { code: err.code, message: err.message, json: err.toJSON() };
+  const e = err as NodeJS.ErrnoException;
+  const code = typeof e?.code === 'string' ? e.code : 'ERROR';
+  const message = e instanceof Error ? e.message : String(err);
+  return { code, message, json: { error: { code, message } } };
+}
+
+export async function main(argv: string[], io: Partial<Io> = {}): Promise<number> {
+  const { env = process.env, stdout = process.stdout, stderr = process.stderr, cwd = process.cwd() } = io;
+  const { command, rest } = splitCommand(argv);
+  const find = (name: string | undefined) => COMMANDS.find((c) => c.name === name || c.aliases?.includes(name ?? ''));
+
   switch (command) {
     case 'serve':
-      return serve();
+      return serve({ env, stdout, stderr, cwd });
+    case 'lineage':
+      return lineage({ env, stdout, stderr, cwd }, rest);
     case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      process.stderr.write(`cairn: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      stderr.write(USAGE);
       return 2;
+    case 'help': {
+      const topic = rest.find((a) => !a.startsWith('-'));
+      if (topic === undefined) {
+        stdout.write(USAGE);
+        return 0;
+      }
+      const c = find(topic);
+      if (!c) {
+        stderr.write(`cairn: unknown command ${JSON.stringify(topic)}\n${USAGE}`);
+        return 2;
+      }
+      stdout.write(commandHelp(c));
+      return 0;
+    }
+  }
+  const cmd = find(command);
+  if (!cmd) {
+    stderr.write(`cairn: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    return 2;
+  }
+
+  let values: OptionValues;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...cmd.options }, allowPositionals: true, strict: true });
+    values = parsed.values as OptionValues;
+    positionals = parsed.positionals;
+  } catch (err) {
+    stderr.write(`cairn: ${(err as Error).message}\n${commandHelp(cmd)}`);
+    return 2;
+  }
+  if (values.help === true) {
+    stdout.write(commandHelp(cmd));
+    return 0;
+  }
+  const json = values.json === true;
+  const url = typeof values.url === 'string' ? values.url : env.CAIRN_URL || DEFAULT_URL;
+  let client: CairnClient;
+  try {
+    client = new CairnClient({ url, token: env.CAIRN_TOKEN, userAgent: 'cairn-cli' });
+  } catch (err) {
+    stderr.write(`cairn: invalid server URL ${JSON.stringify(url)}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const ctx: Context = {
+    client,
+    json,
+    progress: !json && (stderr as NodeJS.WriteStream).isTTY === true && env.TERM !== 'dumb',
+    stdout,
+    stderr,
+    env,
+    cwd,
+  };
+  try {
+    return await cmd.run(ctx, positionals, values);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      stderr.write(`cairn: ${err.message}\nusage: cairn ${cmd.synopsis}\n`);
+      return 2;
+    }
+    const { code, message, json: doc } = describe(err);
+    stderr.write(`cairn: ${message} (${code})\n`);
+    if (json) stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    if (!(err instanceof ClientError || err instanceof CliError) && env.CAIRN_DEBUG) stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    return 1;
   }
 }

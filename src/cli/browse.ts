@@ -1,0 +1,247 @@
+// The small commands: ls, show, alias / unalias, rm.
+import type { ModelSummary, VersionDoc, VersionSummary } from '../client.ts';
+import { checkAlias, checkName, checkVersion } from '../identifiers.ts';
+import {
+  check,
+  type Command,
+  type Context,
+  flag,
+  formatBytes,
+  parseNameRef,
+  positiveInt,
+  printJson,
+  say,
+  shortDigest,
+  str,
+  table,
+  UsageError,
+} from './common.ts';
+
+function noMore(args: string[], from: number): void {
+  if (args.length > from) throw new UsageError(`unexpected argument ${JSON.stringify(args[from])}`);
+}
+
+function day(iso: string | null | undefined): string {
+  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+}
+
+async function collect<T>(items: AsyncIterable<T>, max: number | undefined): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) {
+    if (max !== undefined && out.length >= max) break;
+    out.push(item);
+  }
+  return out;
+}
+
+export const lsCommand: Command = {
+  name: 'ls',
+  aliases: ['list'],
+  synopsis: 'ls [name]',
+  summary: 'list models, or the versions of one model with their aliases',
+  help: `Options:
+  -q, --q <text>      only models whose name contains this text
+  -n, --limit <n>     at most this many rows (default: all)`,
+  options: {
+    q: { type: 'string', short: 'q' },
+    limit: { type: 'string', short: 'n' },
+  },
+  async run(ctx, args, values) {
+    const limit = positiveInt(str(values, 'limit'), '--limit');
+    const [name] = args;
+    noMore(args, 1);
+    if (name === undefined) return listModels(ctx, str(values, 'q'), limit);
+    check(() => checkName(name));
+    if (str(values, 'q') !== undefined) throw new UsageError('--q filters models; it does not apply to the versions of one model');
+    return listVersions(ctx, name, limit);
+  },
+};
+
+async function listModels(ctx: Context, q: string | undefined, limit: number | undefined): Promise<number> {
+  const models: ModelSummary[] = await collect(ctx.client.allModels({ q, pageSize: 200 }), limit);
+  if (ctx.json) {
+    printJson(ctx, { models });
+    return 0;
+  }
+  if (models.length === 0) {
+    say(ctx, q ? `no models match ${JSON.stringify(q)}` : 'no models yet');
+    return 0;
+  }
+  say(ctx, table([['NAME', 'LATEST', 'VERSIONS', 'UPDATED'], ...models.map((m) => [m.name, m.latest_version ?? '-', String(m.versions), day(m.updated_at)])]));
+  return 0;
+}
+
+async function listVersions(ctx: Context, name: string, limit: number | undefined): Promise<number> {
+  const versions: VersionSummary[] = await collect(ctx.client.allVersions(name, { pageSize: 200 }), limit);
+  if (ctx.json) {
+    printJson(ctx, { name, versions });
+    return 0;
+  }
+  if (versions.length === 0) {
+    say(ctx, `${name} has no versions`);
+    return 0;
+  }
+  say(
+    ctx,
+    table([
+      ['VERSION', '#', 'SIZE', 'CREATED', 'BY', 'ALIASES', 'MESSAGE'],
+      ...versions.map((v) => [
+        v.version,
+        String(v.number),
+        formatBytes(v.size),
+        day(v.created_at),
+        v.created_by || '-',
+        v.aliases.length > 0 ? v.aliases.join(',') : '-',
+        (v.message ?? '').split('\n')[0] ?? '',
+      ]),
+    ]),
+  );
+  return 0;
+}
+
+export function formatVersion(doc: VersionDoc): string {
+  const lines = [
+    `${doc.name}@${doc.version}`,
+    `  number:      ${doc.number}`,
+    `  digest:      ${doc.digest}`,
+    `  created:     ${day(doc.created_at)} by ${doc.created_by || '-'}`,
+    `  size:        ${formatBytes(doc.size)} in ${doc.files.length} file(s)`,
+    `  aliases:     ${doc.aliases.length > 0 ? doc.aliases.join(', ') : '-'}`,
+  ];
+  if (doc.message) lines.push(`  message:     ${doc.message.split('\n').join('\n               ')}`);
+  const metadata = Object.keys(doc.metadata ?? {});
+  if (metadata.length > 0) {
+    lines.push('  metadata:');
+    lines.push(...JSON.stringify(doc.metadata, null, 2).split('\n').map((l) => `    ${l}`));
+  }
+  for (const [i, p] of (doc.parents ?? []).entries()) {
+    lines.push(`  ${i === 0 ? 'parents:    ' : '           '} ${p.name}@${p.version} (${p.relation}, ${shortDigest(p.digest)})`);
+  }
+  lines.push('  files:');
+  lines.push(
+    table(doc.files.map((f) => [`    ${f.path}`, formatBytes(f.size), f.digest, typeof f.format === 'string' ? f.format : ''])),
+  );
+  return lines.join('\n');
+}
+
+export const showCommand: Command = {
+  name: 'show',
+  synopsis: 'show <name>[@<ref>]',
+  summary: 'describe one version: files, digests, aliases, metadata',
+  help: 'The ref is a version, an alias, latest (the default) or a manifest digest sha256:….',
+  options: {},
+  async run(ctx, args) {
+    const { name, ref } = parseNameRef(args[0], 'ref', '<name>@<ref>', 'latest');
+    noMore(args, 1);
+    const doc = await ctx.client.getVersion(name, ref);
+    if (ctx.json) printJson(ctx, doc);
+    else say(ctx, formatVersion(doc));
+    return 0;
+  },
+};
+
+async function removeAlias(ctx: Context, name: string, alias: string): Promise<number> {
+  await ctx.client.deleteAlias(name, alias);
+  if (ctx.json) printJson(ctx, { name, alias, deleted: true });
+  else say(ctx, `removed alias ${name}@${alias}`);
+  return 0;
+}
+
+export const aliasCommand: Command = {
+  name: 'alias',
+  synopsis: 'alias <name> <alias> <version>|--delete',
+  summary: 'point an alias at a version, move it, or remove it',
+  help: `Options:
+  -d, --delete    remove the alias (same as: cairn unalias <name> <alias>)`,
+  options: {
+    delete: { type: 'boolean', short: 'd' },
+  },
+  async run(ctx, args, values) {
+    const [name, alias, version] = args;
+    if (name === undefined || alias === undefined) throw new UsageError('expected <name> <alias> <version>');
+    check(() => checkName(name));
+    check(() => checkAlias(alias));
+    if (flag(values, 'delete')) {
+      noMore(args, 2);
+      return removeAlias(ctx, name, alias);
+    }
+    if (version === undefined) throw new UsageError('missing <version> (or --delete to remove the alias)');
+    noMore(args, 3);
+    check(() => checkVersion(version));
+    const result = await ctx.client.setAlias(name, alias, version);
+    if (ctx.json) printJson(ctx, { name, ...result });
+    else if (result.previous && result.previous !== result.version) say(ctx, `${name}@${result.alias} -> ${result.version} (was ${result.previous})`);
+    else say(ctx, `${name}@${result.alias} -> ${result.version}`);
+    return 0;
+  },
+};
+
+export const unaliasCommand: Command = {
+  name: 'unalias',
+  synopsis: 'unalias <name> <alias>',
+  summary: 'remove an alias',
+  help: '',
+  options: {},
+  async run(ctx, args) {
+    const [name, alias] = args;
+    if (name === undefined || alias === undefined) throw new UsageError('expected <name> <alias>');
+    noMore(args, 2);
+    check(() => checkName(name));
+    check(() => checkAlias(alias));
+    return removeAlias(ctx, name, alias);
+  },
+};
+
+export const rmCommand: Command = {
+  name: 'rm',
+  synopsis: 'rm <name>@<version>',
+  summary: 'delete a version (move or remove its aliases first)',
+  help: 'The version string stays taken: published versions are never reused.',
+  options: {},
+  async run(ctx, args) {
+    const { name, ref: version } = parseNameRef(args[0], 'version', '<name>@<version>');
+    noMore(args, 1);
+    await ctx.client.deleteVersion(name, version);
+    if (ctx.json) printJson(ctx, { name, version, deleted: true });
+    else say(ctx, `deleted ${name}@${version}`);
+    return 0;
+  },
+};
+
+export const logCommand: Command = {
+  name: 'log',
+  aliases: ['history'],
+  synopsis: 'log <name>',
+  summary: "a model's history, newest first, each event with its lineage commit",
+  help: `Options:
+  -n, --limit <n>     at most this many events (default: all)
+
+The commit ids are those of the lineage repository (git clone <url>/git/lineage.git).
+An event the git mirror has not written yet shows "(pending)".`,
+  options: {
+    limit: { type: 'string', short: 'n' },
+  },
+  async run(ctx, args, values) {
+    const limit = positiveInt(str(values, 'limit'), '--limit');
+    const [name] = args;
+    if (name === undefined) throw new UsageError('expected <name>');
+    noMore(args, 1);
+    check(() => checkName(name));
+    const events = await collect(ctx.client.allHistory(name, { pageSize: 200 }), limit);
+    if (ctx.json) {
+      printJson(ctx, { name, events });
+      return 0;
+    }
+    if (events.length === 0) {
+      say(ctx, `${name} has no history`);
+      return 0;
+    }
+    const lines = events.map((e) => {
+      const commit = e.commit ? e.commit.slice(0, 12) : '(pending)   ';
+      const message = e.message ? `\n${' '.repeat(14)}${e.message.split('\n')[0]}` : '';
+      return `${commit}  ${e.subject}  — ${e.author}, ${day(e.time)}${message}`;
+    });
+    say(ctx, lines.join('\n'));
+    return 0;
+  },
+};

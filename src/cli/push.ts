@@ -1,0 +1,412 @@
+// `cairn push <name>@<version> <file|dir|path=local>…`: hash each file
+// (streaming), skip content the server already stores, upload the rest through
+// resumable sessions, then publish the version from the digests.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ClientError, type CairnClient, type UploadDoc, type VersionDoc } from '../client.ts';
+import { checkAlias, checkFilePath } from '../identifiers.ts';
+import {
+  check,
+  CliError,
+  type Command,
+  formatBytes,
+  parseNameRef,
+  parseSize,
+  say,
+  printJson,
+  shortDigest,
+  sleep,
+  str,
+  strs,
+  table,
+  UsageError,
+} from './common.ts';
+import { Progress } from './progress.ts';
+import { stateDir, UploadStates } from './upload-state.ts';
+
+const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
+const READ_BUFFER = 1024 * 1024;
+/** attempts per step after a network error or a busy session, with backoff */
+const MAX_RETRIES = 6;
+
+interface LocalFile {
+  /** path inside the version */
+  path: string;
+  /** path on this machine */
+  local: string;
+}
+
+export interface PushedFile {
+  path: string;
+  size: number;
+  digest: string;
+  /** `skipped`: the server already stored this content; nothing was sent */
+  status: 'uploaded' | 'skipped';
+  /** bytes the server already held when this run picked up an earlier session; null for a fresh session */
+  resumed_from: number | null;
+  bytes_sent: number;
+}
+
+// ---- gathering the files ------------------------------------------------------
+
+async function statOrNull(p: string) {
+  try {
+    return await fs.stat(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+async function walk(dir: string, rel: string, out: LocalFile[], seen: Set<string>): Promise<void> {
+  const real = await fs.realpath(dir);
+  if (seen.has(real)) return; // a symlink loop
+  seen.add(real);
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    const inner = rel ? `${rel}/${entry.name}` : entry.name;
+    const st = entry.isSymbolicLink() ? await statOrNull(full) : entry;
+    if (!st) throw new UsageError(`broken symbolic link: ${full}`);
+    if (st.isDirectory()) await walk(full, inner, out, seen);
+    else if (st.isFile()) out.push({ path: inner, local: full });
+    // sockets, fifos, devices: not model files
+  }
+  seen.delete(real);
+}
+
+/** Arguments → files with their in-version paths: `file` (its basename), `dir` (relative paths inside), `path=local`. */
+export async function gatherFiles(args: string[], cwd: string): Promise<LocalFile[]> {
+  const files: LocalFile[] = [];
+  for (const arg of args) {
+    let target = arg;
+    let prefix: string | undefined;
+    let st = await statOrNull(path.resolve(cwd, arg));
+    const eq = arg.indexOf('=');
+    if (!st && eq > 0) {
+      prefix = arg.slice(0, eq);
+      target = arg.slice(eq + 1);
+      st = await statOrNull(path.resolve(cwd, target));
+    }
+    if (!st) throw new UsageError(`no such file or directory: ${target}`);
+    const local = path.resolve(cwd, target);
+    if (st.isDirectory()) {
+      const inside: LocalFile[] = [];
+      await walk(local, '', inside, new Set());
+      if (inside.length === 0) throw new UsageError(`directory ${target} has no files`);
+      const base = prefix?.replace(/\/+$/, '');
+      for (const f of inside) files.push({ path: base ? `${base}/${f.path}` : f.path, local: f.local });
+    } else if (st.isFile()) {
+      const name = prefix === undefined ? path.basename(local) : prefix.endsWith('/') ? `${prefix}${path.basename(local)}` : prefix;
+      files.push({ path: name, local });
+    } else {
+      throw new UsageError(`${target} is neither a file nor a directory`);
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    check(() => checkFilePath(f.path));
+    const other = seen.get(f.path);
+    if (other !== undefined) throw new UsageError(`two files would be stored as ${f.path}: ${other} and ${f.local}`);
+    seen.set(f.path, f.local);
+  }
+  return files;
+}
+
+// ---- bytes ------------------------------------------------------------------------
+
+/** A token bucket: at most `rate` bytes a second, bursts of up to a quarter second's worth. */
+class RateLimiter {
+  private allowance = 0;
+  private last = Date.now();
+
+  constructor(private readonly rate: number) {}
+
+  async take(n: number): Promise<void> {
+    const now = Date.now();
+    this.allowance = Math.min(this.rate / 4, this.allowance + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    this.allowance -= n;
+    if (this.allowance < 0) await sleep((-this.allowance / this.rate) * 1000);
+  }
+}
+
+async function* metered(source: AsyncIterable<Buffer>, limiter: RateLimiter | undefined, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    if (limiter) await limiter.take(chunk.length);
+    yield chunk;
+    onBytes(chunk.length);
+  }
+}
+
+async function hashFile(local: string, progress: Progress): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const stream = createReadStream(local, { highWaterMark: READ_BUFFER });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+    progress.add(chunk.length);
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+function retryable(err: unknown): boolean {
+  if (!(err instanceof ClientError)) return false;
+  if (err.isNetwork) return err.code !== 'ABORTED';
+  if (err.status >= 500) return true;
+  if (err.code === 'UPLOAD_BUSY' || err.code === 'UPLOAD_OFFSET_MISMATCH') return true;
+  // "Content-Range declared … but the session now ends at N": resume from N
+  return err.status === 400 && typeof err.details.offset === 'number';
+}
+
+function backoff(attempt: number): number {
+  return Math.min(250 * 2 ** (attempt - 1), 8000) * (0.75 + Math.random() / 2);
+}
+
+async function withRetries<T>(fn: () => Promise<T>, onRetry: (err: unknown, attempt: number) => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!retryable(err) || attempt > MAX_RETRIES) throw err;
+      onRetry(err, attempt);
+      await sleep(backoff(attempt));
+    }
+  }
+}
+
+interface UploadOptions {
+  client: CairnClient;
+  states: UploadStates;
+  partSize: number;
+  limiter: RateLimiter | undefined;
+  progress: Progress;
+  label: string;
+}
+
+/** Uploads one file through a resumable session, resuming one recorded by an earlier run. */
+async function uploadFile(file: LocalFile, digest: string, size: number, o: UploadOptions): Promise<{ resumed_from: number | null; bytes_sent: number }> {
+  const { client, states, progress } = o;
+  const url = client.url;
+  const onRetry = (err: unknown, attempt: number) =>
+    progress.note(`cairn: ${file.path}: ${(err as Error).message}; retrying (${attempt}/${MAX_RETRIES})`);
+
+  let session: UploadDoc | undefined;
+  const record = await states.load(url, digest, size);
+  if (record) {
+    try {
+      session = await withRetries(() => client.getUpload(record.upload_id), onRetry);
+    } catch (err) {
+      if (!(err instanceof ClientError && err.status === 404)) throw err;
+    }
+    if (session && session.offset > size) {
+      await client.cancelUpload(session.id).catch(() => undefined);
+      session = undefined;
+    }
+    if (!session) await states.remove(url, digest, size);
+  }
+  const resumedFrom = session ? session.offset : null;
+  if (!session) {
+    session = await withRetries(() => client.createUpload(), onRetry);
+    await states.save({ url, digest, size, upload_id: session.id, source: file.local, created_at: new Date().toISOString() });
+  }
+  const id = session.id;
+  let offset = session.offset;
+  let sent = 0;
+  let failures = 0;
+  progress.start(o.label, size, offset);
+  while (offset < size) {
+    const end = Math.min(offset + o.partSize, size) - 1;
+    const stream = createReadStream(file.local, { start: offset, end, highWaterMark: READ_BUFFER });
+    const body = metered(stream as AsyncIterable<Buffer>, o.limiter, (n) => {
+      sent += n;
+      progress.add(n);
+    });
+    let failure: unknown;
+    try {
+      offset = (await client.patchUpload(id, offset, end, body)).offset;
+      failures = 0;
+    } catch (err) {
+      failure = err;
+    } finally {
+      stream.destroy();
+    }
+    if (failure !== undefined) {
+      if (!retryable(failure) || ++failures > MAX_RETRIES) throw failure;
+      onRetry(failure, failures);
+      await sleep(backoff(failures));
+      // Every byte the server received is stored: go on from its offset.
+      offset = (await withRetries(() => client.getUpload(id), onRetry)).offset;
+    }
+    progress.set(offset);
+  }
+  if (offset !== size) {
+    await client.cancelUpload(id).catch(() => undefined);
+    await states.remove(url, digest, size);
+    throw new CliError('UPLOAD_TOO_LONG', `${file.local}: the server holds ${offset} bytes of a ${size}-byte file; did the file change? Run the push again`);
+  }
+  try {
+    await withRetries(async () => {
+      try {
+        await client.finishUpload(id, digest);
+      } catch (err) {
+        // an earlier attempt finished it and only the answer was lost
+        if (err instanceof ClientError && err.code === 'UPLOAD_NOT_FOUND' && (await client.hasBlob(digest))) return;
+        throw err;
+      }
+    }, onRetry);
+  } catch (err) {
+    if (err instanceof ClientError && err.code === 'DIGEST_MISMATCH') {
+      await client.cancelUpload(id).catch(() => undefined);
+      await states.remove(url, digest, size);
+      throw new ClientError(err.status, err.code, `${file.local} changed while it was being pushed: ${err.message}`, err.details);
+    }
+    throw err;
+  } finally {
+    progress.finish();
+  }
+  await states.remove(url, digest, size);
+  return { resumed_from: resumedFrom, bytes_sent: sent };
+}
+
+// ---- the command --------------------------------------------------------------------
+
+function parseMetadata(value: string | undefined): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw new UsageError(`--metadata must be a JSON object: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--metadata must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+export const pushCommand: Command = {
+  name: 'push',
+  synopsis: 'push <name>@<version> <file|dir|path=file>…',
+  summary: 'upload files and publish them as a new version',
+  help: `A directory is walked recursively; its files keep their paths relative to it.
+A file goes in under its base name; path=file chooses its path in the version
+(path/=file keeps the base name under path/; path=dir puts the directory under path/).
+Content the server already stores is not uploaded again. An interrupted push
+resumes where it stopped when run again.
+
+Options:
+  -m, --message <text>     describe the version
+  -a, --alias <alias>      point an alias at the new version (repeatable)
+      --metadata <json>    a JSON object stored with the version
+      --parent <name@ref>  a version this one comes from (repeatable)
+      --relation <rel>     how it relates to its parents: fine-tuned-from, quantized-from,
+                           pruned-from, distilled-from, converted-from (default derived-from)
+      --part-size <size>   bytes per upload request (default 64M; env CAIRN_PUSH_PART_SIZE)
+      --limit-rate <size>  upload at most this many bytes a second (e.g. 20M)`,
+  options: {
+    message: { type: 'string', short: 'm' },
+    alias: { type: 'string', short: 'a', multiple: true },
+    metadata: { type: 'string' },
+    parent: { type: 'string', multiple: true },
+    relation: { type: 'string' },
+    'part-size': { type: 'string' },
+    'limit-rate': { type: 'string' },
+  },
+  async run(ctx, args, values) {
+    const [target, ...sources] = args;
+    const { name, ref: version } = parseNameRef(target, 'version', '<name>@<version>');
+    if (sources.length === 0) throw new UsageError('push needs at least one file or directory');
+    const aliases = strs(values, 'alias').map((a) => check(() => checkAlias(a)));
+    const metadata = parseMetadata(str(values, 'metadata'));
+    const relation = str(values, 'relation');
+    const parents = strs(values, 'parent').map((p) => {
+      const parent = parseNameRef(p, 'ref', '--parent <name>@<ref>');
+      return { ref: `${parent.name}@${parent.ref}`, relation };
+    });
+    if (relation !== undefined && parents.length === 0) throw new UsageError('--relation needs at least one --parent');
+    const partSize = parseSize(str(values, 'part-size') ?? (ctx.env.CAIRN_PUSH_PART_SIZE || undefined), '--part-size') ?? DEFAULT_PART_SIZE;
+    const rate = parseSize(str(values, 'limit-rate'), '--limit-rate');
+    const files = await gatherFiles(sources, ctx.cwd);
+    const { client } = ctx;
+
+    // Cheap early failure instead of uploading gigabytes into a 409.
+    try {
+      const existing = await client.getVersion(name, version);
+      if (existing.version === version) {
+        throw new ClientError(409, 'VERSION_EXISTS', `${name}@${version} already exists; published versions never change`);
+      }
+    } catch (err) {
+      if (!(err instanceof ClientError && err.status === 404)) throw err;
+    }
+
+    const progress = new Progress(ctx.progress, ctx.stderr);
+    const states = new UploadStates(stateDir(ctx.env));
+    const limiter = rate ? new RateLimiter(rate) : undefined;
+    const onInterrupt = () => {
+      progress.finish();
+      ctx.stderr.write('cairn: interrupted; run the same push again to resume\n');
+      process.exit(130);
+    };
+    process.once('SIGINT', onInterrupt);
+    const pushed: PushedFile[] = [];
+    let published: VersionDoc;
+    try {
+      for (const [i, file] of files.entries()) {
+        const label = `[${i + 1}/${files.length}] ${file.path}`;
+        const st = await fs.stat(file.local);
+        progress.start(`${label} (hashing)`, st.size);
+        const { digest, size } = await hashFile(file.local, progress);
+        progress.finish();
+        if (await client.hasBlob(digest)) {
+          await states.remove(client.url, digest, size); // a session an earlier run left behind, if any
+          pushed.push({ path: file.path, size, digest, status: 'skipped', resumed_from: null, bytes_sent: 0 });
+          continue;
+        }
+        const result = await uploadFile(file, digest, size, { client, states, partSize, limiter, progress, label });
+        pushed.push({ path: file.path, size, digest, status: 'uploaded', ...result });
+      }
+      published = await client.publish(name, {
+        version,
+        files: pushed.map((f) => ({ path: f.path, digest: f.digest })),
+        message: str(values, 'message'),
+        aliases: aliases.length > 0 ? aliases : undefined,
+        parents: parents.length > 0 ? parents : undefined,
+        metadata,
+      });
+    } finally {
+      progress.finish();
+      process.removeListener('SIGINT', onInterrupt);
+    }
+
+    const uploaded = pushed.filter((f) => f.status === 'uploaded');
+    const summary = {
+      files: pushed.length,
+      uploaded: uploaded.length,
+      skipped: pushed.length - uploaded.length,
+      bytes_sent: pushed.reduce((n, f) => n + f.bytes_sent, 0),
+    };
+    if (ctx.json) {
+      printJson(ctx, { published, files: pushed, summary });
+      return 0;
+    }
+    say(ctx, `pushed ${published.name}@${published.version} (#${published.number}, ${shortDigest(published.digest)})`);
+    say(
+      ctx,
+      table(
+        pushed.map((f) => [
+          `  ${f.status}`,
+          f.path,
+          formatBytes(f.size),
+          f.status === 'skipped' ? '(already stored)' : f.resumed_from !== null ? `(resumed at ${formatBytes(f.resumed_from)})` : '',
+        ]),
+      ),
+    );
+    const aliasText = published.aliases.length > 0 ? `; aliases: ${published.aliases.join(', ')}` : '';
+    say(ctx, `${summary.files} file(s), ${summary.uploaded} uploaded (${formatBytes(summary.bytes_sent)} sent), ${summary.skipped} already stored${aliasText}`);
+    return 0;
+  },
+};
