@@ -118,8 +118,7 @@ export class GitMirror {
 
   private async drain(): Promise<void> {
     try {
-      let head = await this.head();
-      head = await this.reconcile(head);
+      let head = await this.reconcile(await this.head());
       for (;;) {
         const batch = this.events.pending(200);
         if (batch.length === 0) break;
@@ -154,24 +153,31 @@ export class GitMirror {
   }
 
   /**
-   * A crash between writing the ref and recording the commit id leaves events
-   * that git already has: find them on the branch and record them instead of
-   * writing them twice.
+   * Checks the branch against the last commit SQLite recorded. A crash between
+   * writing the ref and recording the commit id leaves events git already has:
+   * they are found on the branch and recorded instead of written twice. Any
+   * other difference means the repository was changed behind our back; the
+   * writer stops (events stay queued) until `cairn lineage rebuild`.
    */
   private async reconcile(head: string | null): Promise<string | null> {
-    if (!head) return head;
-    const next = this.events.pending(1)[0];
-    if (!next) return head;
-    const found = new Map<number, string>();
-    let oid: string | undefined = head;
-    while (oid) {
+    const last = this.events.lastMirrored();
+    if (head === (last?.commit ?? null)) return head;
+    const found: Array<[number, string]> = [];
+    let oid: string | undefined = head ?? undefined;
+    while (oid && oid !== last?.commit) {
       const { commit } = await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid });
       const id = eventIdOf(commit.message);
-      if (id === undefined || id < next.id) break;
-      found.set(id, oid);
+      if (id === undefined || id <= (last?.id ?? 0)) break;
+      found.push([id, oid]);
       oid = commit.parent[0];
     }
-    for (const [id, commit] of [...found].sort((a, b) => a[0] - b[0])) this.events.markMirrored(id, commit);
+    if ((oid ?? null) !== (last?.commit ?? null)) {
+      throw new Error(
+        `lineage branch ${MAIN_REF} is at ${head ?? 'nothing'} but the last recorded commit is ${last?.commit ?? 'none'}: ` +
+          "the repository was changed outside Cairn; run 'cairn lineage rebuild'",
+      );
+    }
+    for (const [id, commit] of found.reverse()) this.events.markMirrored(id, commit);
     return head;
   }
 

@@ -63,7 +63,11 @@ export class EventQueries {
     ]);
   }
 
-  lastMirroredId(): number {
-    return this.db.first<{ id: number | null }>('SELECT max(id) AS id FROM events WHERE commit_id IS NOT NULL')!.id ?? 0;
+  /** The newest event already in git: the commit the branch must point at. */
+  lastMirrored(): { id: number; commit: string } | undefined {
+    const row = this.db.first<{ id: number; commit_id: string }>(
+      'SELECT id, commit_id FROM events WHERE commit_id IS NOT NULL ORDER BY id DESC LIMIT 1',
+    );
+    return row && { id: row.id, commit: row.commit_id };
   }
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config, S3Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { startServer, type RunningServer } from '../../src/main.ts';
+import { startServer, type OpenOptions, type RunningServer } from '../../src/main.ts';
 
 export type StorageKind = 'fs' | 's3';
 
@@ -45,8 +45,8 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(storage: StorageKind, overrides: Partial<Config> = {}): Promise<TestServer> {
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-test-'));
+export async function startTestServer(storage: StorageKind, overrides: Partial<Config> = {}, options: OpenOptions = {}): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-test-')));
   const config: Config = {
     dataDir,
     host: '127.0.0.1',
@@ -56,7 +56,7 @@ export async function startTestServer(storage: StorageKind, overrides: Partial<C
     unsafePolicy: 'warn',
     ...overrides,
   };
-  const running = await startServer(config, createLogger({ silent: true }));
+  const running = await startServer(config, createLogger({ silent: true }), options);
   return {
     ...running,
     dataDir,
