@@ -247,7 +247,8 @@ export class Registry {
     } else {
       const byVersion = this.models.versionByString(model.id, ref);
       if (byVersion?.deleted_at) {
-        throw new CairnError('VERSION_NOT_FOUND', `${model.name}@${ref} was deleted at ${byVersion.deleted_at}`);
+        // a distinct code: the version string stays taken, so a client can tell before uploading
+        throw new CairnError('VERSION_DELETED', `${model.name}@${ref} was deleted at ${byVersion.deleted_at}; version strings are never reused`);
       }
       row = byVersion ?? (ref === LATEST ? this.models.latestVersion(model.id) : this.models.aliasTarget(model.id, ref));
     }

@@ -260,7 +260,7 @@ for (const storage of storageKinds) {
       assert.deepEqual(await cairnJson(['rm', `${model}@1.0.0`], env, work), { name: model, version: '1.0.0', deleted: true });
       const shown = await cairn(['show', `${model}@1.0.0`], env, work);
       assert.equal(shown.code, 1);
-      assert.match(shown.stderr, /\(VERSION_NOT_FOUND\)/);
+      assert.match(shown.stderr, /\(VERSION_DELETED\)/);
       const versions = await cairnJson<{ versions: Array<{ version: string }> }>(['ls', model], env, work);
       assert.deepEqual(versions.versions.map((v) => v.version), ['1.0.2', '1.0.1']);
     });

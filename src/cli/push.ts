@@ -161,7 +161,7 @@ function retryable(err: unknown): boolean {
   if (err.status >= 500) return true;
   if (err.code === 'UPLOAD_BUSY' || err.code === 'UPLOAD_OFFSET_MISMATCH') return true;
   // "Content-Range declared … but the session now ends at N": resume from N
-  return err.status === 400 && typeof err.details.offset === 'number';
+  return err.code === 'UPLOAD_INCOMPLETE';
 }
 
 function backoff(attempt: number): number {
@@ -340,6 +340,9 @@ Options:
         throw new ClientError(409, 'VERSION_EXISTS', `${name}@${version} already exists; published versions never change`);
       }
     } catch (err) {
+      if (err instanceof ClientError && err.code === 'VERSION_DELETED') {
+        throw new ClientError(409, 'VERSION_EXISTS', `${name}@${version} was published and deleted; version strings are never reused`);
+      }
       if (!(err instanceof ClientError && err.status === 404)) throw err;
     }
 

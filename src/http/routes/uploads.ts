@@ -36,7 +36,7 @@ export function registerUploadRoutes(app: Express, { registry }: { registry: Reg
     if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
     const doc = await registry.appendUpload(req.params.id, range?.start, req);
     if (range && doc.offset !== range.end + 1) {
-      throw new CairnError('INVALID_ARGUMENT', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
+      throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
         offset: doc.offset,
       });
     }
