@@ -28,15 +28,17 @@ export class FsDriver implements StorageDriver {
 
   private fail(err: unknown, key: string): never {
     const code = errno(err);
-    if (code === 'ENOENT') throw new DriverError('not_found', key, `no object ${key}`, { cause: err });
+    // a directory (or a path through a file) is not an object
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') throw new DriverError('not_found', key, `no object ${key}`, { cause: err });
     if (code === 'EEXIST') throw new DriverError('exists', key, `object ${key} exists`, { cause: err });
     // Disk full, permissions, I/O errors: the backend cannot serve us right now.
     throw new DriverError('unavailable', key, `fs ${code ?? 'error'} on ${key}: ${(err as Error).message}`, { cause: err });
   }
 
   async get(key: string): Promise<Buffer> {
+    const file = this.file(key);
     try {
-      return await fs.readFile(this.file(key));
+      return await fs.readFile(file);
     } catch (err) {
       return this.fail(err, key);
     }
@@ -70,6 +72,10 @@ export class FsDriver implements StorageDriver {
     try {
       // Open first so a missing key fails here, not later inside the stream.
       const handle = await fs.open(file, 'r');
+      if (!(await handle.stat()).isFile()) {
+        await handle.close();
+        throw Object.assign(new Error(`${key} is a directory`), { code: 'EISDIR' });
+      }
       return handle.createReadStream({ start: range?.start, end: range?.end });
     } catch (err) {
       return this.fail(err, key);
@@ -77,19 +83,23 @@ export class FsDriver implements StorageDriver {
   }
 
   async stat(key: string): Promise<{ size: number } | undefined> {
+    const file = this.file(key);
     try {
-      const s = await fs.stat(this.file(key));
-      return { size: s.size };
+      const s = await fs.stat(file);
+      return s.isFile() ? { size: s.size } : undefined;
     } catch (err) {
-      if (errno(err) === 'ENOENT') return undefined;
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
       return this.fail(err, key);
     }
   }
 
   async *list(prefix: string): AsyncIterable<string> {
-    // Walk only the directories the prefix can reach.
+    // Walk only the directories the prefix can reach, never outside the root.
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    if (prefix.startsWith('/') || (dirKey !== '' && dirKey.split('/').some((s) => s === '' || s === '.' || s === '..'))) {
+      throw new Error(`unsafe storage prefix ${JSON.stringify(prefix)}`);
+    }
     const start = dirKey ? path.join(this.root, ...dirKey.split('/')) : this.root;
     const stack: Array<{ dir: string; key: string }> = [{ dir: start, key: dirKey }];
     while (stack.length > 0) {
@@ -114,10 +124,12 @@ export class FsDriver implements StorageDriver {
   }
 
   async delete(key: string): Promise<void> {
+    const file = this.file(key);
     try {
-      await fs.unlink(this.file(key));
+      await fs.unlink(file);
     } catch (err) {
-      if (errno(err) !== 'ENOENT') this.fail(err, key);
+      // nothing to delete: missing, or not an object (a directory)
+      if (!['ENOENT', 'EISDIR', 'EPERM', 'ENOTDIR'].includes(errno(err) ?? '')) this.fail(err, key);
     }
   }
 

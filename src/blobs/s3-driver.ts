@@ -60,6 +60,9 @@ export class S3Driver implements StorageDriver {
   private fail(err: unknown, key: string): never {
     const status = statusOf(err);
     const name = (err as Error | undefined)?.name;
+    if (name === 'NoSuchBucket') {
+      throw new DriverError('unavailable', key, `s3 bucket ${this.bucket} does not exist`, { cause: err });
+    }
     if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
       throw new DriverError('not_found', key, `no object ${key}`, { cause: err });
     }
@@ -72,8 +75,9 @@ export class S3Driver implements StorageDriver {
   }
 
   async get(key: string): Promise<Buffer> {
+    const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
       const bytes = await out.Body!.transformToByteArray();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
@@ -82,11 +86,12 @@ export class S3Driver implements StorageDriver {
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
+    const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {
       await this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
-          Key: this.objectKey(key),
+          Key: objectKey,
           Body: data,
           ContentLength: data.byteLength,
           IfNoneMatch: '*',
@@ -98,11 +103,12 @@ export class S3Driver implements StorageDriver {
   }
 
   async reader(key: string, range?: ByteRange): Promise<Readable> {
+    const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {
       const out = await this.client.send(
         new GetObjectCommand({
           Bucket: this.bucket,
-          Key: this.objectKey(key),
+          Key: objectKey,
           Range: range ? `bytes=${range.start}-${range.end}` : undefined,
         }),
       );
@@ -115,11 +121,15 @@ export class S3Driver implements StorageDriver {
   }
 
   async stat(key: string): Promise<{ size: number } | undefined> {
+    const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
       return { size: out.ContentLength ?? 0 };
     } catch (err) {
-      if (statusOf(err) === 404 || (err as Error)?.name === 'NotFound') return undefined;
+      if (statusOf(err) === 404 || (err as Error)?.name === 'NotFound') {
+        await this.ping(); // a HEAD 404 cannot tell a missing key from a missing bucket
+        return undefined;
+      }
       return this.fail(err, key);
     }
   }
@@ -143,10 +153,11 @@ export class S3Driver implements StorageDriver {
   }
 
   async delete(key: string): Promise<void> {
+    const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
     } catch (err) {
-      if (statusOf(err) !== 404) this.fail(err, key);
+      if (statusOf(err) !== 404 || (err as Error)?.name === 'NoSuchBucket') this.fail(err, key);
     }
   }
 
@@ -154,6 +165,7 @@ export class S3Driver implements StorageDriver {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
+      if (statusOf(err) === 404) throw new DriverError('unavailable', '', `s3 bucket ${this.bucket} does not exist`, { cause: err });
       this.fail(err, '');
     }
   }

@@ -68,6 +68,8 @@ function errorHandler(log: Logger): ErrorRequestHandler {
     if (status >= 500) log.error('request failed', { request_id: id, method: req.method, path: req.path, code, error: err?.stack ?? String(err) });
     if (!res.socket || res.socket.destroyed) return; // client gone: nothing to answer
     const { cause: _cause, ...rest } = details ?? {};
+    // a route may have set the headers of the bytes it meant to send
+    for (const h of ['Content-Type', 'Content-Disposition', 'ETag', 'X-Content-Digest', 'Content-Length']) res.removeHeader(h);
     res.status(status).json({ error: { code, message, ...rest } });
   };
 }
