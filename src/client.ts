@@ -9,11 +9,42 @@ export const DEFAULT_URL = 'http://127.0.0.1:7070';
 
 // ---- wire types -------------------------------------------------------------
 
+export interface TensorDoc {
+  name: string;
+  dtype: string;
+  shape: Array<number | string>;
+}
+
+export interface SafetyDoc {
+  verdict: 'safe' | 'unsafe' | 'unknown';
+  findings: Array<{ global: string; reason: string }>;
+  globals?: string[];
+}
+
 export interface FileDoc {
   path: string;
   size: number;
   digest: string;
+  /** detected from the content: onnx, safetensors, gguf, pytorch, pickle, … or unknown */
+  format?: string;
+  framework?: string;
+  parameters?: number;
+  dtypes?: Record<string, number>;
+  inputs?: TensorDoc[];
+  outputs?: TensorDoc[];
+  safety?: SafetyDoc;
+  details?: Record<string, unknown>;
   [extra: string]: unknown;
+}
+
+export interface FormatSummaryDoc {
+  framework: string | null;
+  formats: string[];
+  parameters: number | null;
+  dtypes: Record<string, number>;
+  inputs: TensorDoc[];
+  outputs: TensorDoc[];
+  safety: { verdict: 'safe' | 'unsafe' | 'unknown'; unsafe_files: Array<{ path: string; findings: SafetyDoc['findings'] }>; unchecked_files: string[] };
 }
 
 export interface VersionSummary {
@@ -33,6 +64,7 @@ export interface VersionDoc extends VersionSummary {
   files: FileDoc[];
   parents: ParentDoc[];
   metadata: Record<string, unknown>;
+  summary?: FormatSummaryDoc;
 }
 
 export interface ModelSummary {
@@ -116,6 +148,16 @@ export interface LineageGraph {
   root: { name: string; version: string };
   nodes: Array<{ name: string; version: string; number: number; digest: string; deleted: boolean }>;
   edges: Array<{ from: string; to: string; relation: string; recipe: unknown }>;
+}
+
+export interface ModelFilter {
+  /** text in the name or description */
+  q?: string;
+  /** models with a version holding a file of this format (onnx, safetensors, gguf, …) */
+  format?: string;
+  framework?: string;
+  /** true: models with an unsafe version; false: models without one */
+  unsafe?: boolean;
 }
 
 export interface PageQuery {
@@ -294,15 +336,19 @@ export class CairnClient {
 
   // ---- models and versions ----------------------------------------------
 
-  listModels(query: PageQuery & { q?: string } = {}): Promise<{ models: ModelSummary[]; next_cursor: string | null }> {
-    return this.json('GET', '/v1/models', { query: { q: query.q, limit: query.limit, cursor: query.cursor } });
+  listModels(query: PageQuery & ModelFilter = {}): Promise<{ models: ModelSummary[]; next_cursor: string | null }> {
+    const { q, format, framework, unsafe, limit, cursor } = query;
+    return this.json('GET', '/v1/models', {
+      query: { q, format, framework, unsafe: unsafe === undefined ? undefined : String(unsafe), limit, cursor },
+    });
   }
 
   /** Every model matching `q`, following `next_cursor`. */
-  async *allModels(query: { q?: string; pageSize?: number } = {}): AsyncGenerator<ModelSummary> {
+  async *allModels(query: ModelFilter & { pageSize?: number } = {}): AsyncGenerator<ModelSummary> {
+    const { pageSize, ...filter } = query;
     let cursor: string | undefined;
     do {
-      const page = await this.listModels({ q: query.q, limit: query.pageSize, cursor });
+      const page = await this.listModels({ ...filter, limit: pageSize, cursor });
       yield* page.models;
       cursor = page.next_cursor ?? undefined;
     } while (cursor);

@@ -16,6 +16,7 @@ import { UploadQueries } from './metadata/uploads.ts';
 import { EventQueries } from './metadata/events.ts';
 import { LineageQueries } from './metadata/lineage.ts';
 import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
+import { DETECTORS } from './formats/index.ts';
 import { Registry } from './registry.ts';
 
 export interface Cairn {
@@ -60,6 +61,9 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     events,
     lineage: new LineageQueries(db),
     chunks,
+    detectors: DETECTORS,
+    unsafePolicy: config.unsafePolicy,
+    log,
     onEvent: () => void mirror.kick(),
   });
   void mirror.kick(); // catch up on whatever is still queued from before

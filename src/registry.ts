@@ -5,7 +5,11 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import type { BlobStream, ChunkStore } from './blobs/chunk-store.ts';
+import { blobSource, type BlobStream, type ChunkStore } from './blobs/chunk-store.ts';
+import { analyzeFile, linkVersionFiles, summarize, type VersionSummary as FormatSummary } from './formats/analyze.ts';
+import { cachedSource } from './formats/sources.ts';
+import { InvalidModelFileError, type Detector, type FileFormat } from './formats/types.ts';
+import type { Logger } from './log.ts';
 import { CairnError } from './errors.ts';
 import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST, parseNameRef } from './identifiers.ts';
 import { isValidTagName, modelPath, stableJson, versionPath } from './lineage/documents.ts';
@@ -72,6 +76,14 @@ export interface FileDoc {
   path: string;
   size: number;
   digest: string;
+  format: string;
+  framework?: string;
+  parameters?: number;
+  dtypes?: Record<string, number>;
+  inputs?: FileFormat['inputs'];
+  outputs?: FileFormat['outputs'];
+  safety: FileFormat['safety'];
+  details: Record<string, unknown>;
 }
 
 export interface VersionDoc {
@@ -87,6 +99,8 @@ export interface VersionDoc {
   aliases: string[];
   parents: ParentDoc[];
   metadata: Record<string, unknown>;
+  /** framework, parameters, dtypes, inputs/outputs and safety across the files */
+  summary: FormatSummary;
 }
 
 export interface VersionSummary {
@@ -198,6 +212,11 @@ export interface RegistryDeps {
   events: EventQueries;
   lineage: LineageQueries;
   chunks: ChunkStore;
+  /** format detectors, tried in order */
+  detectors: Detector[];
+  /** what to do with a version whose files run code when loaded */
+  unsafePolicy: 'warn' | 'reject';
+  log?: Logger;
   /** called after each committed change (wakes the git mirror) */
   onEvent?: () => void;
   now?: () => Date;
@@ -213,6 +232,9 @@ export class Registry {
   readonly chunks: ChunkStore;
   private readonly onEvent: () => void;
   private readonly now: () => Date;
+  private readonly detectors: Detector[];
+  private readonly unsafePolicy: 'warn' | 'reject';
+  private readonly log: Logger | undefined;
   /** Running sha256 of each open upload session, while this process has seen all of its bytes. */
   private readonly uploadHashes = new Map<string, { hash: Hash; size: number }>();
   /** Sessions with a request in progress: one writer at a time. */
@@ -227,6 +249,9 @@ export class Registry {
     this.lineage = deps.lineage;
     this.chunks = deps.chunks;
     this.onEvent = deps.onEvent ?? (() => {});
+    this.detectors = deps.detectors;
+    this.unsafePolicy = deps.unsafePolicy;
+    this.log = deps.log;
     this.now = deps.now ?? (() => new Date());
   }
 
@@ -276,6 +301,7 @@ export class Registry {
       files: this.models.files(row.id).map(fileDoc),
       parents: this.parentDocs(row.id),
       metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+      summary: JSON.parse(row.summary) as FormatSummary,
     };
   }
 
@@ -298,7 +324,7 @@ export class Registry {
     };
   }
 
-  listModels(query: { q?: unknown; limit?: unknown; cursor?: unknown }): Page<{
+  listModels(query: { q?: unknown; limit?: unknown; cursor?: unknown; format?: unknown; framework?: unknown; unsafe?: unknown }): Page<{
     name: string;
     description: string;
     created_at: string;
@@ -308,7 +334,24 @@ export class Registry {
   }> {
     const limit = parseLimit(query.limit);
     const q = query.q === undefined ? undefined : String(query.q);
-    const rows = this.models.listModels({ q, afterName: decodeCursor<string>(query.cursor, 'string'), limit: limit + 1 });
+    const text = (field: string, value: unknown) => {
+      if (value === undefined || value === '') return undefined;
+      if (typeof value !== 'string' || !/^[a-z0-9_.-]{1,64}$/.test(value)) throw new CairnError('INVALID_ARGUMENT', `${field} must be a format or framework name`);
+      return value;
+    };
+    let unsafe: boolean | undefined;
+    if (query.unsafe !== undefined && query.unsafe !== '') {
+      if (query.unsafe !== 'true' && query.unsafe !== 'false') throw new CairnError('INVALID_ARGUMENT', 'unsafe must be true or false');
+      unsafe = query.unsafe === 'true';
+    }
+    const rows = this.models.listModels({
+      q,
+      afterName: decodeCursor<string>(query.cursor, 'string'),
+      limit: limit + 1,
+      format: text('format', query.format),
+      framework: text('framework', query.framework),
+      unsafe,
+    });
     const page = rows.slice(0, limit);
     return {
       items: page.map((m) => ({
@@ -386,6 +429,7 @@ export class Registry {
     const model = this.models.model(name);
     const existing = model && this.models.versionByString(model.id, v);
     if (existing) throw versionExists(name, existing);
+    if (model && this.models.aliasTarget(model.id, v)) throw aliasShadowed(name, v);
   }
 
   /** Stores one uploaded file's bytes; returns its digest and size. */
@@ -395,7 +439,7 @@ export class Registry {
   }
 
   /** Makes a version visible: one transaction, after all of its bytes are stored. */
-  publish(input: PublishInput): VersionDoc {
+  async publish(input: PublishInput): Promise<VersionDoc> {
     const name = checkName(input.name);
     const version = checkVersion(input.version);
     const message = optionalText('message', input.message, MAX_MESSAGE);
@@ -425,18 +469,33 @@ export class Registry {
       return { ...ref, relation, recipe: parseRecipe(p.recipe) };
     });
 
+    // Refuse a taken version before reading any file back for analysis.
+    this.assertCanPublish(name, version);
+    const analyzed = await this.analyzeFiles(input.files);
+    const summary = summarize(analyzed);
+    if (this.unsafePolicy === 'reject' && summary.safety.verdict === 'unsafe') {
+      const list = summary.safety.unsafe_files.map((f) => `${f.path} (${f.findings.map((x) => x.global).join(', ')})`).join('; ');
+      throw new CairnError('UNSAFE_MODEL', `refused by policy CAIRN_UNSAFE=reject: loading these files runs code: ${list}`, {
+        unsafe_files: summary.safety.unsafe_files,
+      });
+    }
+    const analysisOf = new Map(analyzed.map((f) => [f.path, f.analysis]));
+
     const versionId = this.db.transaction(() => {
       const now = this.now().toISOString();
       const model = this.models.model(name) ?? this.models.createModel(name, now);
       const existing = this.models.versionByString(model.id, version);
       if (existing) throw versionExists(name, existing);
+      if (this.models.aliasTarget(model.id, version)) throw aliasShadowed(name, version);
       const files: FileRow[] = input.files
         .map((f) => {
           const blob = this.blobs.getBlob(f.digest);
           if (!blob) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
-          return { path: f.path, blob_digest: f.digest, size: blob.size };
+          const analysis = analysisOf.get(f.path)!;
+          return { path: f.path, blob_digest: f.digest, size: blob.size, format: analysis.format, analysis: JSON.stringify(analysis) };
         })
-        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+        // byte order of the UTF-8 paths: the order SQLite lists them in, and the manifest's
+        .sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
       for (const alias of aliases) {
         if (this.models.versionByString(model.id, alias)) {
           throw new CairnError('INVALID_ALIAS', `alias ${alias} would be shadowed by the version of the same name`);
@@ -470,6 +529,9 @@ export class Registry {
         created_by: actor,
         message,
         metadata: JSON.stringify(metadata),
+        framework: summary.framework,
+        safety: summary.safety.verdict,
+        summary: JSON.stringify(summary),
       });
       for (const f of files) this.models.insertFile(id, f);
       parents.forEach((p, seq) => this.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
@@ -491,6 +553,23 @@ export class Registry {
     this.onEvent();
     const model = this.models.model(name)!;
     return this.versionDoc(model, this.models.versionById(versionId)!);
+  }
+
+  /** Reads each file back from storage (bounded reads) and detects its format. */
+  private async analyzeFiles(files: PublishFile[]): Promise<Array<{ path: string; analysis: FileFormat }>> {
+    const out: Array<{ path: string; analysis: FileFormat }> = [];
+    for (const f of files) {
+      if (!this.blobs.getBlob(f.digest)) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
+      try {
+        const source = cachedSource(blobSource(this.chunks, this.blobs, f.digest, f.path));
+        out.push({ path: f.path, analysis: await analyzeFile(this.detectors, source, this.log) });
+      } catch (err) {
+        if (!(err instanceof InvalidModelFileError)) throw err;
+        throw new CairnError('INVALID_MODEL_FILE', `${f.path} is not a valid ${err.format} file: ${err.message}`, { path: f.path, format: err.format });
+      }
+    }
+    linkVersionFiles(out);
+    return out;
   }
 
   private parentDocs(versionId: number): ParentDoc[] {
@@ -735,7 +814,7 @@ export class Registry {
           // This process has not seen every byte (it restarted): read them back.
           const hash = createHash('sha256');
           for (const c of chunks) hash.update(await this.chunks.readChunk(c.digest));
-          actual = `sha256:${hash.digest('hex')}`;
+          actual = `sha256:${hash.copy().digest('hex')}`; // the hash keeps running for later appends
           this.uploadHashes.set(id, { hash, size: row.size });
         }
         if (actual !== expected) {
@@ -787,11 +866,24 @@ function parseRecipe(value: unknown): unknown {
 }
 
 function fileDoc(f: FileRow): FileDoc {
-  return { path: f.path, size: f.size, digest: f.blob_digest };
+  const { format: _format, safety, details, ...rest } = JSON.parse(f.analysis) as Partial<FileFormat>;
+  return {
+    path: f.path,
+    size: f.size,
+    digest: f.blob_digest,
+    format: f.format,
+    ...rest,
+    safety: safety ?? { verdict: 'unknown', findings: [] },
+    details: details ?? {},
+  };
 }
 
 function uploadDoc(row: { id: string; size: number; created_at: string; updated_at: string }): UploadDoc {
   return { id: row.id, offset: row.size, created_at: row.created_at, updated_at: row.updated_at };
+}
+
+function aliasShadowed(name: string, version: string): CairnError {
+  return new CairnError('INVALID_VERSION', `${name} has an alias ${version}: a version of that name would hide it (move or remove the alias first)`);
 }
 
 function versionExists(name: string, row: VersionRow): CairnError {

@@ -6,6 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
+import type { FileSource } from '../formats/types.ts';
 import type { BlobIndex, ChunkRef } from '../metadata/blobs.ts';
 import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError } from './codec.ts';
@@ -205,6 +206,43 @@ export class ChunkStore {
     }
     return { stream: Readable.from(body(), { objectMode: false, highWaterMark: 1 }), size: blob.size };
   }
+}
+
+/**
+ * Random access to a stored blob for format detection: bounded reads served
+ * from a few decoded (and verified) chunks kept at hand.
+ */
+export function blobSource(store: ChunkStore, index: BlobIndex, digest: string, path: string): FileSource {
+  const blob = index.getBlob(digest);
+  if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${digest}`);
+  const cache = new Map<number, Promise<Uint8Array>>(); // chunk offset → raw bytes
+  const chunkAt = (chunk: { offset: number; chunk_digest: string }) => {
+    let raw = cache.get(chunk.offset);
+    if (!raw) {
+      raw = store.readChunk(chunk.chunk_digest, digest);
+      raw.catch(noop);
+      cache.set(chunk.offset, raw);
+      if (cache.size > 4) cache.delete(cache.keys().next().value!);
+    }
+    return raw;
+  };
+  return {
+    path,
+    size: blob.size,
+    async read(offset, length) {
+      if (offset < 0 || length < 0) throw new RangeError('negative read');
+      const end = Math.min(offset + length, blob.size);
+      if (offset >= end) return new Uint8Array(0);
+      const out = new Uint8Array(end - offset);
+      for (const chunk of index.chunksInRange(digest, offset, end - 1)) {
+        const raw = await chunkAt(chunk);
+        const from = Math.max(offset - chunk.offset, 0);
+        const to = Math.min(end - chunk.offset, chunk.size);
+        out.set(raw.subarray(from, to), chunk.offset + from - offset);
+      }
+      return out;
+    },
+  };
 }
 
 /** Driver failures become domain errors here, once. */

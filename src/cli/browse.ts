@@ -1,5 +1,5 @@
 // The small commands: ls, show, alias / unalias, rm.
-import type { ModelSummary, VersionDoc, VersionSummary } from '../client.ts';
+import type { FormatSummaryDoc, ModelFilter, ModelSummary, VersionDoc, VersionSummary } from '../client.ts';
 import { checkAlias, checkName, checkVersion } from '../identifiers.ts';
 import {
   check,
@@ -40,31 +40,38 @@ export const lsCommand: Command = {
   synopsis: 'ls [name]',
   summary: 'list models, or the versions of one model with their aliases',
   help: `Options:
-  -q, --q <text>      only models whose name contains this text
-  -n, --limit <n>     at most this many rows (default: all)`,
+  -q, --q <text>         only models whose name contains this text
+      --format <f>       only models with a file of this format (onnx, safetensors, gguf, pytorch, …)
+      --framework <f>    only models of this framework
+      --unsafe           only models with a version whose files run code when loaded
+  -n, --limit <n>        at most this many rows (default: all)`,
   options: {
     q: { type: 'string', short: 'q' },
+    format: { type: 'string' },
+    framework: { type: 'string' },
+    unsafe: { type: 'boolean' },
     limit: { type: 'string', short: 'n' },
   },
   async run(ctx, args, values) {
     const limit = positiveInt(str(values, 'limit'), '--limit');
     const [name] = args;
     noMore(args, 1);
-    if (name === undefined) return listModels(ctx, str(values, 'q'), limit);
+    const filter = { q: str(values, 'q'), format: str(values, 'format'), framework: str(values, 'framework'), unsafe: flag(values, 'unsafe') ? true : undefined };
+    if (name === undefined) return listModels(ctx, filter, limit);
     check(() => checkName(name));
-    if (str(values, 'q') !== undefined) throw new UsageError('--q filters models; it does not apply to the versions of one model');
+    if (Object.values(filter).some((v) => v !== undefined)) throw new UsageError('--q, --format, --framework and --unsafe filter models; they do not apply to the versions of one model');
     return listVersions(ctx, name, limit);
   },
 };
 
-async function listModels(ctx: Context, q: string | undefined, limit: number | undefined): Promise<number> {
-  const models: ModelSummary[] = await collect(ctx.client.allModels({ q, pageSize: 200 }), limit);
+async function listModels(ctx: Context, filter: ModelFilter, limit: number | undefined): Promise<number> {
+  const models: ModelSummary[] = await collect(ctx.client.allModels({ ...filter, pageSize: 200 }), limit);
   if (ctx.json) {
     printJson(ctx, { models });
     return 0;
   }
   if (models.length === 0) {
-    say(ctx, q ? `no models match ${JSON.stringify(q)}` : 'no models yet');
+    say(ctx, Object.values(filter).some((v) => v !== undefined) ? 'no models match' : 'no models yet');
     return 0;
   }
   say(ctx, table([['NAME', 'LATEST', 'VERSIONS', 'UPDATED'], ...models.map((m) => [m.name, m.latest_version ?? '-', String(m.versions), day(m.updated_at)])]));
@@ -117,11 +124,53 @@ export function formatVersion(doc: VersionDoc): string {
   for (const [i, p] of (doc.parents ?? []).entries()) {
     lines.push(`  ${i === 0 ? 'parents:    ' : '           '} ${p.name}@${p.version} (${p.relation}, ${shortDigest(p.digest)})`);
   }
+  const summary = doc.summary;
+  if (summary && summary.formats) {
+    lines.push(`  framework:   ${summary.framework ?? '-'}`);
+    if (summary.parameters !== null) lines.push(`  parameters:  ${formatCount(summary.parameters)}${dtypeList(summary.dtypes)}`);
+    if (summary.inputs.length > 0) lines.push(`  inputs:      ${summary.inputs.map(tensor).join(', ')}`);
+    if (summary.outputs.length > 0) lines.push(`  outputs:     ${summary.outputs.map(tensor).join(', ')}`);
+    lines.push(`  safety:      ${safetyLine(summary.safety)}`);
+    for (const f of summary.safety.unsafe_files) {
+      for (const finding of f.findings) lines.push(`               ${f.path}: ${finding.global} — ${finding.reason}`);
+    }
+  }
   lines.push('  files:');
   lines.push(
-    table(doc.files.map((f) => [`    ${f.path}`, formatBytes(f.size), f.digest, typeof f.format === 'string' ? f.format : ''])),
+    table(
+      doc.files.map((f) => [
+        `    ${f.path}`,
+        formatBytes(f.size),
+        f.digest,
+        f.format ?? '',
+        f.parameters !== undefined ? `${formatCount(f.parameters)} params` : '',
+        f.safety && f.safety.verdict !== 'safe' ? f.safety.verdict.toUpperCase() : '',
+      ]),
+    ),
   );
   return lines.join('\n');
+}
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+function dtypeList(dtypes: Record<string, number>): string {
+  const entries = Object.entries(dtypes).sort((a, b) => b[1] - a[1]);
+  return entries.length > 0 ? ` (${entries.map(([d, n]) => `${d} ${formatCount(n)}`).join(', ')})` : '';
+}
+
+function tensor(t: { name: string; dtype: string; shape: Array<number | string> }): string {
+  return `${t.name} ${t.dtype}[${t.shape.join(',')}]`;
+}
+
+function safetyLine(s: FormatSummaryDoc['safety']): string {
+  if (s.verdict === 'unsafe') return `UNSAFE — loading ${s.unsafe_files.map((f) => f.path).join(', ')} can run code`;
+  if (s.verdict === 'unknown') return `unknown — not checked: ${s.unchecked_files.join(', ')}`;
+  return 'safe — no file runs code when loaded';
 }
 
 export const showCommand: Command = {

@@ -21,6 +21,10 @@ export interface VersionRow {
   created_by: string;
   message: string;
   metadata: string;
+  framework: string | null;
+  safety: string;
+  /** JSON VersionSummary */
+  summary: string;
   deleted_at: string | null;
   deleted_by: string | null;
 }
@@ -29,6 +33,9 @@ export interface FileRow {
   path: string;
   blob_digest: string;
   size: number;
+  format: string;
+  /** JSON FileFormat */
+  analysis: string;
 }
 
 export interface ModelSummaryRow extends ModelRow {
@@ -57,18 +64,27 @@ export class ModelQueries {
     this.db.run('UPDATE models SET updated_at = ? WHERE id = ?', [now, modelId]);
   }
 
-  /** Models ordered by name, after `afterName`, whose name contains `q`. */
-  listModels(options: { q?: string; afterName?: string; limit: number }): ModelSummaryRow[] {
+  /**
+   * Models ordered by name, after `afterName`, whose name contains `q`, with a
+   * live version holding a file of `format`, of `framework`, or (un)safe.
+   */
+  listModels(options: { q?: string; afterName?: string; limit: number; format?: string; framework?: string; unsafe?: boolean }): ModelSummaryRow[] {
     const like = options.q ? `%${options.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : '%';
+    const live = 'v.model_id = m.id AND v.deleted_at IS NULL';
+    const filters = [
+      options.format === undefined ? '' : `AND EXISTS (SELECT 1 FROM versions v JOIN version_files f ON f.version_id = v.id WHERE ${live} AND f.format = @format)`,
+      options.framework === undefined ? '' : `AND EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.framework = @framework)`,
+      options.unsafe === undefined ? '' : `AND ${options.unsafe ? '' : 'NOT '}EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.safety = 'unsafe')`,
+    ].join(' ');
     return this.db.all<ModelSummaryRow>(
       `SELECT m.*,
               (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS version_count,
               (SELECT v.version FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL
                 ORDER BY v.number DESC LIMIT 1) AS latest_version
          FROM models m
-        WHERE m.name > ? AND (m.name LIKE ? ESCAPE '\\' OR m.description LIKE ? ESCAPE '\\')
-        ORDER BY m.name LIMIT ?`,
-      [options.afterName ?? '', like, like, options.limit],
+        WHERE m.name > @after AND (m.name LIKE @like ESCAPE '\\' OR m.description LIKE @like ESCAPE '\\') ${filters}
+        ORDER BY m.name LIMIT @limit`,
+      { after: options.afterName ?? '', like, limit: options.limit, format: options.format ?? null, framework: options.framework ?? null },
     );
   }
 
@@ -110,28 +126,30 @@ export class ModelQueries {
 
   insertVersion(row: Omit<VersionRow, 'id' | 'deleted_at' | 'deleted_by'>): number {
     const result = this.db.run(
-      `INSERT INTO versions (model_id, version, number, digest, size, created_at, created_by, message, metadata)
-       VALUES (@model_id, @version, @number, @digest, @size, @created_at, @created_by, @message, @metadata)`,
+      `INSERT INTO versions (model_id, version, number, digest, size, created_at, created_by, message, metadata, framework, safety, summary)
+       VALUES (@model_id, @version, @number, @digest, @size, @created_at, @created_by, @message, @metadata, @framework, @safety, @summary)`,
       row,
     );
     return Number(result.lastInsertRowid);
   }
 
   insertFile(versionId: number, file: FileRow): void {
-    this.db.run('INSERT INTO version_files (version_id, path, blob_digest, size) VALUES (?, ?, ?, ?)', [
+    this.db.run('INSERT INTO version_files (version_id, path, blob_digest, size, format, analysis) VALUES (?, ?, ?, ?, ?, ?)', [
       versionId,
       file.path,
       file.blob_digest,
       file.size,
+      file.format,
+      file.analysis,
     ]);
   }
 
   files(versionId: number): FileRow[] {
-    return this.db.all<FileRow>('SELECT path, blob_digest, size FROM version_files WHERE version_id = ? ORDER BY path', [versionId]);
+    return this.db.all<FileRow>('SELECT path, blob_digest, size, format, analysis FROM version_files WHERE version_id = ? ORDER BY path', [versionId]);
   }
 
   file(versionId: number, path: string): FileRow | undefined {
-    return this.db.first<FileRow>('SELECT path, blob_digest, size FROM version_files WHERE version_id = ? AND path = ?', [
+    return this.db.first<FileRow>('SELECT path, blob_digest, size, format, analysis FROM version_files WHERE version_id = ? AND path = ?', [
       versionId,
       path,
     ]);

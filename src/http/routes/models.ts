@@ -71,14 +71,14 @@ export function registerModelRoutes(app: Express, { registry, log }: { registry:
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('application/json')) return jsonBody(req, res, next);
     next(new CairnError('UNSUPPORTED_MEDIA_TYPE', 'publish with multipart/form-data (file parts) or application/json (a manifest of uploaded blobs)'));
-  }, (req, res) => {
+  }, async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const multipartFiles = req.is('multipart/form-data') ? storedParts(req) : undefined;
     const files = multipartFiles ?? list(body.files).map((f) => {
       const file = f as { path?: unknown; digest?: unknown } | null;
       return { path: file?.path as string, digest: file?.digest as string };
     });
-    const doc = registry.publish({
+    const doc = await registry.publish({
       name: req.params.name,
       version: body.version,
       files,
@@ -110,7 +110,8 @@ export function registerModelRoutes(app: Express, { registry, log }: { registry:
       'Content-Disposition': contentDisposition(file.path),
       'X-Content-Digest': file.digest,
     });
-    if (req.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+    const ifNoneMatch = req.headers['if-none-match']?.split(',').map((t) => t.trim().replace(/^W\//, ''));
+    if (ifNoneMatch?.includes('*') || ifNoneMatch?.includes(etag)) {
       res.status(304).end();
       return;
     }
