@@ -783,9 +783,10 @@ export class Registry {
           startOffset: row.size,
           keepPartial: true,
           alsoHash: running?.hash,
-          onChunk: (chunk) => {
-            this.uploads.appendChunk(id, chunk);
-            if (running) running.size = chunk.offset + chunk.size;
+          onChunks: (chunks) => {
+            this.uploads.appendChunks(id, chunks);
+            const last = chunks[chunks.length - 1]!;
+            if (running) running.size = last.offset + last.size;
           },
         });
       } catch (err) {

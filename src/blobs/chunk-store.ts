@@ -7,7 +7,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
-import type { BlobIndex, ChunkRef } from '../metadata/blobs.ts';
+import type { BlobIndex, ChunkRecord, ChunkRef } from '../metadata/blobs.ts';
 import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError } from './codec.ts';
 import type { CodecPool } from './codec-pool.ts';
@@ -36,6 +36,7 @@ export interface ChunkStoreOptions {
 }
 
 const noop = () => {};
+const RECORD_BATCH = 16;
 
 export class ChunkStore {
   private readonly chunking: ChunkerOptions;
@@ -56,15 +57,16 @@ export class ChunkStore {
   }
 
   /**
-   * Chunks and stores a byte stream. `onChunk` sees every stored chunk in
-   * order as soon as it and all before it are durable. With `keepPartial`, a
-   * failing source still has the bytes received so far stored (and reported
-   * to onChunk) before the error is rethrown — what resumable uploads need.
+   * Chunks and stores a byte stream. `onChunks` sees every stored chunk, in
+   * order and in batches, inside the transaction that records them, once they
+   * and all before them are durable in storage. With `keepPartial`, a failing
+   * source still has the bytes received so far stored (and reported) before
+   * the error is rethrown — what resumable uploads need.
    */
   async store(
     source: AsyncIterable<Uint8Array>,
     options: {
-      onChunk?: (chunk: ChunkRef) => void;
+      onChunks?: (chunks: ChunkRef[]) => void;
       keepPartial?: boolean;
       startOffset?: number;
       /** a running hash (of a resumable upload) that also sees every byte */
@@ -73,8 +75,19 @@ export class ChunkStore {
   ): Promise<StoredContent> {
     const chunker = new Chunker(this.chunking);
     const hash = createHash('sha256');
-    const inflight: Array<Promise<ChunkRef>> = [];
+    const inflight: Array<Promise<ChunkRef & { record?: ChunkRecord }>> = [];
     const chunks: ChunkRef[] = [];
+    // Records go to SQLite in batches: one synchronous commit per chunk
+    // would stall the event loop on fsync.
+    let records: ChunkRecord[] = [];
+    let batch: ChunkRef[] = [];
+    const flush = () => {
+      if (batch.length === 0) return;
+      const [r, b] = [records, batch];
+      records = [];
+      batch = [];
+      this.index.recordChunks(r, () => options.onChunks?.(b));
+    };
     let offset = options.startOffset ?? 0;
     let size = 0;
 
@@ -85,15 +98,17 @@ export class ChunkStore {
       const length = raw.length; // read now: the buffer is detached once transferred
       offset += length;
       size += length;
-      const p = this.storeChunk(raw).then((digest) => ({ digest, offset: at, size: length }));
+      const p = this.storeChunk(raw).then((stored) => ({ digest: stored.digest, record: stored.record, offset: at, size: length }));
       p.catch(noop); // awaited in order below; this only marks it handled
       inflight.push(p);
     };
     const drain = async (keep: number) => {
       while (inflight.length > keep) {
-        const chunk = await inflight.shift()!;
+        const { record, ...chunk } = await inflight.shift()!;
         chunks.push(chunk);
-        options.onChunk?.(chunk);
+        batch.push(chunk);
+        if (record) records.push(record);
+        if (batch.length >= RECORD_BATCH) flush();
       }
     };
 
@@ -109,6 +124,7 @@ export class ChunkStore {
       sourceError = err;
       if (!options.keepPartial) {
         await Promise.allSettled(inflight);
+        flush();
         throw err;
       }
     }
@@ -121,6 +137,8 @@ export class ChunkStore {
     } catch (err) {
       await Promise.allSettled(inflight);
       throw err;
+    } finally {
+      flush(); // whatever is durable in storage gets recorded, even on failure
     }
     if (sourceError !== undefined) throw sourceError;
     return { digest: `sha256:${hash.digest('hex')}`, size, chunks };
@@ -133,9 +151,10 @@ export class ChunkStore {
     return content;
   }
 
-  private async storeChunk(raw: Buffer): Promise<string> {
+  /** Writes one chunk unless it is known; returns the record to commit when it was new. */
+  private async storeChunk(raw: Buffer): Promise<{ digest: string; record?: ChunkRecord }> {
     const encoded = await this.pool.encode(raw);
-    if (this.index.hasChunk(encoded.digest)) return encoded.digest;
+    if (this.index.hasChunk(encoded.digest)) return { digest: encoded.digest };
     const key = chunkKey(encoded.digest);
     let storedSize = encoded.stored.byteLength;
     try {
@@ -146,8 +165,7 @@ export class ChunkStore {
       if (!isDriverError(err, 'exists')) throw translate(err);
       storedSize = (await this.driver.stat(key).catch((e) => Promise.reject(translate(e))))?.size ?? storedSize;
     }
-    this.index.addChunk({ digest: encoded.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec });
-    return encoded.digest;
+    return { digest: encoded.digest, record: { digest: encoded.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec } };
   }
 
   /** Fetches, decodes and verifies one chunk. */

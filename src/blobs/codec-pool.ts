@@ -1,24 +1,22 @@
-// A small pool of worker threads running codec-worker.ts. Buffers are
+// A small pool of worker threads running codec-worker.js. Buffers are
 // transferred, not copied, in both directions. A worker that dies fails only
 // the task it was running and is replaced.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { CodecName, EncodedChunk } from './codec.ts';
 import { ChunkCorruptError } from './codec.ts';
-import type { CodecReply, CodecRequest } from './codec-worker.ts';
+
+type CodecRequest =
+  | { id: number; op: 'encode'; data: Uint8Array }
+  | { id: number; op: 'decode'; data: Uint8Array; digest: string };
+
+type CodecReply =
+  | { id: number; ok: true; op: 'encode'; digest: string; codec: string; rawSize: number; stored: Uint8Array }
+  | { id: number; ok: true; op: 'decode'; raw: Uint8Array }
+  | { id: number; ok: false; corrupt: boolean; message: string };
 
 type Pending = { resolve: (reply: CodecReply) => void; reject: (err: Error) => void };
 type Job = { request: CodecRequest; transfer: ArrayBuffer[]; pending: Pending };
-
-// The worker source is TypeScript. Loader hooks are per thread and `--import`
-// is not honoured in a worker's execArgv, so when running from .ts (tsx) the
-// worker is bootstrapped by a line that registers tsx and then imports it.
-function createWorker(): Worker {
-  const url = new URL('./codec-worker.ts', import.meta.url);
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
-  return new Worker(bootstrap, { eval: true });
-}
 
 /** An ArrayBuffer holding exactly these bytes, safe to transfer away. */
 function ownBuffer(data: Uint8Array): Uint8Array {
@@ -82,7 +80,7 @@ export class CodecPool {
   }
 
   private spawn(): Worker {
-    const worker = createWorker();
+    const worker = new Worker(new URL('./codec-worker.js', import.meta.url));
     worker.unref();
     this.all.add(worker);
     worker.on('message', (reply: CodecReply) => {

@@ -7,6 +7,13 @@ export interface ChunkRef {
   size: number;
 }
 
+export interface ChunkRecord {
+  digest: string;
+  rawSize: number;
+  storedSize: number;
+  codec: string;
+}
+
 export interface BlobRow {
   digest: string;
   size: number;
@@ -28,11 +35,21 @@ export class BlobIndex {
     return this.db.first('SELECT 1 FROM chunks WHERE digest = ?', [digest]) !== undefined;
   }
 
-  addChunk(chunk: { digest: string; rawSize: number; storedSize: number; codec: string }): void {
-    this.db.run(
-      'INSERT OR IGNORE INTO chunks (digest, raw_size, stored_size, codec, created_at) VALUES (?, ?, ?, ?, ?)',
-      [chunk.digest, chunk.rawSize, chunk.storedSize, chunk.codec, new Date().toISOString()],
-    );
+  /** Records chunks already durable in storage, and runs `also` in the same transaction. */
+  recordChunks(chunks: ChunkRecord[], also: () => void = () => {}): void {
+    this.db.transaction(() => {
+      const now = new Date().toISOString();
+      for (const c of chunks) {
+        this.db.run('INSERT OR IGNORE INTO chunks (digest, raw_size, stored_size, codec, created_at) VALUES (?, ?, ?, ?, ?)', [
+          c.digest,
+          c.rawSize,
+          c.storedSize,
+          c.codec,
+          now,
+        ]);
+      }
+      also();
+    });
   }
 
   getBlob(digest: string): BlobRow | undefined {

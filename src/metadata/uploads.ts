@@ -22,18 +22,21 @@ export class UploadQueries {
     return this.db.first<UploadRow>('SELECT * FROM uploads WHERE id = ?', [id]);
   }
 
-  /** Appends one stored chunk and moves the session's offset past it. */
-  appendChunk(id: string, chunk: ChunkRef): void {
+  /** Appends stored chunks, in order, and moves the session's offset past them. */
+  appendChunks(id: string, chunks: ChunkRef[]): void {
     this.db.transaction(() => {
-      const seq = this.db.first<{ n: number }>('SELECT count(*) AS n FROM upload_chunks WHERE upload_id = ?', [id])!.n;
-      this.db.run('INSERT INTO upload_chunks (upload_id, seq, offset, size, chunk_digest) VALUES (?, ?, ?, ?, ?)', [
-        id,
-        seq,
-        chunk.offset,
-        chunk.size,
-        chunk.digest,
-      ]);
-      this.db.run('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?', [chunk.offset + chunk.size, new Date().toISOString(), id]);
+      let seq = this.db.first<{ n: number }>('SELECT count(*) AS n FROM upload_chunks WHERE upload_id = ?', [id])!.n;
+      for (const chunk of chunks) {
+        this.db.run('INSERT INTO upload_chunks (upload_id, seq, offset, size, chunk_digest) VALUES (?, ?, ?, ?, ?)', [
+          id,
+          seq++,
+          chunk.offset,
+          chunk.size,
+          chunk.digest,
+        ]);
+      }
+      const last = chunks[chunks.length - 1];
+      if (last) this.db.run('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?', [last.offset + last.size, new Date().toISOString(), id]);
     });
   }
 
