@@ -333,7 +333,7 @@ interface ModelState {
 
 const ALIASES = ['production', 'staging', 'canary'];
 const ACTORS = ['alice', 'bob', 'ci'];
-const FILE_PATH = 'model.safetensors';
+const FILE_PATH = 'weights.bin';
 
 type Kind = 'publish' | 'alias' | 'delete';
 

@@ -6,7 +6,9 @@
 //
 // Git is a mirror: a failed write is logged, the event stays pending and the
 // writer retries with backoff; publishing never waits for it.
+import { execFile } from 'node:child_process';
 import nodeFs from 'node:fs';
+import { promisify } from 'node:util';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import git from 'isomorphic-git';
@@ -14,6 +16,9 @@ import type { Logger } from '../log.ts';
 import type { EventQueries, EventRow } from '../metadata/events.ts';
 
 export const MAIN_BRANCH = 'main';
+/** events written between two repacks of the repository */
+const REPACK_EVERY = 500;
+const execFileAsync = promisify(execFile);
 const MAIN_REF = `refs/heads/${MAIN_BRANCH}`;
 const TRAILER = 'Cairn-Event';
 
@@ -75,6 +80,7 @@ export class GitMirror {
   private stopped = false;
   /** parsed trees by oid; trees are immutable so this never goes stale */
   private readonly trees = new Map<string, TreeEntry[]>();
+  private sinceRepack = 0;
 
   constructor(options: GitMirrorOptions) {
     this.gitdir = options.gitdir;
@@ -126,8 +132,10 @@ export class GitMirror {
           if (this.stopped) return;
           head = await this.apply(event, head);
           this.events.markMirrored(event.id, head);
+          this.sinceRepack += 1;
         }
       }
+      if (this.sinceRepack >= REPACK_EVERY) await this.repack();
       if (this.failures > 0) this.log.info('lineage mirror caught up', { after_failures: this.failures });
       this.failures = 0;
       this.lastError = null;
@@ -140,6 +148,23 @@ export class GitMirror {
         this.retryTimer = setTimeout(() => void this.kick(), delay);
         this.retryTimer.unref();
       }
+    }
+  }
+
+  /**
+   * isomorphic-git writes loose objects; thousands of them make clones slow
+   * and waste disk. Packing them (and the tag refs) is the writer's own job,
+   * done between drains so it never races a write. Pack contents do not
+   * change object ids, so rebuild equality holds.
+   */
+  private async repack(): Promise<void> {
+    try {
+      await execFileAsync('git', ['--git-dir', this.gitdir, 'repack', '-d', '-q']);
+      await execFileAsync('git', ['--git-dir', this.gitdir, 'pack-refs', '--all']);
+      this.sinceRepack = 0;
+    } catch (err) {
+      // a mirror nicety: keep the loose objects and try again after the next drain
+      this.log.warn('lineage repack failed', { error: (err as Error).message });
     }
   }
 
@@ -231,6 +256,8 @@ export class GitMirror {
       const sub = await this.updateTree(current?.type === 'tree' ? current.oid : null, rest, blob);
       replacement = sub ? { mode: '040000', path: name, oid: sub, type: 'tree' } : undefined;
     }
+    // unchanged (an event rewrote a file with the same bytes): nothing to write
+    if (replacement && current && replacement.oid === current.oid && replacement.mode === current.mode) return tree;
     if (index >= 0) entries.splice(index, 1);
     if (replacement) entries.push(replacement);
     if (entries.length === 0) return null;
