@@ -778,11 +778,19 @@ export class Registry {
         this.uploadHashes.delete(id);
         running = undefined;
       }
+      // Counts what the running hash sees, to know afterwards whether all of it was stored.
+      let hashed = 0;
+      const alsoHash = running && {
+        update(bytes: Uint8Array) {
+          hashed += bytes.length;
+          running.hash.update(bytes);
+        },
+      };
       try {
         await this.chunks.store(source, {
           startOffset: row.size,
           keepPartial: true,
-          alsoHash: running?.hash,
+          alsoHash,
           onChunks: (chunks) => {
             this.uploads.appendChunks(id, chunks);
             const last = chunks[chunks.length - 1]!;
@@ -790,9 +798,10 @@ export class Registry {
           },
         });
       } catch (err) {
-        // The running hash may have seen bytes that were not stored.
+        // The running hash may have seen bytes that were not stored (a storage
+        // failure); then finishing recomputes the digest from what was stored.
         const after = this.requireUpload(id);
-        if (running && running.size !== after.size) this.uploadHashes.delete(id);
+        if (row.size + hashed !== after.size) this.uploadHashes.delete(id);
         throw err;
       }
       return uploadDoc(this.requireUpload(id));

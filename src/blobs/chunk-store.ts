@@ -3,7 +3,7 @@
 // and written create-only, a few in flight at once (bounded memory). Reading:
 // chunks are fetched ahead, decompressed and verified against their digest
 // before a single byte is handed out.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
@@ -70,7 +70,7 @@ export class ChunkStore {
       keepPartial?: boolean;
       startOffset?: number;
       /** a running hash (of a resumable upload) that also sees every byte */
-      alsoHash?: Hash;
+      alsoHash?: { update(bytes: Uint8Array): unknown };
     } = {},
   ): Promise<StoredContent> {
     const chunker = new Chunker(this.chunking);
