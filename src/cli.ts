@@ -9,10 +9,12 @@ import { aliasCommand, logCommand, lsCommand, rmCommand, showCommand, unaliasCom
 import { CliError, type Command, type Context, type OptionsConfig, type OptionValues, UsageError } from './cli/common.ts';
 import { pullCommand } from './cli/pull.ts';
 import { pushCommand } from './cli/push.ts';
+import { tokenCommand } from './cli/token.ts';
+import { gcCommand, verifyCommand } from './cli/maintenance.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 
-const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, logCommand, aliasCommand, unaliasCommand, rmCommand];
+const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, tokenCommand, gcCommand, verifyCommand];
 
 const GLOBAL_OPTIONS: OptionsConfig = {
   url: { type: 'string' },
@@ -34,7 +36,8 @@ Options for every client command:
   -h, --help     the command's options
 
 Environment: CAIRN_URL, CAIRN_TOKEN (sent as a bearer token); for serve:
-CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_S3_*, CAIRN_AUTH, CAIRN_UNSAFE.
+CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_S3_*, CAIRN_AUTH, CAIRN_ANONYMOUS_READ,
+CAIRN_MAX_UPLOAD_BYTES, CAIRN_RATE_LIMIT, CAIRN_UNSAFE.
 `;
 
 function commandHelp(c: Command): string {

@@ -150,6 +150,28 @@ export interface LineageGraph {
   edges: Array<{ from: string; to: string; relation: string; recipe: unknown }>;
 }
 
+export interface TokenDoc {
+  name: string;
+  /** the first characters of the token, to tell tokens apart */
+  prefix: string;
+  scope: 'read' | 'write' | 'admin';
+  scopes: Array<'read' | 'write' | 'admin'>;
+  /** name patterns (`*` wildcards); empty: every model */
+  models: string[];
+  created_at: string;
+  created_by: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  [extra: string]: unknown;
+}
+
+export interface CreateTokenRequest {
+  name: string;
+  scopes: Array<'read' | 'write' | 'admin'>;
+  models?: string[];
+  expires_in_days?: number;
+}
+
 export interface ModelFilter {
   /** text in the name or description */
   q?: string;
@@ -163,6 +185,33 @@ export interface ModelFilter {
 export interface PageQuery {
   limit?: number;
   cursor?: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  quick: boolean;
+  versions_checked: number;
+  files_checked: number;
+  chunks_checked: number;
+  bytes_read: number;
+  problems: Array<{ model: string; version: string; path: string; chunk: string | null; problem: 'missing' | 'corrupt' | 'size_mismatch' }>;
+  seconds: number;
+  [extra: string]: unknown;
+}
+
+export interface GcReport {
+  dry_run: boolean;
+  grace_seconds: number;
+  upload_ttl_seconds: number;
+  chunks_deleted: number;
+  bytes_freed: number;
+  orphan_objects_deleted: number;
+  orphan_bytes_freed: number;
+  orphan_objects_pending: number;
+  blobs_deleted: number;
+  uploads_expired: number;
+  seconds: number;
+  [extra: string]: unknown;
 }
 
 // ---- errors -----------------------------------------------------------------
@@ -474,6 +523,35 @@ export class CairnClient {
 
   async cancelUpload(id: string): Promise<void> {
     await this.empty('DELETE', `/v1/uploads/${seg(id)}`);
+  }
+
+  // ---- maintenance (admin) ----------------------------------------------
+
+  /** Checks every chunk of every live version (`quick`: presence only). Answers when done. */
+  verify(options: { quick?: boolean } = {}): Promise<VerifyReport> {
+    return this.json('POST', '/v1/admin/verify', { json: { quick: options.quick === true } });
+  }
+
+  /** Garbage collection; with `dryRun` it only reports what would go. Answers when done. */
+  gc(options: { dryRun?: boolean; graceSeconds?: number; uploadTtlSeconds?: number } = {}): Promise<GcReport> {
+    return this.json('POST', '/v1/admin/gc', {
+      json: { dry_run: options.dryRun === true, grace_seconds: options.graceSeconds, upload_ttl_seconds: options.uploadTtlSeconds },
+    });
+  }
+
+  // ---- tokens (admin) -----------------------------------------------------
+
+  /** Creates a token; `token` (the secret) is in this answer only. */
+  createToken(body: CreateTokenRequest): Promise<TokenDoc & { token: string }> {
+    return this.json('POST', '/v1/tokens', { json: body });
+  }
+
+  listTokens(): Promise<{ tokens: TokenDoc[] }> {
+    return this.json('GET', '/v1/tokens');
+  }
+
+  async revokeToken(name: string): Promise<void> {
+    await this.empty('DELETE', `/v1/tokens/${seg(name)}`);
   }
 }
 

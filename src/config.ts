@@ -16,6 +16,12 @@ export interface Config {
   s3: S3Config | undefined;
   auth: boolean;
   unsafePolicy: 'warn' | 'reject';
+  /** requests without a token may read every model (CAIRN_ANONYMOUS_READ; absent: false) */
+  anonymousRead?: boolean;
+  /** largest file in a publish, and largest upload session (CAIRN_MAX_UPLOAD_BYTES; absent: no limit) */
+  maxUploadBytes?: number;
+  /** requests a minute per token, or per address without one (CAIRN_RATE_LIMIT; 0 or absent: no limit) */
+  rateLimit?: number;
 }
 
 export class ConfigError extends Error {
@@ -30,6 +36,13 @@ function parseBool(name: string, value: string | undefined, fallback: boolean): 
   if (/^(1|true|yes|on)$/i.test(value)) return true;
   if (/^(0|false|no|off)$/i.test(value)) return false;
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+function parseCount(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${name} must be a whole number >= 0, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -62,5 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     s3,
     auth: auth === 'on',
     unsafePolicy: unsafe,
+    anonymousRead: parseBool('CAIRN_ANONYMOUS_READ', env.CAIRN_ANONYMOUS_READ, false),
+    maxUploadBytes: parseCount('CAIRN_MAX_UPLOAD_BYTES', env.CAIRN_MAX_UPLOAD_BYTES, 100 * 1024 ** 3) || undefined,
+    rateLimit: parseCount('CAIRN_RATE_LIMIT', env.CAIRN_RATE_LIMIT, 6000),
   };
 }

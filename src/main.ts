@@ -18,6 +18,12 @@ import { LineageQueries } from './metadata/lineage.ts';
 import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
 import { DETECTORS } from './formats/index.ts';
 import { Registry } from './registry.ts';
+import { TokenQueries } from './metadata/tokens.ts';
+import fs from 'node:fs';
+import { ConfigError } from './config.ts';
+import { GarbageCollector, gcSettingsFromEnv } from './maintenance/gc.ts';
+import { Verifier } from './maintenance/verify.ts';
+import { MaintenanceQueries } from './metadata/maintenance.ts';
 
 export interface Cairn {
   config: Config;
@@ -25,6 +31,10 @@ export interface Cairn {
   driver: StorageDriver;
   registry: Registry;
   mirror: GitMirror;
+  /** garbage collection (cairn gc, POST /v1/admin/gc) */
+  gc: GarbageCollector;
+  /** integrity check (cairn verify, POST /v1/admin/verify) */
+  verifier: Verifier;
   close(): Promise<void>;
 }
 
@@ -67,18 +77,52 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     onEvent: () => void mirror.kick(),
   });
   void mirror.kick(); // catch up on whatever is still queued from before
+  let gcSettings;
+  try {
+    gcSettings = gcSettingsFromEnv(process.env); // CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const maintenance = new MaintenanceQueries(db);
+  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings });
+  const verifier = new Verifier({ driver, chunks, queries: maintenance, log });
   return {
     config,
     db,
     driver,
     registry,
     mirror,
+    gc,
+    verifier,
     async close() {
       await mirror.stop();
       await pool.close();
       db.close();
     },
   };
+}
+
+/**
+ * First start (no active admin token): creates one named `admin` and writes it
+ * to <data dir>/admin-token (mode 0600). The token itself is never logged.
+ */
+function ensureAdminToken(tokens: TokenQueries, dataDir: string, log: Logger): void {
+  if (tokens.hasActiveAdmin()) return;
+  const created = tokens.create({ name: tokens.freeAdminName(), scope: 'admin', createdBy: 'cairn' });
+  const file = path.join(dataDir, 'admin-token');
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.rmSync(file, { force: true }); // a new file gets mode 0600 from the start
+  try {
+    fs.writeFileSync(file, `${created.token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    tokens.revoke(created.name, 'cairn'); // nobody could ever read it: try again next start
+    throw err;
+  }
+  log.warn('no admin token yet: created one; read it from the file, keep it somewhere safe, then delete the file', {
+    token_name: created.name,
+    file,
+    prefix: created.prefix,
+  });
 }
 
 export interface RunningServer {
@@ -90,7 +134,21 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger, options: OpenOptions = {}): Promise<RunningServer> {
   const cairn = await openCairn(config, log, options);
-  const app = createApp({ registry: cairn.registry, db: cairn.db, driver: cairn.driver, mirror: cairn.mirror, log });
+  const tokens = config.auth ? new TokenQueries(cairn.db) : undefined;
+  if (tokens) ensureAdminToken(tokens, config.dataDir, log);
+  const app = createApp({
+    registry: cairn.registry,
+    db: cairn.db,
+    driver: cairn.driver,
+    mirror: cairn.mirror,
+    log,
+    tokens,
+    anonymousRead: config.anonymousRead ?? false,
+    rateLimit: config.rateLimit,
+    maxUploadBytes: config.maxUploadBytes,
+    gc: cairn.gc,
+    verifier: cairn.verifier,
+  });
   const server = http.createServer(app);
   // Large uploads and downloads take as long as they take.
   server.requestTimeout = 0;
@@ -103,8 +161,11 @@ export async function startServer(config: Config, log: Logger, options: OpenOpti
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  if (!config.auth) log.warn('CAIRN_AUTH=off: every client can read, publish and delete. For local experiments and tests only.');
-  else log.warn('access control is not implemented yet: every client that can reach this address has full access; keep CAIRN_HOST on loopback.');
+  if (!config.auth) {
+    log.warn('!!! CAIRN_AUTH=off: ACCESS CONTROL IS DISABLED !!! every client that can reach this address can read, publish, delete and manage tokens, as "anonymous". For local experiments and tests only; never expose this server.', { url });
+  } else if (config.anonymousRead) {
+    log.warn('CAIRN_ANONYMOUS_READ=true: clients without a token can read every model and clone the lineage');
+  }
   log.info('cairn listening', { url, data_dir: config.dataDir, storage: cairn.driver.name });
   return {
     cairn,

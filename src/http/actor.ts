@@ -1,5 +1,5 @@
-// Who is making a request. Until tokens exist every caller is "anonymous";
-// routes ask here so that authentication can fill it in one place.
+// Who is making a request: the name of its token (set by authenticate() in
+// ./auth.ts), or "anonymous" without one or with CAIRN_AUTH=off.
 import type { Request } from 'express';
 
 export function actorOf(req: Request): string {

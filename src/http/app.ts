@@ -13,6 +13,12 @@ import { registerModelRoutes } from './routes/models.ts';
 import { registerUploadRoutes } from './routes/uploads.ts';
 import { registerGitRoutes } from './routes/git.ts';
 import type { GitMirror } from '../lineage/git-mirror.ts';
+import type { TokenQueries } from '../metadata/tokens.ts';
+import { authChallenge, authenticate, authorize, rateLimit } from './auth.ts';
+import { registerTokenRoutes } from './routes/tokens.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import type { GarbageCollector } from '../maintenance/gc.ts';
+import type { Verifier } from '../maintenance/verify.ts';
 
 export interface AppDeps {
   registry: Registry;
@@ -20,6 +26,16 @@ export interface AppDeps {
   driver: StorageDriver;
   mirror: GitMirror;
   log: Logger;
+  /** undefined: CAIRN_AUTH=off */
+  tokens?: TokenQueries;
+  anonymousRead?: boolean;
+  /** requests a minute per client; 0 or undefined: no limit */
+  rateLimit?: number;
+  /** largest file or upload session; undefined: no limit */
+  maxUploadBytes?: number;
+  /** maintenance (POST /v1/admin/gc, /v1/admin/verify); undefined: those answer 404 */
+  gc?: GarbageCollector;
+  verifier?: Verifier;
 }
 
 function requestId(): RequestHandler {
@@ -70,6 +86,7 @@ function errorHandler(log: Logger): ErrorRequestHandler {
     const { cause: _cause, ...rest } = details ?? {};
     // a route may have set the headers of the bytes it meant to send
     for (const h of ['Content-Type', 'Content-Disposition', 'ETag', 'X-Content-Digest', 'Content-Length']) res.removeHeader(h);
+    if (status === 401) res.set('WWW-Authenticate', authChallenge(req.path));
     res.status(status).json({ error: { code, message, ...rest } });
   };
 }
@@ -79,10 +96,15 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false); // file ETags are content digests, set by the routes
   app.use(requestId());
-  registerHealthRoutes(app, deps);
+  registerHealthRoutes(app, deps); // open: liveness and readiness need no token
+  app.use(authenticate({ tokens: deps.tokens, anonymousRead: deps.anonymousRead ?? false, log: deps.log }));
+  if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
+  app.use(authorize());
+  registerTokenRoutes(app, deps);
   registerModelRoutes(app, deps);
   registerUploadRoutes(app, deps);
   registerGitRoutes(app, { gitdir: deps.mirror.gitdir });
+  registerAdminRoutes(app, deps);
   app.use(routeNotFound());
   app.use(errorHandler(deps.log));
   return app;

@@ -33,9 +33,14 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
         callback(err as Error);
         return;
       }
-      registry.storeFile(file.stream).then(
+      // Do not let the chunk store's early exit destroy the part stream: multer
+      // would report that abort (as a malformed body) before the real error.
+      registry.storeFile(file.stream.iterator({ destroyOnReturn: false })).then(
         (stored) => callback(null, { path: file.originalname, digest: stored.digest, size: stored.size } as Partial<Express.Multer.File>),
-        (err: Error) => callback(err),
+        (err: Error) => {
+          file.stream.resume();
+          callback(err);
+        },
       );
     },
     _removeFile(_req, _file, callback) {
@@ -45,12 +50,12 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
   };
 }
 
-export function multipartPublishBody(registry: Registry): RequestHandler {
+export function multipartPublishBody(registry: Registry, options: { maxFileBytes?: number } = {}): RequestHandler {
   const upload = multer({
     storage: chunkStoreEngine(registry),
     preservePath: true, // the part's filename is the path inside the version
     defParamCharset: 'utf8',
-    limits: { fields: 1000, fieldSize: 1024 * 1024, files: 10000, parts: 11000, fieldNameSize: 100 },
+    limits: { fields: 1000, fieldSize: 1024 * 1024, files: 10000, parts: 11000, fieldNameSize: 100, ...(options.maxFileBytes ? { fileSize: options.maxFileBytes } : {}) },
   }).any();
   return function multipartBody(req, res, next) {
     upload(req, res, (err?: unknown) => {

@@ -6,6 +6,7 @@ import { CairnError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { ParentInput, Registry } from '../../registry.ts';
 import { actorOf } from '../actor.ts';
+import { canRead } from '../auth.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { parseRange } from '../ranges.ts';
 
@@ -56,17 +57,18 @@ async function send(res: Response, body: NodeJS.ReadableStream, log: Logger, wha
   }
 }
 
-export function registerModelRoutes(app: Express, { registry, log }: { registry: Registry; log: Logger }): void {
+export function registerModelRoutes(app: Express, { registry, log, maxUploadBytes }: { registry: Registry; log: Logger; maxUploadBytes?: number }): void {
   app.get('/v1/models', (req, res) => {
     const page = registry.listModels(req.query);
-    res.json({ models: page.items, next_cursor: page.next_cursor });
+    // a token limited to name patterns sees only those models (a page may come out shorter than the limit)
+    res.json({ models: page.items.filter((m) => canRead(req, m.name)), next_cursor: page.next_cursor });
   });
 
   app.get('/v1/models/:name', (req, res) => {
     res.json(registry.getModel(req.params.name));
   });
 
-  const multipart = multipartPublishBody(registry);
+  const multipart = multipartPublishBody(registry, { maxFileBytes: maxUploadBytes });
   app.post('/v1/models/:name/versions', (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('application/json')) return jsonBody(req, res, next);

@@ -18,7 +18,28 @@ function hasBody(req: Request): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-export function registerUploadRoutes(app: Express, { registry }: { registry: Registry }): void {
+/**
+ * The request body, refused (413) once the session would exceed `max` bytes:
+ * up front from Content-Length, else when the counted bytes pass it (what
+ * came before stays stored, so the session never holds more than `max`).
+ */
+function limitedBody(req: Request, heldNow: () => number, max: number | undefined): AsyncIterable<Uint8Array> {
+  if (!max) return req;
+  const held = heldNow();
+  const tooLarge = () => new CairnError('PAYLOAD_TOO_LARGE', `an upload may hold at most ${max} bytes (CAIRN_MAX_UPLOAD_BYTES)`, { max_bytes: max });
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && held + declared > max) throw tooLarge();
+  return (async function* counted() {
+    let total = held;
+    for await (const piece of req as AsyncIterable<Uint8Array>) {
+      total += piece.length;
+      if (total > max) throw tooLarge();
+      yield piece;
+    }
+  })();
+}
+
+export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }: { registry: Registry; maxUploadBytes?: number }): void {
   app.post('/v1/uploads', (_req, res) => {
     const doc = registry.createUpload();
     sessionHeaders(res, doc).status(201).json(doc);
@@ -34,7 +55,7 @@ export function registerUploadRoutes(app: Express, { registry }: { registry: Reg
     const range = parseContentRange(header);
     if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
     if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
-    const doc = await registry.appendUpload(req.params.id, range?.start, req);
+    const doc = await registry.appendUpload(req.params.id, range?.start, limitedBody(req, () => registry.getUpload(req.params.id).offset, maxUploadBytes));
     if (range && doc.offset !== range.end + 1) {
       throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
         offset: doc.offset,
@@ -44,7 +65,7 @@ export function registerUploadRoutes(app: Express, { registry }: { registry: Reg
   });
 
   app.put('/v1/uploads/:id', async (req, res) => {
-    const blob = await registry.finishUpload(req.params.id, req.query.digest, hasBody(req) ? req : undefined);
+    const blob = await registry.finishUpload(req.params.id, req.query.digest, hasBody(req) ? limitedBody(req, () => registry.getUpload(req.params.id).offset, maxUploadBytes) : undefined);
     res.status(201).location(`/v1/blobs/${blob.digest}`).json(blob);
   });
 
