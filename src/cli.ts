@@ -11,7 +11,7 @@ import { pullCommand } from './cli/pull.ts';
 import { pushCommand } from './cli/push.ts';
 import { tokenCommand } from './cli/token.ts';
 import { gcCommand, verifyCommand } from './cli/maintenance.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 
 const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, tokenCommand, gcCommand, verifyCommand];
@@ -44,18 +44,21 @@ function commandHelp(c: Command): string {
   return `usage: cairn ${c.synopsis} [--url <url>] [--json]\n\n${c.summary}\n${c.help ? `\n${c.help}\n` : ''}`;
 }
 
+/** The server-side configuration, or undefined after reporting why it is invalid. */
+function configOrReport(io: Io): Config | undefined {
+  try {
+    return loadConfig(io.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.stderr.write(`cairn: ${err.message}\n`);
+    return undefined;
+  }
+}
+
 async function serve(io: Io): Promise<number> {
   const log = createLogger();
-  let config;
-  try {
-    config = loadConfig(io.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr.write(`cairn: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = configOrReport(io);
+  if (!config) return 2;
   // loaded only here: client commands start fast without the server's modules
   const { startServer } = await import('./main.ts');
   const running = await startServer(config, log);
@@ -78,16 +81,8 @@ async function lineage(io: Io, args: string[]): Promise<number> {
     io.stderr.write('usage: cairn lineage rebuild [--json]\n');
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig(io.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr.write(`cairn: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = configOrReport(io);
+  if (!config) return 2;
   const path = await import('node:path');
   const { Database } = await import('./metadata/db.ts');
   const { EventQueries } = await import('./metadata/events.ts');
