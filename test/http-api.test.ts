@@ -219,7 +219,7 @@ for (const kind of storageKinds) {
 
     test('unknown routes → 404 JSON ROUTE_NOT_FOUND', async () => {
       for (const [method, path] of [
-        ['GET', '/'],
+        ['GET', '/nope'], // `/` itself is the web UI (test/ui.test.ts)
         ['GET', '/v1/nope'],
         ['POST', '/v1/models'],
         ['GET', '/v1/models/some-model/nothing/here'],

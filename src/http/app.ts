@@ -17,8 +17,13 @@ import type { TokenQueries } from '../metadata/tokens.ts';
 import { authChallenge, authenticate, authorize, rateLimit } from './auth.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerWebRoutes } from './routes/web.ts';
 import type { GarbageCollector } from '../maintenance/gc.ts';
 import type { Verifier } from '../maintenance/verify.ts';
+import { Metrics } from './metrics.ts';
+import { requestLog } from './request-log.ts';
+import { registerDocsRoutes } from './routes/docs.ts';
+import { registerMetricsRoutes } from './routes/metrics.ts';
 
 export interface AppDeps {
   registry: Registry;
@@ -36,6 +41,8 @@ export interface AppDeps {
   /** maintenance (POST /v1/admin/gc, /v1/admin/verify); undefined: those answer 404 */
   gc?: GarbageCollector;
   verifier?: Verifier;
+  /** request counters and histograms for GET /metrics; undefined: a new set */
+  metrics?: Metrics;
 }
 
 function requestId(): RequestHandler {
@@ -96,15 +103,20 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false); // file ETags are content digests, set by the routes
   app.use(requestId());
+  const metrics = deps.metrics ?? new Metrics({ db: deps.db, mirror: deps.mirror });
+  app.use(requestLog(app, { log: deps.log, metrics })); // one log line and one metrics sample per request
   registerHealthRoutes(app, deps); // open: liveness and readiness need no token
   app.use(authenticate({ tokens: deps.tokens, anonymousRead: deps.anonymousRead ?? false, log: deps.log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
   app.use(authorize());
+  registerDocsRoutes(app); // open (see authorize)
+  registerMetricsRoutes(app, { metrics }); // read on every model (see authorize)
   registerTokenRoutes(app, deps);
   registerModelRoutes(app, deps);
   registerUploadRoutes(app, deps);
   registerGitRoutes(app, { gitdir: deps.mirror.gitdir });
   registerAdminRoutes(app, deps);
+  registerWebRoutes(app); // the web UI at / and /ui/: last, so it never shadows an API route
   app.use(routeNotFound());
   app.use(errorHandler(deps.log));
   return app;

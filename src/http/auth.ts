@@ -128,10 +128,15 @@ function need(scope: Scope, model?: string): RequestHandler {
  * - uploads and blob checks: write (blobs belong to no model)
  * - /v1/tokens and /v1/admin (gc, verify): admin
  * - /git/ (the whole lineage, every model): read on every model
+ * - the web UI's static files (`/`, `/ui/…`): open; the UI sends the user's token to the API
  */
 export function authorize(): Router {
   const policy = express.Router();
   policy.get('/v1/models', need('read'));
+  policy.get(['/openapi.json', '/docs'], function openRoute(_req, _res, next) {
+    next('router');
+  });
+  policy.get('/metrics', need('read', '*'));
   policy.all(['/v1/models/:name', '/v1/models/:name/*rest'], function requireModelScope(req, _res, next) {
     requireScope(req, READS.has(req.method) ? 'read' : 'write', String(req.params.name));
     next('router');
@@ -139,6 +144,9 @@ export function authorize(): Router {
   policy.all(['/v1/uploads', '/v1/uploads/*rest', '/v1/blobs/*rest'], need('write'));
   policy.all(['/v1/tokens', '/v1/tokens/*rest', '/v1/admin', '/v1/admin/*rest'], need('admin'));
   policy.all(['/git', '/git/*rest'], need('read', '*'));
+  policy.get(['/', '/ui', '/ui/*rest'], function openWebUi(_req, _res, next) {
+    next('router');
+  });
   policy.use(need('admin'));
   return policy;
 }

@@ -9,6 +9,7 @@ import { actorOf } from '../actor.ts';
 import { canRead } from '../auth.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { parseRange } from '../ranges.ts';
+import { markPull } from '../request-log.ts';
 
 const jsonBody = express.json({ limit: '2mb' });
 
@@ -103,7 +104,8 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
   });
 
   app.get('/v1/models/:name/versions/:ref/files/*path', async (req: Request<{ name: string; ref: string; path: string[] }>, res) => {
-    const { file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'));
+    const { version, file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'));
+    markPull(res, version.name, version.version); // counted once a GET completes with 200 or 206
     const etag = `"${file.digest}"`;
     res.set({
       ETag: etag,
@@ -146,11 +148,13 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
       res.end();
       return;
     }
+    markPull(res, version.name, version.version);
     await send(res, stream, log, `${version.name}@${version.version} archive`);
   });
 
-  app.delete('/v1/models/:name/versions/:version', (req, res) => {
-    registry.deleteVersion(req.params.name, req.params.version, actorOf(req));
+  // `:ref` only so that the path template matches the GET one (OpenAPI); a version string, not an alias
+  app.delete('/v1/models/:name/versions/:ref', (req, res) => {
+    registry.deleteVersion(req.params.name, req.params.ref, actorOf(req));
     res.status(204).end();
   });
 

@@ -1,0 +1,41 @@
+// The web UI: a few static files from src/web/, served as they are (no build
+// step). They are open (see authorize); the UI calls the API with the token
+// the user enters. Only these exact files are served — nothing else on disk.
+import type { Express, Response } from 'express';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { CairnError } from '../../errors.ts';
+
+const WEB_DIR = path.resolve(import.meta.dirname, '../../web');
+
+/** URL path → file in src/web and its content type. */
+const FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/ui/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/ui/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/ui/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+};
+
+// The page loads only its own script and styles and talks only to this server.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+async function sendWebFile(res: Response, urlPath: string, head: boolean): Promise<void> {
+  const entry = FILES[urlPath];
+  if (!entry) throw new CairnError('ROUTE_NOT_FOUND', `no route GET ${urlPath}`);
+  const body = await fs.readFile(path.join(WEB_DIR, entry.file));
+  res.set({
+    'Content-Type': entry.type,
+    'Content-Length': String(body.length),
+    'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': CSP,
+    'Referrer-Policy': 'no-referrer',
+  });
+  if (head) res.end();
+  else res.end(body);
+}
+
+export function registerWebRoutes(app: Express): void {
+  app.get('/ui', (_req, res) => res.redirect(301, '/ui/'));
+  app.get(['/', '/ui/', '/ui/*rest'], (req, res) => sendWebFile(res, req.path, req.method === 'HEAD'));
+}
