@@ -56,21 +56,27 @@ export class BlobIndex {
     return this.db.first<BlobRow>('SELECT * FROM blobs WHERE digest = ?', [digest]);
   }
 
-  /** Records a blob and its chunk list; a blob already known keeps its first chunk list. Call inside a transaction. */
+  /**
+   * Records a blob and its chunk list in one transaction (a crash in between
+   * must not leave a blob that names no chunks); a blob already known keeps
+   * its first chunk list.
+   */
   addBlob(digest: string, size: number, chunks: ChunkRef[]): void {
-    const inserted = this.db.run(
-      'INSERT OR IGNORE INTO blobs (digest, size, chunk_count, created_at) VALUES (?, ?, ?, ?)',
-      [digest, size, chunks.length, new Date().toISOString()],
-    );
-    if (inserted.changes === 0) return;
-    chunks.forEach((c, seq) => {
-      this.db.run('INSERT INTO blob_chunks (blob_digest, seq, offset, size, chunk_digest) VALUES (?, ?, ?, ?, ?)', [
-        digest,
-        seq,
-        c.offset,
-        c.size,
-        c.digest,
-      ]);
+    this.db.transaction(() => {
+      const inserted = this.db.run(
+        'INSERT OR IGNORE INTO blobs (digest, size, chunk_count, created_at) VALUES (?, ?, ?, ?)',
+        [digest, size, chunks.length, new Date().toISOString()],
+      );
+      if (inserted.changes === 0) return;
+      chunks.forEach((c, seq) => {
+        this.db.run('INSERT INTO blob_chunks (blob_digest, seq, offset, size, chunk_digest) VALUES (?, ?, ?, ?, ?)', [
+          digest,
+          seq,
+          c.offset,
+          c.size,
+          c.digest,
+        ]);
+      });
     });
   }
 
