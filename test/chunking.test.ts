@@ -255,3 +255,51 @@ describe('CodecPool (worker threads)', () => {
     await assert.rejects(other.encode(new Uint8Array([1])));
   });
 });
+
+describe('Chunker: forced cuts (tensor boundaries)', () => {
+  function chunkWithCuts(data: Uint8Array, cuts: number[], piece: number | number[]): Buffer[] {
+    const chunker = new Chunker(SMALL);
+    chunker.setForcedCuts(cuts);
+    const out: Buffer[] = [];
+    const sizes = Array.isArray(piece) ? piece : [piece];
+    let i = 0;
+    for (let off = 0; off < data.length; i++) {
+      const n = Math.max(1, sizes[i % sizes.length]!);
+      for (const c of chunker.push(data.subarray(off, off + n))) out.push(c);
+      off += n;
+    }
+    for (const c of chunker.finish()) out.push(c);
+    return out;
+  }
+
+  test('every forced cut is a cut point (also below minSize), whatever the push sizes; max still holds', () => {
+    const data = randomBytesFor('forced', 400 * KiB);
+    const cuts = [100, 1000, 50 * KiB + 3, 50 * KiB + 10, 300 * KiB];
+    const ref = chunkWithCuts(data, cuts, data.length);
+    assertConcat(ref, data, 'forced');
+    const points = cutPoints(ref);
+    for (const c of cuts) assert.ok(points.includes(c), `cut at ${c}`);
+    for (const c of ref) assert.ok(c.length <= SMALL.maxSize);
+    for (const piece of [1000, [7, 65536, 333], 4096]) {
+      assert.deepEqual(cutPoints(chunkWithCuts(data, cuts, piece)), points, `same cuts for pieces ${piece}`);
+    }
+  });
+
+  test('cuts between two forced cuts depend only on the bytes between them (a segment moved by a header change chunks the same)', () => {
+    const segment = randomBytesFor('segment', 300 * KiB);
+    const a = Buffer.concat([randomBytesFor('hdr-a', 1000), segment]);
+    const b = Buffer.concat([randomBytesFor('hdr-b', 1777), segment]);
+    const ca = chunkWithCuts(a, [1000], 64 * KiB).slice(1);
+    const cb = chunkWithCuts(b, [1777], 64 * KiB).slice(1);
+    assert.deepEqual(ca.map((c) => sha256(c)), cb.map((c) => sha256(c)));
+    // without the forced cut the first chunks differ
+    assert.notEqual(sha256(chunkAll(a, SMALL, a.length)[0]!), sha256(chunkAll(b, SMALL, b.length)[0]!));
+  });
+
+  test('forced cuts beyond the end, or already passed, are ignored', () => {
+    const data = randomBytesFor('beyond', 100 * KiB);
+    const chunks = chunkWithCuts(data, [0, 10 * MiB], 4096);
+    assertConcat(chunks, data, 'beyond');
+    assert.deepEqual(cutPoints(chunks), cutPoints(chunkAll(data, SMALL, 4096)));
+  });
+});

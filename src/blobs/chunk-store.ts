@@ -9,10 +9,11 @@ import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
 import type { BlobIndex, ChunkRecord, ChunkRef } from '../metadata/blobs.ts';
 import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
-import { ChunkCorruptError } from './codec.ts';
+import { ChunkCorruptError, type ChunkHint } from './codec.ts';
 import type { CodecPool } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
+import { forcedCuts, HintCursor, probeLayout } from './tensor-layout.ts';
 
 export interface StoredContent {
   digest: string;
@@ -91,6 +92,39 @@ export class ChunkStore {
     let offset = options.startOffset ?? 0;
     let size = 0;
 
+    // Tensor files (safetensors, GGUF): the header, read from a bounded prefix
+    // of the stream, gives forced cuts at tensor boundaries and codec hints.
+    // Only for a stream that starts at offset 0 (not a resumed upload).
+    let probing = (options.startOffset ?? 0) === 0;
+    let head: Uint8Array[] = [];
+    let headBytes = 0;
+    let want = 8;
+    let hints: HintCursor | undefined;
+    const probe = (ended: boolean): Uint8Array | undefined => {
+      const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
+      const found = probeLayout(bytes, ended);
+      if (found.state === 'need' && !ended) {
+        head = [bytes];
+        want = found.bytes;
+        return undefined;
+      }
+      probing = false;
+      head = [];
+      headBytes = 0;
+      if (found.state === 'found') {
+        chunker.setForcedCuts(forcedCuts(found.layout, this.chunking.minSize));
+        hints = new HintCursor(found.layout);
+      }
+      return bytes;
+    };
+    /** What to push into the chunker now: the piece, or the buffered head once it is decided. */
+    const take = (piece: Uint8Array): Uint8Array | undefined => {
+      if (!probing) return piece;
+      head.push(piece);
+      headBytes += piece.length;
+      return headBytes < want ? undefined : probe(false);
+    };
+
     const submit = (raw: Buffer) => {
       hash.update(raw); // before the buffer is transferred to a worker
       options.alsoHash?.update(raw);
@@ -98,7 +132,7 @@ export class ChunkStore {
       const length = raw.length; // read now: the buffer is detached once transferred
       offset += length;
       size += length;
-      const p = this.storeChunk(raw).then((stored) => ({ digest: stored.digest, record: stored.record, offset: at, size: length }));
+      const p = this.storeChunk(raw, hints?.hint(at, length)).then((stored) => ({ digest: stored.digest, record: stored.record, offset: at, size: length }));
       p.catch(noop); // awaited in order below; this only marks it handled
       inflight.push(p);
     };
@@ -115,7 +149,9 @@ export class ChunkStore {
     let sourceError: unknown;
     try {
       for await (const piece of source) {
-        for (const raw of chunker.push(piece)) {
+        const bytes = take(piece);
+        if (!bytes) continue;
+        for (const raw of chunker.push(bytes)) {
           submit(raw);
           await drain(this.writeConcurrency - 1);
         }
@@ -129,6 +165,12 @@ export class ChunkStore {
       }
     }
     try {
+      if (probing && headBytes > 0) {
+        for (const raw of chunker.push(probe(true)!)) {
+          submit(raw);
+          await drain(this.writeConcurrency - 1);
+        }
+      }
       for (const raw of chunker.finish()) {
         submit(raw);
         await drain(this.writeConcurrency - 1);
@@ -152,8 +194,8 @@ export class ChunkStore {
   }
 
   /** Writes one chunk unless it is known; returns the record to commit when it was new. */
-  private async storeChunk(raw: Buffer): Promise<{ digest: string; record?: ChunkRecord }> {
-    const encoded = await this.pool.encode(raw);
+  private async storeChunk(raw: Buffer, hint?: ChunkHint): Promise<{ digest: string; record?: ChunkRecord }> {
+    const encoded = await this.pool.encode(raw, hint);
     if (this.index.hasChunk(encoded.digest)) return { digest: encoded.digest };
     const key = chunkKey(encoded.digest);
     let storedSize = encoded.stored.byteLength;

@@ -50,6 +50,11 @@ export class Chunker {
   private fill = 0;
   private scanned = 0;
   private hash = 0;
+  /** stream offset of buf[0] */
+  private pos = 0;
+  /** forced cut points (stream offsets), ascending; consumed from `nextCut` */
+  private cuts: number[] = [];
+  private nextCut = 0;
 
   constructor(options: ChunkerOptions = DEFAULT_CHUNKING) {
     if (!(options.minSize > 0 && options.minSize <= options.avgSize && options.avgSize <= options.maxSize)) {
@@ -63,6 +68,18 @@ export class Chunker {
     this.maskSmall = highMask(bits + 2);
     this.maskLarge = highMask(bits - 2);
     this.buf = Buffer.allocUnsafeSlow(this.max);
+  }
+
+  /**
+   * Forces cuts at these stream offsets (e.g. tensor boundaries), on top of the
+   * content-defined ones. Content-defined cutting restarts at each forced cut,
+   * so the cuts between two forced cuts depend only on the bytes between them.
+   * Set before the bytes at those offsets are pushed; offsets already passed
+   * are ignored.
+   */
+  setForcedCuts(offsets: readonly number[]): void {
+    this.cuts = [...offsets].sort((a, b) => a - b);
+    this.nextCut = 0;
   }
 
   push(data: Uint8Array): Buffer[] {
@@ -94,19 +111,24 @@ export class Chunker {
   /** Scan the buffered bytes; return the cut length, or 0 when more input is needed. */
   private findCut(): number {
     const { buf, fill, min, avg, max, maskSmall, maskLarge } = this;
-    if (fill < min) return 0;
+    while (this.nextCut < this.cuts.length && this.cuts[this.nextCut]! <= this.pos) this.nextCut++;
+    // a forced cut ahead, as a length from buf[0]; Infinity when none
+    const bound = this.nextCut < this.cuts.length ? this.cuts[this.nextCut]! - this.pos : Infinity;
+    const end = Math.min(fill, bound);
+    if (end < min) return bound <= fill ? bound : 0;
     let i = Math.max(this.scanned, min);
     let h = this.hash;
-    const small = Math.min(avg, fill);
+    const small = Math.min(avg, end);
     for (; i < small; i++) {
       h = ((h << 1) + GEAR[buf[i]!]!) >>> 0;
       if ((h & maskSmall) === 0) return i + 1;
     }
-    const large = Math.min(max, fill);
+    const large = Math.min(max, end);
     for (; i < large; i++) {
       h = ((h << 1) + GEAR[buf[i]!]!) >>> 0;
       if ((h & maskLarge) === 0) return i + 1;
     }
+    if (bound <= fill && bound <= max) return bound;
     if (fill >= max) return max;
     this.scanned = i;
     this.hash = h;
@@ -119,6 +141,7 @@ export class Chunker {
     // Keep the remainder at the front; it is at most one input buffer long.
     this.buf.copy(this.buf, 0, length, this.fill);
     this.fill -= length;
+    this.pos += length;
     this.scanned = 0;
     this.hash = 0;
     return chunk;

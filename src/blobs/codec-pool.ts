@@ -3,11 +3,11 @@
 // the task it was running and is replaced.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { CodecName, EncodedChunk } from './codec.ts';
+import type { ChunkHint, CodecName, EncodedChunk } from './codec.ts';
 import { ChunkCorruptError } from './codec.ts';
 
 type CodecRequest =
-  | { id: number; op: 'encode'; data: Uint8Array }
+  | { id: number; op: 'encode'; data: Uint8Array; hint?: ChunkHint }
   | { id: number; op: 'decode'; data: Uint8Array; digest: string };
 
 type CodecReply =
@@ -39,9 +39,10 @@ export class CodecPool {
     this.size = size;
   }
 
-  encode(data: Uint8Array): Promise<EncodedChunk> {
+  /** Hash and compress; `hint` describes the data (element width, see ChunkHint) when known. */
+  encode(data: Uint8Array, hint?: ChunkHint): Promise<EncodedChunk> {
     const own = ownBuffer(data);
-    return this.run({ id: this.nextId++, op: 'encode', data: own }, [own.buffer as ArrayBuffer]).then((reply) => {
+    return this.run({ id: this.nextId++, op: 'encode', data: own, ...(hint ? { hint } : {}) }, [own.buffer as ArrayBuffer]).then((reply) => {
       if (!reply.ok || reply.op !== 'encode') throw new Error('codec worker: unexpected reply');
       return { digest: reply.digest, codec: reply.codec as CodecName, rawSize: reply.rawSize, stored: reply.stored };
     });

@@ -1,7 +1,7 @@
 // Worker thread body: encodes (hash + compress) and decodes (decompress +
 // verify) chunks so that neither blocks the event loop. Plain JavaScript: no
 // TypeScript loader in the workers (see codec-core.js). Messages:
-//   { id, op: 'encode', data }          → { id, ok, op, digest, codec, rawSize, stored }
+//   { id, op: 'encode', data, hint? }        → { id, ok, op, digest, codec, rawSize, stored }
 //   { id, op: 'decode', data, digest }  → { id, ok, op, raw }
 //   failure                             → { id, ok: false, corrupt, message }
 import { parentPort } from 'node:worker_threads';
@@ -10,7 +10,7 @@ import { ChunkCorruptError, decodeChunk, encodeChunk } from './codec-core.js';
 parentPort.on('message', (req) => {
   try {
     if (req.op === 'encode') {
-      const out = encodeChunk(req.data);
+      const out = encodeChunk(req.data, req.hint);
       parentPort.postMessage({ id: req.id, ok: true, op: 'encode', ...out }, [out.stored.buffer]);
     } else {
       const raw = decodeChunk(req.data, req.digest);
