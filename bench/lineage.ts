@@ -50,6 +50,7 @@ import type { Logger } from '../src/log.ts';
 import { openCairn, startServer, type Cairn } from '../src/main.ts';
 import { EventQueries } from '../src/metadata/events.ts';
 import type { PublishInput, Registry } from '../src/registry.ts';
+import { prng as rng } from '../test/support/prng.ts';
 
 const execFileP = promisify(execFile);
 
@@ -309,17 +310,6 @@ function stats(values: number[]): Stats {
   };
 }
 
-/** mulberry32: small, seeded, good enough to pick an event mix. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- the workload -------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { digestOf, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { filePath, sleep, streamedMultipart } from './support/http-client.ts';
-import { pieces, rawRequest, s3ChildEnv, seededRandom, spawnServer, type ChildServer, type RawResponse } from './support/child-server.ts';
+import { pieces, rawRequest, s3ChildEnv, spawnServer, type ChildServer, type RawResponse } from './support/child-server.ts';
+import { prng } from './support/prng.ts';
 import { checkDataDir, emptyPrefix, fsChunks, s3Chunks, s3Driver, type ChunkExists } from './support/invariants.ts';
 import { storageKinds, TEST_BUCKET } from './support/server.ts';
 import type { S3Driver } from '../src/blobs/s3-driver.ts';
@@ -184,7 +185,7 @@ for (const kind of storageKinds) {
     });
 
     test(`${ROUNDS} rounds of pushes, each cut by SIGKILL, then every invariant`, async (t) => {
-      const rng = seededRandom(SEED + (kind === 's3' ? 1 : 0));
+      const rng = prng(SEED + (kind === 's3' ? 1 : 0));
       const attempted = new Map<string, Push>();
       const acked = new Set<string>();
       const tally: Tally = { checks: 0, violations: [] };

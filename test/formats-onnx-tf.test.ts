@@ -13,6 +13,7 @@ import { detectOnnx } from '../src/formats/onnx.ts';
 import { detectTflite } from '../src/formats/tflite.ts';
 import { detectSavedModelPb, detectTfjs } from '../src/formats/tensorflow.ts';
 import { PbWriter, onnxModel, savedModel, tfliteModel, tfjsModelJson } from './support/fixtures-onnx-tf.ts';
+import { prng } from './support/prng.ts';
 
 async function rejectsInvalid(p: Promise<unknown>, format: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -456,16 +457,6 @@ test('tfjs: other JSON → undefined; broken TF.js → InvalidModelFileError', a
 
 // ---------------------------------------------------------------- fuzz
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING_VARINTS = [0, 1, 0x7f, 0x80, 0x3fff, 0x4000, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53, 2n ** 63n, 2n ** 64n - 1n];
 const INTERESTING_U32 = [0, 1, 4, 0x7fffffff, 0x80000000, 0xfffffff0, 0xffffffff];
@@ -547,7 +538,7 @@ test('fuzz: 10,000+ mutated inputs per detector resolve or throw InvalidModelFil
   const started = Date.now();
   const summary: Record<string, { results: number; undefined: number; invalid: number; ms: number; slowestMs: number }> = {};
   for (const c of cases) {
-    const rnd = mulberry32(0xca1 + c.name.length * 7919);
+    const rnd = prng(0xca1 + c.name.length * 7919);
     const s = (summary[c.name] = { results: 0, undefined: 0, invalid: 0, ms: 0, slowestMs: 0 });
     const caseStarted = performance.now();
     // also run each mutation against the other formats' fixtures now and then
