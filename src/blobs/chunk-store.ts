@@ -52,8 +52,8 @@ export class ChunkStore {
     options: ChunkStoreOptions = {},
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
-    this.writeConcurrency = options.writeConcurrency ?? 6;
-    this.readAhead = options.readAhead ?? 4;
+    this.writeConcurrency = options.writeConcurrency ?? 3;
+    this.readAhead = options.readAhead ?? 3;
     this.onCorrupt = options.onCorrupt ?? noop;
   }
 

@@ -81,7 +81,11 @@ export class CodecPool {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(new URL('./codec-worker.js', import.meta.url));
+    const worker = new Worker(new URL('./codec-worker.js', import.meta.url), {
+      // Workers handle multi-MiB buffers; a small young generation makes V8
+      // collect them promptly instead of letting each worker's heap grow.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     worker.unref();
     this.all.add(worker);
     worker.on('message', (reply: CodecReply) => {

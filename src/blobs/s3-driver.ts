@@ -78,6 +78,20 @@ export class S3Driver implements StorageDriver {
     const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      const size = out.ContentLength;
+      if (out.Body instanceof Readable && size !== undefined) {
+        // Read straight into one buffer of the announced size: collecting the
+        // pieces and concatenating them would hold every object twice.
+        const buf = Buffer.allocUnsafeSlow(size);
+        let at = 0;
+        for await (const piece of out.Body as AsyncIterable<Buffer>) {
+          if (at + piece.length > size) throw new Error(`s3 returned more than the ${size} bytes announced for ${key}`);
+          piece.copy(buf, at);
+          at += piece.length;
+        }
+        if (at !== size) throw new Error(`s3 returned ${at} of the ${size} bytes announced for ${key}`);
+        return buf;
+      }
       const bytes = await out.Body!.transformToByteArray();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
