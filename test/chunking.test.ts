@@ -7,9 +7,10 @@ import { CodecPool } from '../src/blobs/codec-pool.ts';
 import { ChunkCorruptError, codecOf, decodeChunk, encodeChunk, sha256 } from '../src/blobs/codec.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 
-/** Chunks `data`, pushed in pieces of `piece` bytes (or pieces from `sizes`, cycling). */
-function chunkAll(data: Uint8Array, options: ChunkerOptions, piece: number | number[]): Buffer[] {
+/** Chunks `data`, pushed in pieces of `piece` bytes (or pieces from `sizes`, cycling), with optional forced cuts. */
+function chunkAll(data: Uint8Array, options: ChunkerOptions, piece: number | number[], cuts?: number[]): Buffer[] {
   const chunker = new Chunker(options);
+  if (cuts) chunker.setForcedCuts(cuts);
   const out: Buffer[] = [];
   const sizes = Array.isArray(piece) ? piece : [piece];
   let i = 0;
@@ -257,20 +258,7 @@ describe('CodecPool (worker threads)', () => {
 });
 
 describe('Chunker: forced cuts (tensor boundaries)', () => {
-  function chunkWithCuts(data: Uint8Array, cuts: number[], piece: number | number[]): Buffer[] {
-    const chunker = new Chunker(SMALL);
-    chunker.setForcedCuts(cuts);
-    const out: Buffer[] = [];
-    const sizes = Array.isArray(piece) ? piece : [piece];
-    let i = 0;
-    for (let off = 0; off < data.length; i++) {
-      const n = Math.max(1, sizes[i % sizes.length]!);
-      for (const c of chunker.push(data.subarray(off, off + n))) out.push(c);
-      off += n;
-    }
-    for (const c of chunker.finish()) out.push(c);
-    return out;
-  }
+  const chunkWithCuts = (data: Uint8Array, cuts: number[], piece: number | number[]) => chunkAll(data, SMALL, piece, cuts);
 
   test('every forced cut is a cut point (also below minSize), whatever the push sizes; max still holds', () => {
     const data = randomBytesFor('forced', 400 * KiB);
