@@ -1,7 +1,7 @@
 // The registry service: publish, resolve, read, alias, delete, upload sessions.
 // It coordinates the chunk store (bytes) and the metadata queries (SQLite);
 // it knows nothing of HTTP.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
@@ -235,8 +235,6 @@ export class Registry {
   private readonly detectors: Detector[];
   private readonly unsafePolicy: 'warn' | 'reject';
   private readonly log: Logger | undefined;
-  /** Running sha256 of each open upload session, while this process has seen all of its bytes. */
-  private readonly uploadHashes = new Map<string, { hash: Hash; size: number }>();
   /** Sessions with a request in progress: one writer at a time. */
   private readonly uploadsBusy = new Set<string>();
 
@@ -737,7 +735,6 @@ export class Registry {
   createUpload(): UploadDoc {
     const id = randomBytes(16).toString('base64url');
     const row = this.uploads.create(id, this.now().toISOString());
-    this.uploadHashes.set(id, { hash: createHash('sha256'), size: 0 });
     return uploadDoc(row);
   }
 
@@ -773,37 +770,15 @@ export class Registry {
       if (start !== undefined && start !== row.size) {
         throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
       }
-      let running = this.uploadHashes.get(id);
-      if (running && running.size !== row.size) {
-        this.uploadHashes.delete(id);
-        running = undefined;
-      }
-      // Counts what the running hash sees, to know afterwards whether all of it was stored.
-      let hashed = 0;
-      const alsoHash = running && {
-        update(bytes: Uint8Array) {
-          hashed += bytes.length;
-          running.hash.update(bytes);
-        },
-      };
-      try {
-        await this.chunks.store(source, {
-          startOffset: row.size,
-          keepPartial: true,
-          alsoHash,
-          onChunks: (chunks) => {
-            this.uploads.appendChunks(id, chunks);
-            const last = chunks[chunks.length - 1]!;
-            if (running) running.size = last.offset + last.size;
-          },
-        });
-      } catch (err) {
-        // The running hash may have seen bytes that were not stored (a storage
-        // failure); then finishing recomputes the digest from what was stored.
-        const after = this.requireUpload(id);
-        if (row.size + hashed !== after.size) this.uploadHashes.delete(id);
-        throw err;
-      }
+      // The session's running hash (kept by the chunk store, keyed by the
+      // upload id) sees the bytes too, as long as it has seen every byte
+      // stored so far; otherwise finishing reads the content back.
+      await this.chunks.store(source, {
+        startOffset: row.size,
+        keepPartial: true,
+        session: id,
+        onChunks: (chunks) => this.uploads.appendChunks(id, chunks),
+      });
       return uploadDoc(this.requireUpload(id));
     });
   }
@@ -816,16 +791,15 @@ export class Registry {
       this.withUpload(id, async () => {
         const row = this.requireUpload(id);
         const chunks = this.uploads.chunks(id);
-        const running = this.uploadHashes.get(id);
+        const running = await this.chunks.sessionDigest(id);
         let actual: string;
         if (running && running.size === row.size) {
-          actual = `sha256:${running.hash.copy().digest('hex')}`;
+          actual = running.digest;
         } else {
           // This process has not seen every byte (it restarted): read them back.
           const hash = createHash('sha256');
           for (const c of chunks) hash.update(await this.chunks.readChunk(c.digest));
-          actual = `sha256:${hash.copy().digest('hex')}`; // the hash keeps running for later appends
-          this.uploadHashes.set(id, { hash, size: row.size });
+          actual = `sha256:${hash.digest('hex')}`;
         }
         if (actual !== expected) {
           throw new CairnError('DIGEST_MISMATCH', `upload ${id} holds ${row.size} bytes with digest ${actual}, not ${expected}`, {
@@ -837,7 +811,7 @@ export class Registry {
           this.blobs.addBlob(actual, row.size, chunks);
           this.uploads.delete(id);
         });
-        this.uploadHashes.delete(id);
+        this.chunks.dropSession(id);
         return { digest: actual, size: row.size };
       }),
     );
@@ -846,7 +820,7 @@ export class Registry {
   cancelUpload(id: string): Promise<void> {
     return this.withUpload(id, async () => {
       this.uploads.delete(id);
-      this.uploadHashes.delete(id);
+      this.chunks.dropSession(id);
     });
   }
 }

@@ -3,7 +3,7 @@
 // prefix per run). Anything a driver does differently from the interface's
 // contract fails here, for both drivers alike.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,6 +91,13 @@ export function driverConformance(label: string, make: () => Promise<DriverFixtu
       await d.put('view/key', view);
       const got = await d.get('view/key');
       assert.ok(got.equals(Buffer.from(view)));
+    });
+
+    test('put with the sha256 of its data (computed off the event loop by the caller) stores the same bytes', async () => {
+      const data = randomBytesFor('driver-sha', 300_000);
+      await d.put('sha/key', data, { sha256: createHash('sha256').update(data).digest('hex') });
+      assert.ok((await d.get('sha/key')).equals(data));
+      await expectDriverError(d.put('sha/key', data, { sha256: createHash('sha256').update(data).digest('hex') }), 'exists', 'second put');
     });
 
     test("put on an existing key throws 'exists' and leaves the original bytes", async () => {
@@ -306,6 +313,22 @@ if (storageKinds.includes('s3')) {
         for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => raw.delete(k)));
       },
     };
+  });
+
+  test('S3Driver: the given sha256 is what S3 checks the body against — a wrong one is refused as a caller error and stores nothing', async () => {
+    await ensureBucket(client, cfg.bucket);
+    const driver = new S3Driver({ bucket: cfg.bucket, prefix: cfg.prefix, client });
+    const data = randomBytesFor('driver-sha-wrong', 100_000);
+    const wrong = createHash('sha256').update('something else').digest('hex');
+    const err = await driver.put('sha/wrong', data, { sha256: wrong }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof Error, 'the put is refused');
+    assert.ok(!isDriverError(err), `not a backend condition: ${String(err)}`);
+    assert.match((err as Error).message, /sha256/i);
+    assert.equal(await driver.stat('sha/wrong'), undefined, 'nothing stored');
+    await assert.rejects(driver.put('sha/bad', data, { sha256: 'not-hex' }), /64 lowercase hex/);
   });
 
   describe('S3Driver: backend failures', () => {

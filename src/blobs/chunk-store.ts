@@ -1,16 +1,16 @@
 // Files as lists of content-addressed chunks. Writing: a byte stream is cut
-// into content-defined chunks, each hashed and compressed off the main thread
-// and written create-only, a few in flight at once (bounded memory). Reading:
+// into content-defined chunks and hashed in a worker thread; new chunks are
+// compressed in worker threads and written create-only, a few in flight at
+// once (bounded memory). Reading:
 // chunks are fetched ahead, decompressed and verified against their digest
 // before a single byte is handed out.
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
 import type { BlobIndex, ChunkRecord, ChunkRef } from '../metadata/blobs.ts';
-import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
+import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError, type ChunkHint } from './codec.ts';
-import type { CodecPool } from './codec-pool.ts';
+import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
 import { forcedCuts, HintCursor, probeLayout } from './tensor-layout.ts';
@@ -38,6 +38,10 @@ export interface ChunkStoreOptions {
 
 const noop = () => {};
 const RECORD_BATCH = 16;
+/** Bytes per trip to the chunking worker, and trips in flight beyond the one being stored. */
+const FEED_BYTES = 1024 * 1024;
+const FEEDS_AHEAD = 2;
+const EMPTY_DIGEST = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export class ChunkStore {
   private readonly chunking: ChunkerOptions;
@@ -62,7 +66,13 @@ export class ChunkStore {
    * order and in batches, inside the transaction that records them, once they
    * and all before them are durable in storage. With `keepPartial`, a failing
    * source still has the bytes received so far stored (and reported) before
-   * the error is rethrown — what resumable uploads need.
+   * the error is rethrown — what resumable uploads need. With `session`, the
+   * running hash kept under that key (see sessionDigest) sees the bytes too.
+   *
+   * The event loop only batches the incoming bytes and moves buffers: a worker
+   * cuts them into chunks and hashes them, chunks already stored are skipped
+   * before any compression, and the rest are compressed in the codec workers
+   * and written a few at a time.
    */
   async store(
     source: AsyncIterable<Uint8Array>,
@@ -70,13 +80,15 @@ export class ChunkStore {
       onChunks?: (chunks: ChunkRef[]) => void;
       keepPartial?: boolean;
       startOffset?: number;
-      /** a running hash (of a resumable upload) that also sees every byte */
-      alsoHash?: { update(bytes: Uint8Array): unknown };
+      session?: string;
     } = {},
   ): Promise<StoredContent> {
-    const chunker = new Chunker(this.chunking);
-    const hash = createHash('sha256');
+    const startOffset = options.startOffset ?? 0;
+    // Opened on the first byte: an empty body never waits for a worker.
+    let stream: ChunkStream | undefined;
+    const openStream = () => (stream ??= this.pool.openStream(this.chunking, options.session !== undefined ? { key: options.session, at: startOffset } : undefined));
     const inflight: Array<Promise<ChunkRef & { record?: ChunkRecord }>> = [];
+    const feeds: Array<Promise<RawChunk[]>> = [];
     const chunks: ChunkRef[] = [];
     // Records go to SQLite in batches: one synchronous commit per chunk
     // would stall the event loop on fsync.
@@ -89,17 +101,18 @@ export class ChunkStore {
       batch = [];
       this.index.recordChunks(r, () => options.onChunks?.(b));
     };
-    let offset = options.startOffset ?? 0;
+    let offset = startOffset;
     let size = 0;
 
     // Tensor files (safetensors, GGUF): the header, read from a bounded prefix
     // of the stream, gives forced cuts at tensor boundaries and codec hints.
     // Only for a stream that starts at offset 0 (not a resumed upload).
-    let probing = (options.startOffset ?? 0) === 0;
+    let probing = startOffset === 0;
     let head: Uint8Array[] = [];
     let headBytes = 0;
     let want = 8;
     let hints: HintCursor | undefined;
+    let cuts: number[] | undefined;
     const probe = (ended: boolean): Uint8Array | undefined => {
       const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
       const found = probeLayout(bytes, ended);
@@ -112,12 +125,12 @@ export class ChunkStore {
       head = [];
       headBytes = 0;
       if (found.state === 'found') {
-        chunker.setForcedCuts(forcedCuts(found.layout, this.chunking.minSize));
+        cuts = forcedCuts(found.layout, this.chunking.minSize);
         hints = new HintCursor(found.layout);
       }
       return bytes;
     };
-    /** What to push into the chunker now: the piece, or the buffered head once it is decided. */
+    /** What to feed now: the piece, or the buffered head once it is decided. */
     const take = (piece: Uint8Array): Uint8Array | undefined => {
       if (!probing) return piece;
       head.push(piece);
@@ -125,14 +138,26 @@ export class ChunkStore {
       return headBytes < want ? undefined : probe(false);
     };
 
-    const submit = (raw: Buffer) => {
-      hash.update(raw); // before the buffer is transferred to a worker
-      options.alsoHash?.update(raw);
+    // Incoming pieces (~64 KiB from the socket) are batched so that a worker
+    // round trip carries a useful amount of bytes.
+    let pieces: Uint8Array[] = [];
+    let piecesBytes = 0;
+    const feedPieces = () => {
+      if (piecesBytes === 0) return;
+      const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, piecesBytes);
+      pieces = [];
+      piecesBytes = 0;
+      const p = openStream().feed(data, cuts);
+      p.catch(noop); // awaited in order below; this only marks it handled
+      feeds.push(p);
+    };
+
+    const submit = (raw: RawChunk) => {
       const at = offset;
-      const length = raw.length; // read now: the buffer is detached once transferred
+      const length = raw.data.length; // read now: the buffer is detached once transferred
       offset += length;
       size += length;
-      const p = this.storeChunk(raw, hints?.hint(at, length)).then((stored) => ({ digest: stored.digest, record: stored.record, offset: at, size: length }));
+      const p = this.storeChunk(raw, hints?.hint(at, length)).then((stored) => ({ digest: raw.digest, record: stored.record, offset: at, size: length }));
       p.catch(noop); // awaited in order below; this only marks it handled
       inflight.push(p);
     };
@@ -145,45 +170,71 @@ export class ChunkStore {
         if (batch.length >= RECORD_BATCH) flush();
       }
     };
+    /** Stores the chunks of every feed but the last `keep` (still being cut). */
+    const consume = async (keep: number) => {
+      while (feeds.length > keep) {
+        for (const raw of await feeds.shift()!) {
+          submit(raw);
+          await drain(this.writeConcurrency - 1);
+        }
+      }
+    };
 
     let sourceError: unknown;
+    let ended: { digest: string; size: number } | undefined;
     try {
-      for await (const piece of source) {
-        const bytes = take(piece);
-        if (!bytes) continue;
-        for (const raw of chunker.push(bytes)) {
-          submit(raw);
-          await drain(this.writeConcurrency - 1);
+      try {
+        for await (const piece of source) {
+          const bytes = take(piece);
+          if (!bytes) continue;
+          pieces.push(bytes);
+          piecesBytes += bytes.length;
+          if (piecesBytes >= FEED_BYTES) {
+            feedPieces();
+            await consume(FEEDS_AHEAD);
+          }
         }
+      } catch (err) {
+        if (!options.keepPartial) throw err;
+        sourceError = err;
       }
-    } catch (err) {
-      sourceError = err;
-      if (!options.keepPartial) {
-        await Promise.allSettled(inflight);
-        flush();
-        throw err;
-      }
-    }
-    try {
       if (probing && headBytes > 0) {
-        for (const raw of chunker.push(probe(true)!)) {
-          submit(raw);
-          await drain(this.writeConcurrency - 1);
-        }
+        const bytes = probe(true)!;
+        pieces.push(bytes);
+        piecesBytes += bytes.length;
       }
-      for (const raw of chunker.finish()) {
-        submit(raw);
-        await drain(this.writeConcurrency - 1);
+      feedPieces();
+      if (stream) {
+        const last = stream.end().then((end) => {
+          ended = end;
+          return end.chunks;
+        });
+        last.catch(noop);
+        feeds.push(last);
+      } else {
+        ended = { digest: EMPTY_DIGEST, size: 0 };
       }
+      await consume(0);
       await drain(0);
     } catch (err) {
-      await Promise.allSettled(inflight);
+      stream?.abort();
+      await Promise.allSettled([...feeds, ...inflight]);
       throw err;
     } finally {
       flush(); // whatever is durable in storage gets recorded, even on failure
     }
     if (sourceError !== undefined) throw sourceError;
-    return { digest: `sha256:${hash.digest('hex')}`, size, chunks };
+    if (!ended || ended.size !== size) throw new Error(`chunk stream: the worker saw ${ended?.size} bytes, the store ${size}`);
+    return { digest: ended.digest, size, chunks };
+  }
+
+  /** The running sha256 of a session (see store) and how many bytes it has seen; undefined when lost (restart, worker exit). */
+  sessionDigest(key: string): Promise<{ digest: string; size: number } | undefined> {
+    return this.pool.sessionDigest(key);
+  }
+
+  dropSession(key: string): void {
+    this.pool.dropSession(key);
   }
 
   /** Stores a stream and records it as a blob (idempotent per digest). */
@@ -193,21 +244,24 @@ export class ChunkStore {
     return content;
   }
 
-  /** Writes one chunk unless it is known; returns the record to commit when it was new. */
-  private async storeChunk(raw: Buffer, hint?: ChunkHint): Promise<{ digest: string; record?: ChunkRecord }> {
-    const encoded = await this.pool.encode(raw, hint);
-    if (this.index.hasChunk(encoded.digest)) return { digest: encoded.digest };
-    const key = chunkKey(encoded.digest);
+  /**
+   * Writes one chunk unless it is known (then it is not even compressed);
+   * returns the record to commit when it was new.
+   */
+  private async storeChunk(raw: RawChunk, hint?: ChunkHint): Promise<{ record?: ChunkRecord }> {
+    if (this.index.hasChunk(raw.digest)) return {};
+    const encoded = await this.pool.encode(raw.data, hint, raw.digest);
+    const key = chunkKey(raw.digest);
     let storedSize = encoded.stored.byteLength;
     try {
-      await this.driver.put(key, encoded.stored);
+      await this.driver.put(key, encoded.stored, { sha256: encoded.storedSha256 });
     } catch (err) {
       // Content addressing: an existing object already holds these bytes
       // (a concurrent upload, or a crash between write and record).
       if (!isDriverError(err, 'exists')) throw translate(err);
       storedSize = (await this.driver.stat(key).catch((e) => Promise.reject(translate(e))))?.size ?? storedSize;
     }
-    return { digest: encoded.digest, record: { digest: encoded.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec } };
+    return { record: { digest: raw.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec } };
   }
 
   /** Fetches, decodes and verifies one chunk. */

@@ -6,6 +6,8 @@ export interface EncodedChunk {
   rawSize: number;
   /** codec byte + payload: the bytes written to storage */
   stored: Uint8Array;
+  /** hex sha256 of `stored` (what S3 signs as the payload hash) */
+  storedSha256: string;
 }
 
 /**
@@ -27,7 +29,7 @@ export declare function sha256(data: Uint8Array): string;
 export declare function groupBytes(raw: Uint8Array, width: number, skip: number, rot: boolean): Uint8Array;
 export declare function ungroupBytes(grouped: Uint8Array, width: number, skip: number, rot: boolean): Uint8Array;
 export declare function guessLayout(raw: Uint8Array): { width: number; skip: number } | undefined;
-export declare function encodeChunk(raw: Uint8Array, hint?: ChunkHint): EncodedChunk;
+export declare function encodeChunk(raw: Uint8Array, hint?: ChunkHint, digest?: string): EncodedChunk;
 export declare function codecOf(stored: Uint8Array): CodecName;
 /** Decode and verify: throws ChunkCorruptError unless the result hashes to `digest`. */
 export declare function decodeChunk(stored: Uint8Array, digest: string): Uint8Array;

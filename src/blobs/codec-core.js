@@ -22,7 +22,7 @@
 // 1 zstd), then for A a u32 LE byte count of what follows, then the bytes; B
 // runs to the end of the object.
 import { createHash } from 'node:crypto';
-import { Compressor, decompress } from 'zstd-napi';
+import zstdBinding from 'zstd-napi/binding.js';
 
 const CODEC_IDS = { raw: 0, zstd: 1, 'zstd-bg2': 2, 'zstd-bg4': 3 };
 const CODEC_NAMES = ['raw', 'zstd', 'zstd-bg2', 'zstd-bg4'];
@@ -45,13 +45,6 @@ export function sha256(data) {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-function withCodecByte(id, payload) {
-  const stored = new Uint8Array(payload.byteLength + 1);
-  stored[0] = id;
-  stored.set(payload, 1);
-  return stored;
-}
-
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Whole elements as a typed-array view when the platform and alignment allow it (fast path). */
@@ -60,12 +53,11 @@ function elements(bytes, at, n, width) {
   return width === 2 ? new Uint16Array(bytes.buffer, bytes.byteOffset + at, n) : new Uint32Array(bytes.buffer, bytes.byteOffset + at, n);
 }
 
-/** Byte-plane split (see the header comment); `out` gets exactly raw.length bytes. */
-export function groupBytes(raw, width, skip, rot) {
+/** Byte-plane split (see the header comment) into `out` (raw.length bytes; a new array by default). */
+export function groupBytes(raw, width, skip, rot, out = new Uint8Array(raw.length)) {
   const len = raw.length;
   const s = Math.min(skip, len);
   const n = Math.floor((len - s) / width);
-  const out = new Uint8Array(len);
   for (let i = 0; i < s; i++) out[i] = raw[i];
   const view = rot ? elements(raw, s, n, width) : undefined;
   if (view && width === 2) {
@@ -200,36 +192,108 @@ export function ungroupBytes(grouped, width, skip, rot) {
   return out;
 }
 
-// One compressor per thread and setting (a context is costly to create).
-const plainZstd = new Compressor();
-plainZstd.setParameters({ compressionLevel: ZSTD_LEVEL });
+// zstd through zstd-napi's binding (its documented low-level API): the
+// high-level Compressor/decompress allocate a new buffer per call; here the
+// output goes into a buffer we choose. One context per thread and setting (a
+// context is costly to create).
+const { CCtx, DCtx, CParameter } = zstdBinding;
+const plainZstd = new CCtx();
+plainZstd.setParameter(CParameter.compressionLevel, ZSTD_LEVEL);
 // Planes: fast level, long minimum match (matches inside float planes are
 // rare and mostly noise; what pays is the Huffman coding of the literals).
-const planeZstd = new Compressor();
-planeZstd.setParameters({ compressionLevel: 1, minMatch: 7 });
-const zstd = (bytes) => plainZstd.compress(bytes);
+const planeZstd = new CCtx();
+planeZstd.setParameter(CParameter.compressionLevel, 1);
+planeZstd.setParameter(CParameter.minMatch, 7);
+const unzstd = new DCtx();
 
-/** A section: mode byte + bytes (zstd when it shrinks them, else raw). */
-function section(bytes) {
-  const packed = bytes.byteLength >= 64 ? planeZstd.compress(bytes) : undefined;
-  return packed && packed.byteLength < bytes.byteLength ? { mode: 1, data: packed } : { mode: 0, data: bytes };
+// Encoding works in two per-thread scratch areas (grouped planes, compressed
+// output) and allocates only the stored object. They grow to the largest
+// chunk seen (maxSize at most) and stay.
+class Scratch {
+  bytes = new Uint8Array(0);
+  /** The first n bytes; what an earlier view held is kept. */
+  view(n) {
+    if (this.bytes.length < n) {
+      const bigger = new Uint8Array(n);
+      bigger.set(this.bytes);
+      this.bytes = bigger;
+    }
+    return this.bytes.subarray(0, n);
+  }
+}
+const scratch = { group: new Scratch(), pack: new Scratch() };
+
+/** ZSTD_COMPRESSBOUND: the most a zstd frame of `n` bytes can take. */
+const compressBound = (n) => n + (n >>> 8) + (n < 131072 ? (131072 - n) >>> 11 : 0);
+
+/** Compresses `src` into `dest` (at least compressBound(src.length) bytes); returns the compressed length. */
+const compressInto = (ctx, src, dest) => ctx.compress2(dest, src);
+
+/** Largest frame content accepted: anything bigger is a damaged header, not a chunk. */
+const MAX_FRAME_CONTENT = 1024 * 1024 * 1024;
+
+/** The content size a zstd frame's header declares (our frames always have one). */
+function frameContentSize(src) {
+  const size = zstdBinding.getFrameContentSize(src);
+  if (size === null || !(size >= 0 && size <= MAX_FRAME_CONTENT)) throw new ChunkCorruptError('zstd frame without a valid content size');
+  return size;
 }
 
-/** Byte-grouped payload (without the codec byte): param, section A, section B. */
-function groupedPayload(raw, width, skip) {
-  const g = groupBytes(raw, width, skip, true);
+/** Decompresses one zstd frame into a new buffer of the size its header declares. */
+function unzstdFrame(src) {
+  const size = frameContentSize(src);
+  const out = Buffer.allocUnsafeSlow(size);
+  const n = unzstd.decompress(out, src);
+  if (n !== size) throw new ChunkCorruptError(`zstd frame declares ${size} bytes, holds ${n}`);
+  return out;
+}
+
+const zstdSize = (bytes) => compressInto(plainZstd, bytes, scratch.pack.view(compressBound(bytes.length)));
+
+/**
+ * A section planned at `at` in the pack scratch: { mode, data } with data a
+ * view of the scratch (compressed) or of `bytes` (raw, when zstd does not shrink).
+ */
+function section(bytes, at) {
+  if (bytes.byteLength >= 64) {
+    const dest = scratch.pack.view(at + compressBound(bytes.byteLength)).subarray(at);
+    const n = compressInto(planeZstd, bytes, dest);
+    if (n < bytes.byteLength) return { mode: 1, data: dest.subarray(0, n) };
+  }
+  return { mode: 0, data: bytes };
+}
+
+/**
+ * Plans a byte-grouped payload: param, section A, section B (see the header
+ * comment), built in the scratch buffers from pack offset `at` on. Returns its
+ * size and a function that writes it at `target[offset]`. Valid until the
+ * scratch buffers are used again.
+ */
+function planGrouped(raw, width, skip, at = 0) {
+  const g = groupBytes(raw, width, skip, true, scratch.group.view(raw.length));
   const s = Math.min(skip, raw.length);
   const n = Math.floor((raw.length - s) / width);
   const split = s + n * (width - 1);
-  const a = section(g.subarray(0, split));
-  const b = section(g.subarray(split));
-  const out = new Uint8Array(1 + 1 + 4 + a.data.byteLength + 1 + b.data.byteLength);
-  out[0] = skip | 4;
-  out[1] = a.mode;
-  new DataView(out.buffer).setUint32(2, a.data.byteLength, true);
-  out.set(a.data, 6);
-  out[6 + a.data.byteLength] = b.mode;
-  out.set(b.data, 7 + a.data.byteLength);
+  scratch.pack.view(at + compressBound(split) + compressBound(raw.length - split)); // room for both sections
+  const a = section(g.subarray(0, split), at);
+  const b = section(g.subarray(split), at + a.data.byteLength);
+  const size = 1 + 1 + 4 + a.data.byteLength + 1 + b.data.byteLength;
+  const write = (target, offset) => {
+    target[offset] = skip | 4;
+    target[offset + 1] = a.mode;
+    new DataView(target.buffer, target.byteOffset).setUint32(offset + 2, a.data.byteLength, true);
+    target.set(a.data, offset + 6);
+    target[offset + 6 + a.data.byteLength] = b.mode;
+    target.set(b.data, offset + 7 + a.data.byteLength);
+  };
+  return { size, write };
+}
+
+/** Byte-grouped payload (without the codec byte), in a new array. */
+function groupedPayload(raw, width, skip) {
+  const plan = planGrouped(raw, width, skip);
+  const out = new Uint8Array(plan.size);
+  plan.write(out, 0);
   return out;
 }
 
@@ -238,16 +302,24 @@ function ungroupedPayload(payload, width) {
   if (param === undefined || payload.length < 7 || (param & ~7) !== 0 || (param & 3) >= width) throw new ChunkCorruptError(`bad byte-grouped header`);
   const lenA = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(2, true);
   if (7 + lenA > payload.length) throw new ChunkCorruptError('byte-grouped section A overruns the object');
-  const open = (mode, bytes) => {
-    if (mode === 0) return bytes;
-    if (mode === 1) return decompress(bytes);
+  // Both sections are opened straight into the grouped scratch: no buffer per section.
+  const sections = [
+    [payload[1], payload.subarray(6, 6 + lenA)],
+    [payload[6 + lenA], payload.subarray(7 + lenA)],
+  ];
+  const sizes = sections.map(([mode, bytes]) => {
+    if (mode === 0) return bytes.byteLength;
+    if (mode === 1) return frameContentSize(bytes);
     throw new ChunkCorruptError(`bad section mode ${mode}`);
-  };
-  const a = open(payload[1], payload.subarray(6, 6 + lenA));
-  const b = open(payload[6 + lenA], payload.subarray(7 + lenA));
-  const grouped = new Uint8Array(a.byteLength + b.byteLength);
-  grouped.set(a, 0);
-  grouped.set(b, a.byteLength);
+  });
+  const grouped = scratch.group.view(sizes[0] + sizes[1]);
+  let at = 0;
+  sections.forEach(([mode, bytes], i) => {
+    const dest = grouped.subarray(at, at + sizes[i]);
+    if (mode === 0) dest.set(bytes);
+    else if (unzstd.decompress(dest, bytes) !== sizes[i]) throw new ChunkCorruptError('zstd section shorter than its header declares');
+    at += sizes[i];
+  });
   return ungroupBytes(grouped, width, param & 3, (param & 4) !== 0);
 }
 
@@ -261,12 +333,12 @@ export function guessLayout(raw) {
   const n = Math.min(SAMPLE_BYTES, raw.length);
   const from = Math.floor((raw.length - n) / 2 / 4) * 4;
   const sample = raw.subarray(from, from + n);
-  const plain = zstd(sample).byteLength;
+  const plain = zstdSize(sample);
   let best;
   let bestSize = plain * 0.97; // must win by 3% to be worth a second full compression
   for (const width of [2, 4]) {
     for (let skip = 0; skip < width; skip++) {
-      const size = groupedPayload(sample, width, skip).byteLength;
+      const size = planGrouped(sample, width, skip).size;
       if (size < bestSize) {
         bestSize = size;
         best = { width, skip: (skip + from) % width };
@@ -276,37 +348,71 @@ export function guessLayout(raw) {
   return best;
 }
 
+/** Whether byte grouping beats plain zstd by a margin on a sample of the chunk. */
+function groupingWins(raw, layout) {
+  const n = Math.min(SAMPLE_BYTES, raw.length);
+  // from: a multiple of 4, so the sample's elements align like the chunk's
+  const from = Math.floor((raw.length - n) / 2 / 4) * 4;
+  const sample = raw.subarray(from, from + n);
+  return planGrouped(sample, layout.width, layout.skip).size < zstdSize(sample) * 0.97;
+}
+
 /**
- * Encodes a chunk with the codec that stores it smallest. `hint` (optional)
- * describes the chunk's data: `{ width }` is the element width of a tensor
- * the chunk lies in (2, 4: try byte grouping; 1 or 0: do not), `{ skip }` how
- * many leading bytes belong to an element that started before the chunk.
- * Without a hint a sample decides (guessLayout). Plain zstd is always tried,
- * so the choice is never larger than plain zstd; raw when nothing shrinks.
+ * Encodes a chunk. `hint` (optional) describes the chunk's data: `{ width }`
+ * is the element width of the tensor the chunk lies in (2, 4: byte grouping;
+ * 1 or 0: plain zstd), `{ skip }` how many leading bytes belong to an element
+ * that started before the chunk. Without a hint a sample decides
+ * (guessLayout) whether to try grouping besides plain zstd. Chunks of a float
+ * tensor get one full compression, byte-grouped, once a sample shows that
+ * grouping clearly wins; when it does not (a tensor of zeros, or bytes that
+ * are not what the dtype says) plain zstd is tried as well and the smaller is
+ * kept. Raw when nothing shrinks the chunk.
+ * `digest` is the chunk's sha256 when the caller has it already (the chunking
+ * worker computes it), else it is computed here. `storedSha256` is the hex
+ * sha256 of `stored`, for storage drivers that send it (S3 signs the payload).
  */
-export function encodeChunk(raw, hint) {
-  const digest = sha256(raw);
-  let bestId = CODEC_IDS.raw;
-  let bestPayload = raw;
-  const packed = zstd(raw);
-  if (packed.byteLength < bestPayload.byteLength) {
-    bestId = CODEC_IDS.zstd;
-    bestPayload = packed;
-  }
+export function encodeChunk(raw, hint, digest = sha256(raw)) {
   let layout;
+  let plain = true;
   if (hint && (hint.width === 2 || hint.width === 4)) {
-    if (raw.length >= MIN_GROUPED) layout = { width: hint.width, skip: (hint.skip ?? 0) % hint.width };
+    if (raw.length >= MIN_GROUPED) {
+      layout = { width: hint.width, skip: (hint.skip ?? 0) % hint.width };
+      plain = !groupingWins(raw, layout);
+    }
   } else if (!hint || hint.width === undefined) {
+    // No dtype known (not a tensor file): a sample says whether grouping may
+    // pay; then both are tried, since one sample of a mixed file can mislead.
     layout = guessLayout(raw);
   }
-  if (layout) {
-    const grouped = groupedPayload(raw, layout.width, layout.skip);
-    if (grouped.byteLength < bestPayload.byteLength) {
-      bestId = layout.width === 2 ? CODEC_IDS['zstd-bg2'] : CODEC_IDS['zstd-bg4'];
-      bestPayload = grouped;
+  // Candidates live in the pack scratch (plain first, then the grouped
+  // sections after it); only the winner is copied into the stored object.
+  let id = CODEC_IDS.raw;
+  let size = raw.byteLength;
+  let write = (target) => target.set(raw, 1);
+  let used = 0;
+  if (plain) {
+    const dest = scratch.pack.view(compressBound(raw.byteLength));
+    const n = compressInto(plainZstd, raw, dest);
+    if (n < size) {
+      id = CODEC_IDS.zstd;
+      size = n;
+      used = n;
+      const packed = dest.subarray(0, n); // a view: stays valid if the scratch moves to a bigger buffer
+      write = (target) => target.set(packed, 1);
     }
   }
-  return { digest, codec: CODEC_NAMES[bestId], rawSize: raw.byteLength, stored: withCodecByte(bestId, bestPayload) };
+  if (layout) {
+    const plan = planGrouped(raw, layout.width, layout.skip, used);
+    if (plan.size < size) {
+      id = layout.width === 2 ? CODEC_IDS['zstd-bg2'] : CODEC_IDS['zstd-bg4'];
+      size = plan.size;
+      write = (target) => plan.write(target, 1);
+    }
+  }
+  const stored = new Uint8Array(1 + size);
+  stored[0] = id;
+  write(stored);
+  return { digest, codec: CODEC_NAMES[id], rawSize: raw.byteLength, stored, storedSha256: createHash('sha256').update(stored).digest('hex') };
 }
 
 export function codecOf(stored) {
@@ -318,7 +424,7 @@ export function codecOf(stored) {
 function decodePayload(stored) {
   const codec = codecOf(stored);
   if (codec === 'raw') return stored.subarray(1);
-  if (codec === 'zstd') return decompress(stored.subarray(1));
+  if (codec === 'zstd') return unzstdFrame(stored.subarray(1));
   return ungroupedPayload(stored.subarray(1), codec === 'zstd-bg2' ? 2 : 4);
 }
 

@@ -1,22 +1,29 @@
-// A small pool of worker threads running codec-worker.js. Buffers are
-// transferred, not copied, in both directions. A worker that dies fails only
-// the task it was running and is replaced.
+// A small pool of worker threads running codec-worker.js: chunking (with the
+// hashes that go with it), compression, decompression and verification all
+// happen there, never on the event loop. Buffers are transferred, not copied,
+// in both directions. Several requests may be queued on one worker; a stream
+// (one upload being chunked) and a session hash stay on the worker that holds
+// their state. A worker that dies fails only the requests it held and is
+// replaced on demand.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { ChunkerOptions } from './chunker.ts';
 import type { ChunkHint, CodecName, EncodedChunk } from './codec.ts';
 import { ChunkCorruptError } from './codec.ts';
 
-type CodecRequest =
-  | { id: number; op: 'encode'; data: Uint8Array; hint?: ChunkHint }
-  | { id: number; op: 'decode'; data: Uint8Array; digest: string };
+/** A chunk cut by a stream, with the sha256 of its bytes. */
+export interface RawChunk {
+  data: Uint8Array;
+  digest: string;
+}
 
-type CodecReply =
-  | { id: number; ok: true; op: 'encode'; digest: string; codec: string; rawSize: number; stored: Uint8Array }
-  | { id: number; ok: true; op: 'decode'; raw: Uint8Array }
-  | { id: number; ok: false; corrupt: boolean; message: string };
+type Reply = { id: number; ok: true; op: string; [field: string]: unknown } | { id: number; ok: false; corrupt: boolean; message: string };
+type Pending = { resolve: (reply: Reply & { ok: true }) => void; reject: (err: Error) => void };
 
-type Pending = { resolve: (reply: CodecReply) => void; reject: (err: Error) => void };
-type Job = { request: CodecRequest; transfer: ArrayBuffer[]; pending: Pending };
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
 
 /** An ArrayBuffer holding exactly these bytes, safe to transfer away. */
 function ownBuffer(data: Uint8Array): Uint8Array {
@@ -26,12 +33,48 @@ function ownBuffer(data: Uint8Array): Uint8Array {
   return new Uint8Array(data);
 }
 
+const noop = () => {};
+
+/**
+ * One byte stream being cut into content-defined chunks in a worker. Feed it
+ * in order; each feed resolves with the chunks it completed. The worker also
+ * hashes the whole stream (and a session hash, when opened with one).
+ */
+export class ChunkStream {
+  private fed = false;
+  constructor(
+    private readonly pool: CodecPool,
+    private readonly slot: Slot,
+    private readonly id: number,
+  ) {}
+
+  /** `cuts`: forced cut offsets (tensor boundaries), only with the first feed. */
+  feed(data: Uint8Array, cuts?: readonly number[]): Promise<RawChunk[]> {
+    const own = ownBuffer(data);
+    const request = { op: 'stream-feed', stream: this.id, data: own, ...(cuts && !this.fed ? { cuts: [...cuts] } : {}) };
+    this.fed = true;
+    return this.pool.send(this.slot, request, [own.buffer as ArrayBuffer]).then((r) => r.chunks as RawChunk[]);
+  }
+
+  /** The last chunks, and the digest and size of everything fed. */
+  end(): Promise<{ chunks: RawChunk[]; digest: string; size: number }> {
+    return this.pool.send(this.slot, { op: 'stream-end', stream: this.id }, []).then((r) => ({
+      chunks: r.chunks as RawChunk[],
+      digest: r.digest as string,
+      size: r.size as number,
+    }));
+  }
+
+  abort(): void {
+    this.pool.send(this.slot, { op: 'stream-abort', stream: this.id }, []).catch(noop);
+  }
+}
+
 export class CodecPool {
   private readonly size: number;
-  private readonly idle: Worker[] = [];
-  private readonly all = new Set<Worker>();
-  private readonly busy = new Map<Worker, Pending>();
-  private readonly queue: Job[] = [];
+  private readonly slots: Slot[] = [];
+  /** session key → the worker holding its running hash */
+  private readonly sessions = new Map<string, Slot>();
   private nextId = 1;
   private closed = false;
 
@@ -39,80 +82,113 @@ export class CodecPool {
     this.size = size;
   }
 
-  /** Hash and compress; `hint` describes the data (element width, see ChunkHint) when known. */
-  encode(data: Uint8Array, hint?: ChunkHint): Promise<EncodedChunk> {
+  /**
+   * Hash and compress; `hint` describes the data (element width, see
+   * ChunkHint) when known, `digest` is the chunk's sha256 when known.
+   */
+  encode(data: Uint8Array, hint?: ChunkHint, digest?: string): Promise<EncodedChunk> {
     const own = ownBuffer(data);
-    return this.run({ id: this.nextId++, op: 'encode', data: own, ...(hint ? { hint } : {}) }, [own.buffer as ArrayBuffer]).then((reply) => {
-      if (!reply.ok || reply.op !== 'encode') throw new Error('codec worker: unexpected reply');
-      return { digest: reply.digest, codec: reply.codec as CodecName, rawSize: reply.rawSize, stored: reply.stored };
-    });
+    const request = { op: 'encode', data: own, ...(hint ? { hint } : {}), ...(digest ? { digest } : {}) };
+    return this.send(undefined, request, [own.buffer as ArrayBuffer]).then((r) => ({
+      digest: r.digest as string,
+      codec: r.codec as CodecName,
+      rawSize: r.rawSize as number,
+      stored: r.stored as Uint8Array,
+      storedSha256: r.storedSha256 as string,
+    }));
   }
 
   /** Decompress and verify against `digest`; rejects with ChunkCorruptError on any mismatch. */
   decode(stored: Uint8Array, digest: string): Promise<Uint8Array> {
     const own = ownBuffer(stored);
-    return this.run({ id: this.nextId++, op: 'decode', data: own, digest }, [own.buffer as ArrayBuffer]).then((reply) => {
-      if (!reply.ok || reply.op !== 'decode') throw new Error('codec worker: unexpected reply');
-      return reply.raw;
-    });
+    return this.send(undefined, { op: 'decode', data: own, digest }, [own.buffer as ArrayBuffer]).then((r) => r.raw as Uint8Array);
   }
 
-  private run(request: CodecRequest, transfer: ArrayBuffer[]): Promise<CodecReply> {
+  /**
+   * Opens a chunking stream. With `session`, the worker also feeds the
+   * running hash kept under `session.key` — when that hash has seen exactly
+   * `session.at` bytes (a fresh one when `at` is 0); otherwise it is dropped
+   * and sessionDigest reports nothing.
+   */
+  openStream(chunking: ChunkerOptions, session?: { key: string; at: number }): ChunkStream {
+    if (this.closed) throw new Error('codec pool is closed');
+    let slot = session ? this.sessions.get(session.key) : undefined;
+    if (!slot || !this.slots.includes(slot)) slot = this.pick();
+    if (session) this.sessions.set(session.key, slot);
+    const id = this.nextId++;
+    // Requests to one worker are handled in order: a failed open fails the first feed.
+    this.send(slot, { op: 'stream-open', stream: id, chunking: { ...chunking }, ...(session ? { session } : {}) }, []).catch(noop);
+    return new ChunkStream(this, slot, id);
+  }
+
+  /** The running hash of a session and how many bytes it has seen; undefined when lost. */
+  async sessionDigest(key: string): Promise<{ digest: string; size: number } | undefined> {
+    const slot = this.sessions.get(key);
+    if (!slot || !this.slots.includes(slot)) return undefined;
+    const r = await this.send(slot, { op: 'session-digest', key }, []);
+    return r.missing ? undefined : { digest: r.digest as string, size: r.size as number };
+  }
+
+  dropSession(key: string): void {
+    const slot = this.sessions.get(key);
+    this.sessions.delete(key);
+    if (slot && this.slots.includes(slot)) this.send(slot, { op: 'session-drop', key }, []).catch(noop);
+  }
+
+  /** The least busy worker; a new one while the pool is below its size and all are busy. */
+  private pick(): Slot {
+    let best: Slot | undefined;
+    for (const slot of this.slots) if (!best || slot.pending.size < best.pending.size) best = slot;
+    if (!best || (best.pending.size > 0 && this.slots.length < this.size)) return this.spawn();
+    return best;
+  }
+
+  /** @internal (ChunkStream) Sends to `slot`, or to the least busy worker. */
+  send(to: Slot | undefined, request: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<Reply & { ok: true }> {
     if (this.closed) return Promise.reject(new Error('codec pool is closed'));
-    return new Promise<CodecReply>((resolve, reject) => {
-      this.queue.push({ request, transfer, pending: { resolve, reject } });
-      this.pump();
-    }).then((reply) => {
-      if (!reply.ok) throw reply.corrupt ? new ChunkCorruptError(reply.message) : new Error(`codec worker: ${reply.message}`);
-      return reply;
+    const slot = to ?? this.pick();
+    if (!this.slots.includes(slot)) return Promise.reject(new Error('codec worker exited'));
+    const id = this.nextId++;
+    return new Promise<Reply & { ok: true }>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      if (slot.pending.size === 1) slot.worker.ref(); // keep the process alive while work is in flight
+      slot.worker.postMessage({ ...request, id }, transfer);
     });
   }
 
-  private pump(): void {
-    while (this.queue.length > 0) {
-      let worker = this.idle.pop();
-      if (!worker && this.all.size < this.size) worker = this.spawn();
-      if (!worker) return;
-      const job = this.queue.shift()!;
-      this.busy.set(worker, job.pending);
-      worker.ref(); // keep the process alive while a job is in flight
-      worker.postMessage(job.request, job.transfer);
-    }
-  }
-
-  private spawn(): Worker {
+  private spawn(): Slot {
     const worker = new Worker(new URL('./codec-worker.js', import.meta.url), {
       // Workers handle multi-MiB buffers; a small young generation makes V8
       // collect them promptly instead of letting each worker's heap grow.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
     worker.unref();
-    this.all.add(worker);
-    worker.on('message', (reply: CodecReply) => {
-      const pending = this.busy.get(worker);
-      this.busy.delete(worker);
-      worker.unref();
-      this.idle.push(worker);
-      pending?.resolve(reply);
-      this.pump();
+    const slot: Slot = { worker, pending: new Map() };
+    this.slots.push(slot);
+    worker.on('message', (reply: Reply) => {
+      const pending = slot.pending.get(reply.id);
+      slot.pending.delete(reply.id);
+      if (slot.pending.size === 0) worker.unref();
+      if (!pending) return;
+      if (reply.ok) pending.resolve(reply);
+      else pending.reject(reply.corrupt ? new ChunkCorruptError(reply.message) : new Error(`codec worker: ${reply.message}`));
     });
     const lost = (err: Error) => {
-      if (!this.all.delete(worker)) return;
-      const i = this.idle.indexOf(worker);
-      if (i >= 0) this.idle.splice(i, 1);
-      const pending = this.busy.get(worker);
-      this.busy.delete(worker);
-      pending?.reject(err);
-      if (!this.closed) this.pump();
+      const at = this.slots.indexOf(slot);
+      if (at < 0) return;
+      this.slots.splice(at, 1);
+      for (const [key, s] of this.sessions) if (s === slot) this.sessions.delete(key);
+      const pending = [...slot.pending.values()];
+      slot.pending.clear();
+      for (const p of pending) p.reject(err);
     };
     worker.on('error', lost);
     worker.on('exit', (code) => lost(new Error(`codec worker exited with code ${code}`)));
-    return worker;
+    return slot;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.pending.reject(new Error('codec pool is closed'));
-    await Promise.all([...this.all].map((w) => w.terminate()));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

@@ -1,23 +1,117 @@
-// Worker thread body: encodes (hash + compress) and decodes (decompress +
-// verify) chunks so that neither blocks the event loop. Plain JavaScript: no
-// TypeScript loader in the workers (see codec-core.js). Messages:
-//   { id, op: 'encode', data, hint? }        → { id, ok, op, digest, codec, rawSize, stored }
-//   { id, op: 'decode', data, digest }  → { id, ok, op, raw }
-//   failure                             → { id, ok: false, corrupt, message }
+// Worker thread body: everything per byte that a transfer needs, so none of it
+// runs on the event loop. Plain JavaScript: no TypeScript loader in the
+// workers (see codec-core.js). Requests carry an `id`; every request gets one
+// reply, in order: { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
+//   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
+//   decode        { data, digest }          → { raw }  (verified)
+//   stream-open   { stream, chunking, session? }
+//   stream-feed   { stream, data, cuts? }   → { chunks: [{ data, digest }] }
+//   stream-end    { stream }                → { chunks, digest, size }
+//   stream-abort  { stream }
+//   session-digest { key }                  → { digest, size } | { missing: true }
+//   session-drop  { key }
+// A stream is one upload being cut into chunks: its bytes arrive in order,
+// and the stream's whole-content sha256 and each chunk's sha256 are computed
+// here. A session is the running sha256 of a resumable upload, kept across
+// its requests (always in this same worker: the pool routes by key).
+import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
+import { Chunker } from './chunker-core.js';
 import { ChunkCorruptError, decodeChunk, encodeChunk } from './codec-core.js';
+
+/** stream id → { chunker, hash, size, session } */
+const streams = new Map();
+/** session key → { hash, size } */
+const sessions = new Map();
+
+const hexSha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+function openStream(req) {
+  let session;
+  if (req.session) {
+    const { key, at } = req.session;
+    session = sessions.get(key);
+    // The session's hash is usable only when it has seen exactly the bytes stored so far.
+    if (!session || session.size !== at) {
+      sessions.delete(key);
+      session = at === 0 ? { hash: createHash('sha256'), size: 0 } : undefined;
+      if (session) sessions.set(key, session);
+    }
+  }
+  streams.set(req.stream, { chunker: new Chunker(req.chunking), hash: createHash('sha256'), size: 0, session });
+}
+
+function streamOf(id) {
+  const stream = streams.get(id);
+  if (!stream) throw new Error(`no open stream ${id}`);
+  return stream;
+}
+
+/** Chunks with their digests, and the list of buffers to transfer. */
+function hashed(chunks) {
+  return chunks.map((data) => ({ data, digest: `sha256:${hexSha256(data)}` }));
+}
+
+function feed(req) {
+  const stream = streamOf(req.stream);
+  if (req.cuts) stream.chunker.setForcedCuts(req.cuts);
+  stream.hash.update(req.data);
+  stream.size += req.data.length;
+  if (stream.session) {
+    stream.session.hash.update(req.data);
+    stream.session.size += req.data.length;
+  }
+  return hashed(stream.chunker.push(req.data));
+}
+
+function reply(id, op, body, transfer = []) {
+  parentPort.postMessage({ id, ok: true, op, ...body }, transfer);
+}
+
+/** The buffer behind `bytes` when it holds little else (transfer it), else a copy. */
+function transferable(bytes) {
+  return bytes.buffer.byteLength <= bytes.byteLength + 1 ? bytes : bytes.slice();
+}
 
 parentPort.on('message', (req) => {
   try {
-    if (req.op === 'encode') {
-      const out = encodeChunk(req.data, req.hint);
-      parentPort.postMessage({ id: req.id, ok: true, op: 'encode', ...out }, [out.stored.buffer]);
-    } else {
-      const raw = decodeChunk(req.data, req.digest);
-      // Copy out when the result is a view into the input (raw codec) so the
-      // transfer moves exactly the chunk's bytes.
-      const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw : raw.slice();
-      parentPort.postMessage({ id: req.id, ok: true, op: 'decode', raw: owned }, [owned.buffer]);
+    switch (req.op) {
+      case 'encode': {
+        const out = encodeChunk(req.data, req.hint, req.digest);
+        return reply(req.id, req.op, out, [out.stored.buffer]);
+      }
+      case 'decode': {
+        // The raw codec decodes to a view of the request's own buffer: send it back.
+        const raw = transferable(decodeChunk(req.data, req.digest));
+        return reply(req.id, req.op, { raw }, [raw.buffer]);
+      }
+      case 'stream-open':
+        openStream(req);
+        return reply(req.id, req.op, {});
+      case 'stream-feed': {
+        const chunks = feed(req);
+        return reply(req.id, req.op, { chunks }, chunks.map((c) => c.data.buffer));
+      }
+      case 'stream-end': {
+        const stream = streamOf(req.stream);
+        streams.delete(req.stream);
+        const chunks = hashed(stream.chunker.finish());
+        return reply(req.id, req.op, { chunks, digest: `sha256:${stream.hash.digest('hex')}`, size: stream.size }, chunks.map((c) => c.data.buffer));
+      }
+      case 'stream-abort':
+        streams.delete(req.stream);
+        return reply(req.id, req.op, {});
+      case 'session-digest': {
+        const session = sessions.get(req.key);
+        if (!session) return reply(req.id, req.op, { missing: true });
+        // copy(): the session may still grow (a later append) after this digest
+        return reply(req.id, req.op, { digest: `sha256:${session.hash.copy().digest('hex')}`, size: session.size });
+      }
+      case 'session-drop':
+        sessions.delete(req.key);
+        return reply(req.id, req.op, {});
+      default:
+        throw new Error(`unknown op ${req.op}`);
     }
   } catch (err) {
     parentPort.postMessage({ id: req.id, ok: false, corrupt: err instanceof ChunkCorruptError, message: err?.message ?? String(err) });

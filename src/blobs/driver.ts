@@ -10,12 +10,21 @@ export interface ByteRange {
   end: number;
 }
 
+export interface PutOptions {
+  /**
+   * Hex sha256 of the data, when the caller has it already (computed off the
+   * event loop): a driver that sends one (S3 signs the payload hash, and the
+   * server checks the body against it) uses it instead of hashing again.
+   */
+  sha256?: string;
+}
+
 export interface StorageDriver {
   readonly name: string;
   /** The whole object. Throws DriverError('not_found') when absent. */
   get(key: string): Promise<Buffer>;
   /** Create-only write: throws DriverError('exists') when the key is already there. */
-  put(key: string, data: Uint8Array): Promise<void>;
+  put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   /** A stream of the object, or of one inclusive byte range of it. */
   reader(key: string, range?: ByteRange): Promise<Readable>;
   /** Size of the object, or undefined when absent. */

@@ -15,7 +15,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { assertSafeKey, DriverError, type ByteRange, type StorageDriver } from './driver.ts';
+import { assertSafeKey, DriverError, type ByteRange, type PutOptions, type StorageDriver } from './driver.ts';
 
 export interface S3DriverOptions {
   bucket: string;
@@ -69,6 +69,10 @@ export class S3Driver implements StorageDriver {
     if (status === 412 || name === 'PreconditionFailed') {
       throw new DriverError('exists', key, `object ${key} exists`, { cause: err });
     }
+    if (name === 'XAmzContentSHA256Mismatch') {
+      // The body is not what its sha256 said: a caller bug or memory damage, not an outage to retry.
+      throw new Error(`s3 refused ${key}: the body does not match the sha256 it was sent with`, { cause: err });
+    }
     // Connection refused/reset, timeouts, 5xx, throttling, a missing bucket:
     // all mean the backend cannot serve us now.
     throw new DriverError('unavailable', key, `s3 ${name ?? 'error'}${status ? ` (${status})` : ''} on ${key}: ${(err as Error)?.message}`, { cause: err });
@@ -99,18 +103,32 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: objectKey,
-          Body: data,
-          ContentLength: data.byteLength,
-          IfNoneMatch: '*',
-        }),
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: objectKey,
+      Body: data,
+      ContentLength: data.byteLength,
+      IfNoneMatch: '*',
+    });
+    const sha256 = options.sha256;
+    if (sha256 !== undefined) {
+      if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`put ${key}: sha256 must be 64 lowercase hex digits`);
+      // SigV4 takes a payload hash already in the request's headers as given
+      // instead of hashing the body on the event loop; S3 still checks the
+      // body against it (400 XAmzContentSHA256Mismatch).
+      command.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-amz-content-sha256'] = sha256;
+          return next(args);
+        },
+        { step: 'build', name: 'cairnPayloadSha256' },
       );
+    }
+    try {
+      await this.client.send(command);
     } catch (err) {
       this.fail(err, key);
     }

@@ -99,6 +99,8 @@ export interface GarbageCollectorDeps {
   graceSeconds?: number;
   uploadTtlSeconds?: number;
   now?: () => Date;
+  /** told about each expired upload session it removed (to drop its running hash) */
+  onUploadExpired?: (id: string) => void;
 }
 
 const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
@@ -133,6 +135,7 @@ export class GarbageCollector {
     const now = clock();
     const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000).toISOString();
     const sweep = queries.sweepRecords({ grace: ago(graceSeconds), uploadTtl: ago(uploadTtlSeconds) }, dryRun);
+    if (!dryRun) for (const id of sweep.uploads) this.deps.onUploadExpired?.(id);
 
     // 2. the objects of the chunk records just removed
     let chunksDeleted = 0;
