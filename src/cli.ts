@@ -62,6 +62,9 @@ async function serve(io: Io): Promise<number> {
   // loaded only here: client commands start fast without the server's modules
   const { startServer } = await import('./main.ts');
   const running = await startServer(config, log);
+  if (!process.execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))) {
+    log.warn('node runs without --max-semi-space-size=2 (npm start and bin/cairn.js give it): expect ~30 MiB more memory', { exec_argv: process.execArgv });
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info('shutting down', { signal });
