@@ -421,6 +421,17 @@ describe('Keras and HDF5', () => {
     await invalid(detectKeras(src('model.keras', makeZip([{ name: 'x', data: enc.encode('x') }]))), 'keras');
     assert.equal(await detectKeras(src('model.pt', pytorchZip())), undefined);
   });
+  test('HDF5 superblock far into a file: searched when the name says HDF5, not in any large upload (each probe is a chunk fetched from storage)', async () => {
+    const far = h5File({ offset: 2 * 1024 * 1024 });
+    const found = (await detectH5(src('model.h5', far)))!;
+    assert.equal(found.details.superblock_offset, 2 * 1024 * 1024);
+    const reads: number[] = [];
+    const counted = bufferSource('weights.bin', far);
+    const spy = { ...counted, read: (offset: number, length: number) => (reads.push(offset), counted.read(offset, length)) };
+    assert.equal(await detectH5(spy), undefined);
+    assert.ok(reads.length > 0 && reads.every((o) => o < 1024 * 1024), `reads stay in the first MiB: ${reads.join(',')}`);
+  });
+
   test('HDF5 signature at 0 or 512; Lambda in model_config is unsafe', async () => {
     const f = (await detectH5(src('model.h5', h5File({ text: 'keras_version\u0000\u00002.15.0 model_config {"class_name": "Sequential"}' }))))!;
     assert.equal(f.format, 'h5');

@@ -119,9 +119,17 @@ async function kerasZip(file: FileSource, dir: ZipDirectory, claimed: boolean): 
   };
 }
 
-/** Offset of the HDF5 superblock signature: 0, 512, 1024, 2048, … (or -1). */
-async function hdf5Offset(file: FileSource): Promise<number> {
-  for (let off = 0; off + 8 <= file.size; off = off === 0 ? 512 : off * 2) {
+/**
+ * How far to look for the superblock of a file whose name does not say HDF5.
+ * Each probe past the first stored chunk costs a whole chunk fetched from
+ * storage; user blocks this large are unheard of, and a file not recognised
+ * here is `unknown`, which is never reported safe.
+ */
+const UNCLAIMED_SUPERBLOCK_SEARCH = 1024 * 1024;
+
+/** Offset of the HDF5 superblock signature: 0, 512, 1024, 2048, … below `limit` (or -1). */
+async function hdf5Offset(file: FileSource, limit: number): Promise<number> {
+  for (let off = 0; off + 8 <= file.size && off < limit; off = off === 0 ? 512 : off * 2) {
     const b = await file.read(off, 8);
     if (HDF5_SIGNATURE.every((x, i) => b[i] === x)) return off;
   }
@@ -131,7 +139,7 @@ async function hdf5Offset(file: FileSource): Promise<number> {
 export const detectH5: Detector = async (file) => {
   const ext = extOf(file.path);
   const claimed = ext === '.h5' || ext === '.hdf5' || ext === '.he5';
-  let off = await hdf5Offset(file);
+  let off = await hdf5Offset(file, claimed ? file.size : UNCLAIMED_SUPERBLOCK_SEARCH);
   // a zip (a .keras archive) can hold a stored .h5 member that happens to sit at 512, 1024, …
   if (off > 0 && !claimed && (await hasZipMagic(file))) off = -1;
   if (off < 0) {
