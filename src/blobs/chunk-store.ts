@@ -13,6 +13,7 @@ import { ChunkCorruptError, type ChunkHint } from './codec.ts';
 import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
+import { collectYoungGarbage } from './young-gc.js';
 import { forcedCuts, HintCursor, probeLayout } from './tensor-layout.ts';
 
 export interface StoredContent {
@@ -164,6 +165,7 @@ export class ChunkStore {
     const drain = async (keep: number) => {
       while (inflight.length > keep) {
         const { record, ...chunk } = await inflight.shift()!;
+        collectYoungGarbage(); // the chunk's buffers, now written, are garbage
         chunks.push(chunk);
         batch.push(chunk);
         if (record) records.push(record);
@@ -312,6 +314,7 @@ export class ChunkStore {
     async function* body(): AsyncGenerator<Buffer> {
       for (const chunk of chunks) {
         const raw = await pending.shift()!;
+        collectYoungGarbage(); // the chunks already sent are garbage
         fill();
         const from = Math.max(start - chunk.offset, 0);
         const to = Math.min(end - chunk.offset + 1, chunk.size);

@@ -189,6 +189,11 @@ export class CodecPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.map((s) => {
+        s.worker.ref(); // idle workers are unref'd: without this the loop may end before they exit
+        return s.worker.terminate();
+      }),
+    );
   }
 }

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { Chunker } from './chunker-core.js';
 import { ChunkCorruptError, decodeChunk, encodeChunk } from './codec-core.js';
+import { collectYoungGarbage } from './young-gc.js';
 
 /** stream id → { chunker, hash, size, session } */
 const streams = new Map();
@@ -75,6 +76,15 @@ function transferable(bytes) {
 
 parentPort.on('message', (req) => {
   try {
+    handle(req);
+  } finally {
+    req = undefined;
+    collectYoungGarbage(); // the request's buffers are garbage now
+  }
+});
+
+function handle(req) {
+  try {
     switch (req.op) {
       case 'encode': {
         const out = encodeChunk(req.data, req.hint, req.digest);
@@ -116,4 +126,5 @@ parentPort.on('message', (req) => {
   } catch (err) {
     parentPort.postMessage({ id: req.id, ok: false, corrupt: err instanceof ChunkCorruptError, message: err?.message ?? String(err) });
   }
-});
+}
+
