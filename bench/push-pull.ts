@@ -47,7 +47,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -453,21 +453,39 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** The node flags `npm start` gives the server (package.json), so the bench runs it as deployed. */
-function startFlags(): string[] {
+/** Builds dist/ as `npm start` does (its prestart), so bin/cairn.js runs the compiled server. */
+function buildServer(): void {
+  const built = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts/build.mjs')], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (built.status !== 0) throw new Error(`scripts/build.mjs failed (exit ${built.status})`);
+}
+
+/**
+ * The environment assignments and node flags `npm start` gives the server
+ * (package.json's start script: `[VAR=value ...] node [--flag ...] bin/cairn.js serve`),
+ * so the bench runs it as deployed.
+ */
+function startCommand(): { env: Record<string, string>; flags: string[] } {
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
   const start = pkg.scripts?.start ?? '';
-  const m = /^node((?:\s+--\S+)*)\s+bin\/cairn\.js\s+serve$/.exec(start);
-  if (!m) throw new Error(`package.json's start script is not "node [--flags] bin/cairn.js serve": ${JSON.stringify(start)}`);
-  return m[1]!.trim().split(/\s+/).filter(Boolean);
+  const m = /^((?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*)node((?:\s+--\S+)*)\s+bin\/cairn\.js\s+serve$/.exec(start);
+  if (!m) throw new Error(`package.json's start script is not "[VAR=value ...] node [--flags] bin/cairn.js serve": ${JSON.stringify(start)}`);
+  const env = Object.fromEntries(
+    m[1]!
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
+  );
+  return { env, flags: m[2]!.trim().split(/\s+/).filter(Boolean) };
 }
 
 async function startServer(env: NodeJS.ProcessEnv, cpuProf: string | undefined, serverLog: string | undefined): Promise<Server> {
   const port = await freePort();
-  const nodeArgs = [...startFlags(), ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [])];
+  const start = startCommand();
+  const nodeArgs = [...start.flags, ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [])];
   const child = spawn(process.execPath, [...nodeArgs, path.join(REPO_ROOT, 'bin/cairn.js'), 'serve'], {
     cwd: REPO_ROOT,
-    env: { ...env, CAIRN_HOST: '127.0.0.1', CAIRN_PORT: String(port), CAIRN_AUTH: 'off' },
+    env: { ...env, ...start.env, CAIRN_HOST: '127.0.0.1', CAIRN_PORT: String(port), CAIRN_AUTH: 'off' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logTail: string[] = [];
@@ -1194,6 +1212,7 @@ async function main(): Promise<number> {
     log(
       `cairn push/pull bench: storage=${options.storage}${client ? ` (s3://${bucket}/${prefix} at ${s3Env().endpoint ?? 'AWS'}${options.link ? ` via a ${options.link.text} link` : ''})` : ''}, sizes ${options.sizes.map(formatSize).join(', ')}, data ${options.data.join(', ')}, data dir ${dataDir}`,
     );
+    buildServer();
     server = await startServer(env, options.cpuProf, options.serverLog);
     log(`server pid ${server.pid} at ${server.url}, RSS ${((readRssKiB(server.pid)?.rss ?? 0) / 1024).toFixed(0)} MiB`);
     let hopUrl: string | undefined;

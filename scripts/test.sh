@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npx tsc --noEmit
+# the servers the tests start run the compiled code, as npm start does
+node scripts/build.mjs
 
 started=""
 if [ -z "${CAIRN_S3_ENDPOINT:-}" ] && [ "${CAIRN_TEST_S3:-}" != skip ]; then

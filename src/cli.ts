@@ -62,8 +62,12 @@ async function serve(io: Io): Promise<number> {
   // loaded only here: client commands start fast without the server's modules
   const { startServer } = await import('./main.ts');
   const running = await startServer(config, log);
+  // What npm start and bin/cairn.js's shebang give the server (see there).
   if (!process.execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))) {
     log.warn('node runs without --max-semi-space-size=2 (npm start and bin/cairn.js give it): expect ~30 MiB more memory', { exec_argv: process.execArgv });
+  }
+  if (process.platform === 'linux' && process.env.MALLOC_MMAP_THRESHOLD_ === undefined) {
+    log.warn('MALLOC_MMAP_THRESHOLD_ is not set (npm start and bin/cairn.js set 1048576): glibc will keep freed chunk buffers, expect 50-100 MiB more memory');
   }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
