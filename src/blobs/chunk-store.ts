@@ -9,7 +9,7 @@ import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
 import type { BlobIndex, ChunkRecord, ChunkRef } from '../metadata/blobs.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
-import { ChunkCorruptError, type ChunkHint } from './codec.ts';
+import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
 import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
@@ -46,7 +46,7 @@ const RECORD_BATCH = 16;
 /** Bytes per trip to the chunking worker, and trips in flight beyond the one being stored. */
 const FEED_BYTES = 1024 * 1024;
 const FEEDS_AHEAD = 2;
-const EMPTY_DIGEST = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const EMPTY_DIGEST = sha256(new Uint8Array(0));
 
 export class ChunkStore {
   private readonly chunking: ChunkerOptions;
@@ -89,9 +89,6 @@ export class ChunkStore {
     } = {},
   ): Promise<StoredContent> {
     const startOffset = options.startOffset ?? 0;
-    // Opened on the first byte: an empty body never waits for a worker.
-    let stream: ChunkStream | undefined;
-    const openStream = () => (stream ??= this.pool.openStream(this.chunking, options.session !== undefined ? { key: options.session, at: startOffset } : undefined));
     const inflight: Array<Promise<ChunkRef & { record?: ChunkRecord }>> = [];
     const feeds: Array<Promise<RawChunk[]>> = [];
     const chunks: ChunkRef[] = [];
@@ -143,6 +140,12 @@ export class ChunkStore {
       return headBytes < want ? undefined : probe(false);
     };
 
+    // Opened on the first byte fed, once the tensor layout (if any) is known:
+    // an empty body never waits for a worker.
+    let stream: ChunkStream | undefined;
+    const openStream = () =>
+      (stream ??= this.pool.openStream(this.chunking, cuts, options.session !== undefined ? { key: options.session, at: startOffset } : undefined));
+
     // Incoming pieces (~64 KiB from the socket) are batched so that a worker
     // round trip carries a useful amount of bytes.
     let pieces: Uint8Array[] = [];
@@ -152,7 +155,7 @@ export class ChunkStore {
       const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, piecesBytes);
       pieces = [];
       piecesBytes = 0;
-      const p = openStream().feed(data, cuts);
+      const p = openStream().feed(data);
       p.catch(noop); // awaited in order below; this only marks it handled
       feeds.push(p);
     };

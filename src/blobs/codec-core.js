@@ -207,8 +207,9 @@ planeZstd.setParameter(CParameter.minMatch, 7);
 const unzstd = new DCtx();
 
 // Encoding works in two per-thread scratch areas (grouped planes, compressed
-// output) and allocates only the stored object. They grow to the largest
-// chunk seen (maxSize at most) and stay.
+// output) and allocates only the stored object. They grow with the largest
+// chunk seen (the pack area to about twice maxSize, when both codecs are
+// tried) and stay.
 class Scratch {
   bytes = new Uint8Array(0);
   /** The first n bytes; what an earlier view held is kept. */
@@ -225,9 +226,6 @@ const scratch = { group: new Scratch(), pack: new Scratch() };
 
 /** ZSTD_COMPRESSBOUND: the most a zstd frame of `n` bytes can take. */
 const compressBound = (n) => n + (n >>> 8) + (n < 131072 ? (131072 - n) >>> 11 : 0);
-
-/** Compresses `src` into `dest` (at least compressBound(src.length) bytes); returns the compressed length. */
-const compressInto = (ctx, src, dest) => ctx.compress2(dest, src);
 
 /** Largest frame content accepted: anything bigger is a damaged header, not a chunk. */
 const MAX_FRAME_CONTENT = 1024 * 1024 * 1024;
@@ -248,7 +246,8 @@ function unzstdFrame(src) {
   return out;
 }
 
-const zstdSize = (bytes) => compressInto(plainZstd, bytes, scratch.pack.view(compressBound(bytes.length)));
+/** Size of `bytes` compressed plainly (the output goes to the pack scratch). */
+const zstdSize = (bytes) => plainZstd.compress2(scratch.pack.view(compressBound(bytes.length)), bytes);
 
 /**
  * A section planned at `at` in the pack scratch: { mode, data } with data a
@@ -257,7 +256,7 @@ const zstdSize = (bytes) => compressInto(plainZstd, bytes, scratch.pack.view(com
 function section(bytes, at) {
   if (bytes.byteLength >= 64) {
     const dest = scratch.pack.view(at + compressBound(bytes.byteLength)).subarray(at);
-    const n = compressInto(planeZstd, bytes, dest);
+    const n = planeZstd.compress2(dest, bytes);
     if (n < bytes.byteLength) return { mode: 1, data: dest.subarray(0, n) };
   }
   return { mode: 0, data: bytes };
@@ -289,14 +288,6 @@ function planGrouped(raw, width, skip, at = 0) {
   return { size, write };
 }
 
-/** Byte-grouped payload (without the codec byte), in a new array. */
-function groupedPayload(raw, width, skip) {
-  const plan = planGrouped(raw, width, skip);
-  const out = new Uint8Array(plan.size);
-  plan.write(out, 0);
-  return out;
-}
-
 function ungroupedPayload(payload, width) {
   const param = payload[0];
   if (param === undefined || payload.length < 7 || (param & ~7) !== 0 || (param & 3) >= width) throw new ChunkCorruptError(`bad byte-grouped header`);
@@ -324,15 +315,23 @@ function ungroupedPayload(payload, width) {
 }
 
 /**
+ * Up to SAMPLE_BYTES from the middle of a chunk, starting at `from`, a
+ * multiple of 4: the sample's elements align like the chunk's.
+ */
+function middleSample(raw) {
+  const n = Math.min(SAMPLE_BYTES, raw.length);
+  const from = Math.floor((raw.length - n) / 2 / 4) * 4;
+  return { sample: raw.subarray(from, from + n), from };
+}
+
+/**
  * Guesses whether a chunk is float data of some element width: compresses a
  * sample plainly and byte-grouped (widths 2 and 4, every alignment) and
  * returns the best grouping when it clearly beats plain zstd.
  */
 export function guessLayout(raw) {
   if (raw.length < MIN_GROUPED) return undefined;
-  const n = Math.min(SAMPLE_BYTES, raw.length);
-  const from = Math.floor((raw.length - n) / 2 / 4) * 4;
-  const sample = raw.subarray(from, from + n);
+  const { sample, from } = middleSample(raw);
   const plain = zstdSize(sample);
   let best;
   let bestSize = plain * 0.97; // must win by 3% to be worth a second full compression
@@ -350,10 +349,7 @@ export function guessLayout(raw) {
 
 /** Whether byte grouping beats plain zstd by a margin on a sample of the chunk. */
 function groupingWins(raw, layout) {
-  const n = Math.min(SAMPLE_BYTES, raw.length);
-  // from: a multiple of 4, so the sample's elements align like the chunk's
-  const from = Math.floor((raw.length - n) / 2 / 4) * 4;
-  const sample = raw.subarray(from, from + n);
+  const { sample } = middleSample(raw);
   return planGrouped(sample, layout.width, layout.skip).size < zstdSize(sample) * 0.97;
 }
 
@@ -392,7 +388,7 @@ export function encodeChunk(raw, hint, digest = sha256(raw)) {
   let used = 0;
   if (plain) {
     const dest = scratch.pack.view(compressBound(raw.byteLength));
-    const n = compressInto(plainZstd, raw, dest);
+    const n = plainZstd.compress2(dest, raw);
     if (n < size) {
       id = CODEC_IDS.zstd;
       size = n;

@@ -41,19 +41,15 @@ const noop = () => {};
  * hashes the whole stream (and a session hash, when opened with one).
  */
 export class ChunkStream {
-  private fed = false;
   constructor(
     private readonly pool: CodecPool,
     private readonly slot: Slot,
     private readonly id: number,
   ) {}
 
-  /** `cuts`: forced cut offsets (tensor boundaries), only with the first feed. */
-  feed(data: Uint8Array, cuts?: readonly number[]): Promise<RawChunk[]> {
+  feed(data: Uint8Array): Promise<RawChunk[]> {
     const own = ownBuffer(data);
-    const request = { op: 'stream-feed', stream: this.id, data: own, ...(cuts && !this.fed ? { cuts: [...cuts] } : {}) };
-    this.fed = true;
-    return this.pool.send(this.slot, request, [own.buffer as ArrayBuffer]).then((r) => r.chunks as RawChunk[]);
+    return this.pool.send(this.slot, { op: 'stream-feed', stream: this.id, data: own }, [own.buffer as ArrayBuffer]).then((r) => r.chunks as RawChunk[]);
   }
 
   /** The last chunks, and the digest and size of everything fed. */
@@ -105,19 +101,20 @@ export class CodecPool {
   }
 
   /**
-   * Opens a chunking stream. With `session`, the worker also feeds the
+   * Opens a chunking stream; `cuts` are forced cut offsets (tensor
+   * boundaries). With `session`, the worker also feeds the
    * running hash kept under `session.key` — when that hash has seen exactly
    * `session.at` bytes (a fresh one when `at` is 0); otherwise it is dropped
    * and sessionDigest reports nothing.
    */
-  openStream(chunking: ChunkerOptions, session?: { key: string; at: number }): ChunkStream {
+  openStream(chunking: ChunkerOptions, cuts?: readonly number[], session?: { key: string; at: number }): ChunkStream {
     if (this.closed) throw new Error('codec pool is closed');
     let slot = session ? this.sessions.get(session.key) : undefined;
     if (!slot || !this.slots.includes(slot)) slot = this.pick();
     if (session) this.sessions.set(session.key, slot);
     const id = this.nextId++;
     // Requests to one worker are handled in order: a failed open fails the first feed.
-    this.send(slot, { op: 'stream-open', stream: id, chunking: { ...chunking }, ...(session ? { session } : {}) }, []).catch(noop);
+    this.send(slot, { op: 'stream-open', stream: id, chunking: { ...chunking }, ...(cuts ? { cuts: [...cuts] } : {}), ...(session ? { session } : {}) }, []).catch(noop);
     return new ChunkStream(this, slot, id);
   }
 

@@ -4,8 +4,8 @@
 // reply, in order: { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
 //   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
 //   decode        { data, digest }          → { raw }  (verified)
-//   stream-open   { stream, chunking, session? }
-//   stream-feed   { stream, data, cuts? }   → { chunks: [{ data, digest }] }
+//   stream-open   { stream, chunking, cuts?, session? }
+//   stream-feed   { stream, data }          → { chunks: [{ data, digest }] }
 //   stream-end    { stream }                → { chunks, digest, size }
 //   stream-abort  { stream }
 //   session-digest { key }                  → { digest, size } | { missing: true }
@@ -17,15 +17,13 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { Chunker } from './chunker-core.js';
-import { ChunkCorruptError, decodeChunk, encodeChunk } from './codec-core.js';
+import { ChunkCorruptError, decodeChunk, encodeChunk, sha256 } from './codec-core.js';
 import { collectYoungGarbage } from './young-gc.js';
 
 /** stream id → { chunker, hash, size, session } */
 const streams = new Map();
 /** session key → { hash, size } */
 const sessions = new Map();
-
-const hexSha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 function openStream(req) {
   let session;
@@ -39,7 +37,9 @@ function openStream(req) {
       if (session) sessions.set(key, session);
     }
   }
-  streams.set(req.stream, { chunker: new Chunker(req.chunking), hash: createHash('sha256'), size: 0, session });
+  const chunker = new Chunker(req.chunking);
+  if (req.cuts) chunker.setForcedCuts(req.cuts);
+  streams.set(req.stream, { chunker, hash: createHash('sha256'), size: 0, session });
 }
 
 function streamOf(id) {
@@ -48,14 +48,13 @@ function streamOf(id) {
   return stream;
 }
 
-/** Chunks with their digests, and the list of buffers to transfer. */
+/** Chunks with their digests. */
 function hashed(chunks) {
-  return chunks.map((data) => ({ data, digest: `sha256:${hexSha256(data)}` }));
+  return chunks.map((data) => ({ data, digest: sha256(data) }));
 }
 
 function feed(req) {
   const stream = streamOf(req.stream);
-  if (req.cuts) stream.chunker.setForcedCuts(req.cuts);
   stream.hash.update(req.data);
   stream.size += req.data.length;
   if (stream.session) {
