@@ -165,7 +165,8 @@ export class CodecPool {
     worker.on('message', (reply: Reply) => {
       const pending = slot.pending.get(reply.id);
       slot.pending.delete(reply.id);
-      if (slot.pending.size === 0) worker.unref();
+      // Once closing, a late reply must not undo close()'s ref: the loop could end before the worker exits.
+      if (slot.pending.size === 0 && !this.closed) worker.unref();
       if (!pending) return;
       if (reply.ok) pending.resolve(reply);
       else pending.reject(reply.corrupt ? new ChunkCorruptError(reply.message) : new Error(`codec worker: ${reply.message}`));
