@@ -773,10 +773,15 @@ export class Registry {
       // The session's running hash (kept by the chunk store, keyed by the
       // upload id) sees the bytes too, as long as it has seen every byte
       // stored so far; otherwise finishing reads the content back.
+      // Each request continues the chunking of the one before (its last
+      // chunk is cut again with the new bytes): the session's chunks are
+      // those of a single upload of the same bytes, whatever the part sizes.
       await this.chunks.store(source, {
         startOffset: row.size,
         keepPartial: true,
         session: id,
+        resume: this.uploads.resumePoint(id),
+        onLayout: (layout) => this.uploads.setLayout(id, layout),
         onChunks: (chunks) => this.uploads.appendChunks(id, chunks),
       });
       return uploadDoc(this.requireUpload(id));

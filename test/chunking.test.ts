@@ -261,7 +261,7 @@ describe('CodecPool (worker threads)', () => {
     // queued when close() starts. Its reply used to unref the worker that
     // close() had just ref'd, and the process could end with close() pending.
     const other = new CodecPool(1);
-    const stream = other.openStream(DEFAULT_CHUNKING, undefined, { key: 'queued-reply', at: 0 });
+    const stream = other.openStream(DEFAULT_CHUNKING, { session: { key: 'queued-reply', at: 0 } });
     await stream.feed(new Uint8Array([1, 2, 3]));
     other.dropSession('queued-reply');
     const until = Date.now() + 100;

@@ -14,6 +14,7 @@ import tar from 'tar-stream';
 import { Chunker, DEFAULT_CHUNKING } from '../src/blobs/chunker.ts';
 import { canonicalJson } from '../src/registry.ts';
 import { compressibleBytes, digestOf, KiB, MiB, randomBytesFor, randomStream } from './support/bytes.ts';
+import { modelSpec, safetensorsHeader, safetensorsStream } from './support/tensors.ts';
 import {
   assertError,
   bodyOf,
@@ -1301,6 +1302,79 @@ for (const kind of storageKinds) {
       assertError(await call(base, 'PUT', `/v1/uploads/${id}?digest=${digestOf(Buffer.from('wrong'))}`), 400, 'DIGEST_MISMATCH');
       const done = await call(base, 'PUT', `/v1/uploads/${id}?digest=${digestOf(payload)}`);
       assert.equal(done.status, 201, `finishing with the right digest after a DIGEST_MISMATCH must work: ${JSON.stringify(done.body)}`);
+    });
+  });
+}
+
+for (const kind of storageKinds) {
+  // The CLI pushes large files as many PATCHes of one session: each request
+  // continues the chunking of the one before, so dedup and tensor-boundary
+  // cuts are those of a single upload — across a server restart too.
+  describe(`upload sessions are chunked like one upload, whatever the parts (${kind})`, () => {
+    let dataDir: string;
+    let overrides: { dataDir: string; s3: ReturnType<typeof s3TestConfig> };
+    let srv: TestServer | undefined;
+    before(async () => {
+      dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-parts-'));
+      overrides = { dataDir, s3: kind === 's3' ? s3TestConfig() : undefined };
+      srv = await startTestServer(kind, overrides);
+    });
+    after(async () => {
+      await srv?.stop();
+      if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+    });
+
+    type Row = { offset: number; size: number; digest: string };
+    const sessionChunks = (id: string) =>
+      srv!.cairn.db.all<Row>('SELECT offset, size, chunk_digest AS digest FROM upload_chunks WHERE upload_id = ? ORDER BY seq', [id]);
+    const blobChunks = (digest: string) =>
+      srv!.cairn.db.all<Row>('SELECT offset, size, chunk_digest AS digest FROM blob_chunks WHERE blob_digest = ? ORDER BY seq', [digest]);
+
+    /** One-shot publish first (the reference chunking), then the same bytes as a session in `ends` parts. */
+    async function compare(model: string, data: Buffer, ends: number[], afterPart?: (i: number) => Promise<void>) {
+      const pub = await publishForm(srv!.url, model, { version: '1' }, [{ path: 'f.bin', data }]);
+      assert.equal(pub.status, 201, JSON.stringify(pub.body));
+      const reference = blobChunks(digestOf(data));
+      const id = (await call(srv!.url, 'POST', '/v1/uploads')).body.id as string;
+      let at = 0;
+      for (const [i, end] of ends.entries()) {
+        const res = await patch(srv!.url, id, data.subarray(at, end), [at, end - 1]);
+        assert.equal(res.status, 202, JSON.stringify(res.body));
+        assert.equal(res.body.offset, end);
+        at = end;
+        await afterPart?.(i);
+      }
+      const parts = sessionChunks(id);
+      assert.deepEqual(parts, reference, 'the session holds exactly the chunks of the one-shot upload');
+      const done = await call(srv!.url, 'PUT', `/v1/uploads/${id}?digest=${digestOf(data)}`);
+      assert.equal(done.status, 201, JSON.stringify(done.body));
+      return parts;
+    }
+
+    test('random bytes in odd-sized parts', async () => {
+      const data = randomBytesFor(`${kind}-parts-random`, 21 * MiB + 5);
+      const parts = await compare('parts-random', data, [MiB + 7, 6 * MiB + 3, 6 * MiB + 4, 15 * MiB, data.length]);
+      assert.ok(parts.length >= 6, `${parts.length} chunks`);
+    });
+
+    test('a safetensors file: first part inside the header, a restart between parts; tensor cuts hold', async () => {
+      const specs = modelSpec(20 * MiB, 'BF16', { matrixBytes: 3 * MiB, seed: `${kind}-parts` });
+      const file = Buffer.concat([...safetensorsStream(specs)]);
+      const header = safetensorsHeader(specs).length;
+      const parts = await compare('parts-st', file, [100, 7 * MiB + 1, 13 * MiB + 9, file.length], async (i) => {
+        if (i !== 1) return;
+        await srv!.close(); // keeps the data dir: the layout and the last chunk come from storage
+        srv = await startTestServer(kind, overrides);
+      });
+      assert.equal(parts[0]!.size, header, 'the header is a chunk of its own');
+      const starts = new Set(parts.map((c) => c.offset));
+      let at = header;
+      for (const t of specs) {
+        if (t.elements * 2 >= DEFAULT_CHUNKING.minSize) assert.ok(starts.has(at), `${t.name} starts a chunk`);
+        at += t.elements * 2;
+      }
+      const back = await pull(srv!.url, 'parts-st', '1', 'f.bin');
+      assert.ok(back.bytes.equals(file));
     });
   });
 }

@@ -13,8 +13,8 @@ import { CodecPool } from '../src/blobs/codec-pool.ts';
 import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/blobs/codec.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
-import { forcedCuts, HintCursor, probeLayout } from '../src/blobs/tensor-layout.ts';
-import { BlobIndex } from '../src/metadata/blobs.ts';
+import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from '../src/blobs/tensor-layout.ts';
+import { BlobIndex, type ChunkRef } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { safetensorsHeader, safetensorsStream, type TensorSpec, tensorBytes } from './support/tensors.ts';
@@ -307,6 +307,31 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     const codecs = await Promise.all(content.chunks.map(async (c) => codecOf(await driver.get(chunkKey(c.digest)))));
     assert.equal(codecs[0], 'zstd', 'header');
     assert.ok(codecs.includes('zstd-bg2') && codecs.includes('zstd-bg4'), codecs.join(','));
+  });
+
+  test('a stream continued from its last chunk: same chunks as one stream; the session hash sees each byte once', async () => {
+    const specs = model.slice(0, 9);
+    const file = bytesOf(safetensorsStream(specs, { seed: 'resume' }));
+    const whole = await store.store(pieces([file]));
+    // three calls, as three requests of an upload session would make them
+    let layout: TensorLayout | undefined;
+    let held: ChunkRef[] = [];
+    let at = 0;
+    for (const end of [5000, 300 * KiB + 1, file.length]) {
+      const replay = held[held.length - 1];
+      const part = await store.store(pieces([file.subarray(at, end)]), {
+        startOffset: at,
+        session: 'resume-test',
+        resume: { replay, layout },
+        onLayout: (found) => (layout = found),
+      });
+      held = [...held.filter((c) => c.offset < (replay?.offset ?? at)), ...part.chunks];
+      at = end;
+    }
+    assert.ok(layout, 'the layout was found from the replayed first chunk and the bytes after it');
+    assert.deepEqual(held, whole.chunks);
+    assert.deepEqual(await store.sessionDigest('resume-test'), { digest: sha256(file), size: file.length });
+    store.dropSession('resume-test');
   });
 
   test('files that are not tensor files, and resumed streams, are chunked by content as before', async () => {

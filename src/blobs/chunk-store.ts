@@ -14,7 +14,7 @@ import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from './young-gc.js';
-import { forcedCuts, HintCursor, probeLayout } from './tensor-layout.ts';
+import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from './tensor-layout.ts';
 
 export interface StoredContent {
   digest: string;
@@ -74,6 +74,14 @@ export class ChunkStore {
    * the error is rethrown — what resumable uploads need. With `session`, the
    * running hash kept under that key (see sessionDigest) sees the bytes too.
    *
+   * A stream continued by a later call (the next request of an upload
+   * session) passes `resume`: `replay` is its last stored chunk, which ends
+   * at `startOffset`; it is read back and cut again together with the new
+   * bytes (chunking restarts at every cut), and `layout` is the tensor
+   * layout found when the stream began (`onLayout` reports it then). The
+   * chunks then come out exactly as if the stream had never been split, and
+   * the returned chunks, size and digest cover it from the replayed chunk on.
+   *
    * The event loop only batches the incoming bytes and moves buffers: a worker
    * cuts them into chunks and hashes them, chunks already stored are skipped
    * before any compression, and the rest are compressed in the codec workers
@@ -86,9 +94,18 @@ export class ChunkStore {
       keepPartial?: boolean;
       startOffset?: number;
       session?: string;
+      resume?: { replay?: ChunkRef; layout?: TensorLayout };
+      onLayout?: (layout: TensorLayout) => void;
     } = {},
   ): Promise<StoredContent> {
     const startOffset = options.startOffset ?? 0;
+    const replay = options.resume?.replay;
+    if (replay && replay.offset + replay.size !== startOffset) {
+      throw new Error(`store: the replayed chunk ends at ${replay.offset + replay.size}, not at ${startOffset}`);
+    }
+    const streamStart = replay ? replay.offset : startOffset;
+    // Read before anything is stored: a session whose last chunk is unreadable cannot go on.
+    const replayed = replay ? await this.readChunk(replay.digest) : undefined;
     const inflight: Array<Promise<ChunkRef & { record?: ChunkRecord }>> = [];
     const feeds: Array<Promise<RawChunk[]>> = [];
     const chunks: ChunkRef[] = [];
@@ -103,18 +120,20 @@ export class ChunkStore {
       batch = [];
       this.index.recordChunks(r, () => options.onChunks?.(b));
     };
-    let offset = startOffset;
+    let offset = streamStart;
     let size = 0;
 
     // Tensor files (safetensors, GGUF): the header, read from a bounded prefix
     // of the stream, gives forced cuts at tensor boundaries and codec hints.
-    // Only for a stream that starts at offset 0 (not a resumed upload).
-    let probing = startOffset === 0;
+    // Probed when the stream starts at offset 0; a continued stream brings
+    // the layout found then.
+    const known = options.resume?.layout;
+    let probing = streamStart === 0 && !known;
     let head: Uint8Array[] = [];
     let headBytes = 0;
     let want = 8;
-    let hints: HintCursor | undefined;
-    let cuts: number[] | undefined;
+    let hints = known ? new HintCursor(known) : undefined;
+    let cuts = known ? forcedCuts(known, this.chunking.minSize) : undefined;
     const probe = (ended: boolean): Uint8Array | undefined => {
       const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
       const found = probeLayout(bytes, ended);
@@ -129,6 +148,7 @@ export class ChunkStore {
       if (found.state === 'found') {
         cuts = forcedCuts(found.layout, this.chunking.minSize);
         hints = new HintCursor(found.layout);
+        options.onLayout?.(found.layout);
       }
       return bytes;
     };
@@ -144,7 +164,11 @@ export class ChunkStore {
     // an empty body never waits for a worker.
     let stream: ChunkStream | undefined;
     const openStream = () =>
-      (stream ??= this.pool.openStream(this.chunking, cuts, options.session !== undefined ? { key: options.session, at: startOffset } : undefined));
+      (stream ??= this.pool.openStream(this.chunking, {
+        start: streamStart,
+        cuts,
+        session: options.session !== undefined ? { key: options.session, at: startOffset, replay: replay?.size ?? 0 } : undefined,
+      }));
 
     // Incoming pieces (~64 KiB from the socket) are batched so that a worker
     // round trip carries a useful amount of bytes.
@@ -193,7 +217,7 @@ export class ChunkStore {
     let ended: { digest: string; size: number } | undefined;
     try {
       try {
-        for await (const piece of source) {
+        for await (const piece of replayed ? prepend(replayed, source) : source) {
           const bytes = take(piece);
           if (!bytes) continue;
           pieces.push(bytes);
@@ -367,6 +391,11 @@ export function blobSource(store: ChunkStore, index: BlobIndex, digest: string, 
       return out;
     },
   };
+}
+
+async function* prepend(first: Uint8Array, rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield first;
+  yield* rest;
 }
 
 /** Driver failures become domain errors here, once. */

@@ -12,7 +12,8 @@ export declare const DEFAULT_CHUNKING: Readonly<ChunkerOptions>;
  * in its own exactly-sized buffer (safe to transfer to another thread).
  */
 export declare class Chunker {
-  constructor(options?: ChunkerOptions);
+  /** `start`: the stream offset of the first byte pushed (a stream resumed at a cut point). */
+  constructor(options?: ChunkerOptions, start?: number);
   /** Forced cuts at these stream offsets (tensor boundaries), on top of the content-defined ones. */
   setForcedCuts(offsets: readonly number[]): void;
   push(data: Uint8Array): Buffer[];

@@ -40,7 +40,12 @@ function highMask(bits) {
  * in its own exactly-sized buffer (safe to transfer to another thread).
  */
 export class Chunker {
-  constructor(options = DEFAULT_CHUNKING) {
+  /**
+   * `start` is the stream offset of the first byte pushed: a stream resumed
+   * at a cut point (an upload continued by a later request) cuts exactly as
+   * the uninterrupted stream would, forced cuts included.
+   */
+  constructor(options = DEFAULT_CHUNKING, start = 0) {
     if (!(options.minSize > 0 && options.minSize <= options.avgSize && options.avgSize <= options.maxSize)) {
       throw new Error('chunker: need 0 < min <= avg <= max');
     }
@@ -56,7 +61,7 @@ export class Chunker {
     this.scanned = 0;
     this.hash = 0;
     /** stream offset of buf[0] */
-    this.pos = 0;
+    this.pos = start;
     /** forced cut points (stream offsets), ascending; consumed from `nextCut` */
     this.cuts = [];
     this.nextCut = 0;

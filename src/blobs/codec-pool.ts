@@ -101,20 +101,27 @@ export class CodecPool {
   }
 
   /**
-   * Opens a chunking stream; `cuts` are forced cut offsets (tensor
-   * boundaries). With `session`, the worker also feeds the
-   * running hash kept under `session.key` — when that hash has seen exactly
-   * `session.at` bytes (a fresh one when `at` is 0); otherwise it is dropped
-   * and sessionDigest reports nothing.
+   * Opens a chunking stream whose first byte is at stream offset `start`
+   * (default 0); `cuts` are forced cut offsets (tensor boundaries). With
+   * `session`, the worker also feeds the running hash kept under
+   * `session.key` — when that hash has seen exactly `session.at` bytes (a
+   * fresh one when `at` is 0); otherwise it is dropped and sessionDigest
+   * reports nothing. The first `session.replay` bytes fed are bytes that hash
+   * has already seen: they are chunked, not hashed again.
    */
-  openStream(chunking: ChunkerOptions, cuts?: readonly number[], session?: { key: string; at: number }): ChunkStream {
+  openStream(
+    chunking: ChunkerOptions,
+    options: { start?: number; cuts?: readonly number[]; session?: { key: string; at: number; replay?: number } } = {},
+  ): ChunkStream {
     if (this.closed) throw new Error('codec pool is closed');
+    const { start, cuts, session } = options;
     let slot = session ? this.sessions.get(session.key) : undefined;
     if (!slot || !this.slots.includes(slot)) slot = this.pick();
     if (session) this.sessions.set(session.key, slot);
     const id = this.nextId++;
+    const request = { op: 'stream-open', stream: id, chunking: { ...chunking }, start, ...(cuts ? { cuts: [...cuts] } : {}), ...(session ? { session: { ...session } } : {}) };
     // Requests to one worker are handled in order: a failed open fails the first feed.
-    this.send(slot, { op: 'stream-open', stream: id, chunking: { ...chunking }, ...(cuts ? { cuts: [...cuts] } : {}), ...(session ? { session } : {}) }, []).catch(noop);
+    this.send(slot, request, []).catch(noop);
     return new ChunkStream(this, slot, id);
   }
 

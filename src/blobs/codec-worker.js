@@ -4,7 +4,7 @@
 // reply, in order: { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
 //   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
 //   decode        { data, digest }          → { raw }  (verified)
-//   stream-open   { stream, chunking, cuts?, session? }
+//   stream-open   { stream, chunking, start?, cuts?, session?: { key, at, replay? } }
 //   stream-feed   { stream, data }          → { chunks: [{ data, digest }] }
 //   stream-end    { stream }                → { chunks, digest, size }
 //   stream-abort  { stream }
@@ -13,7 +13,9 @@
 // A stream is one upload being cut into chunks: its bytes arrive in order,
 // and the stream's whole-content sha256 and each chunk's sha256 are computed
 // here. A session is the running sha256 of a resumable upload, kept across
-// its requests (always in this same worker: the pool routes by key).
+// its requests (always in this same worker: the pool routes by key). A stream
+// that continues a session may begin with `replay` bytes the session has
+// already hashed (its last chunk, cut again together with the new bytes).
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { Chunker } from './chunker-core.js';
@@ -37,9 +39,9 @@ function openStream(req) {
       if (session) sessions.set(key, session);
     }
   }
-  const chunker = new Chunker(req.chunking);
+  const chunker = new Chunker(req.chunking, req.start ?? 0);
   if (req.cuts) chunker.setForcedCuts(req.cuts);
-  streams.set(req.stream, { chunker, hash: createHash('sha256'), size: 0, session });
+  streams.set(req.stream, { chunker, hash: createHash('sha256'), size: 0, session, replay: req.session?.replay ?? 0 });
 }
 
 function streamOf(id) {
@@ -58,8 +60,11 @@ function feed(req) {
   stream.hash.update(req.data);
   stream.size += req.data.length;
   if (stream.session) {
-    stream.session.hash.update(req.data);
-    stream.session.size += req.data.length;
+    const skip = Math.min(stream.replay, req.data.length);
+    stream.replay -= skip;
+    const fresh = skip === 0 ? req.data : req.data.subarray(skip);
+    stream.session.hash.update(fresh);
+    stream.session.size += fresh.length;
   }
   return hashed(stream.chunker.push(req.data));
 }

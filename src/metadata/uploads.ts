@@ -1,5 +1,6 @@
 // Queries for resumable upload sessions.
 import type { Database } from './db.ts';
+import type { TensorLayout } from '../blobs/tensor-layout.ts';
 import type { ChunkRef } from './blobs.ts';
 
 export interface UploadRow {
@@ -8,6 +9,8 @@ export interface UploadRow {
   created_at: string;
   updated_at: string;
   digest: string | null;
+  /** the tensor layout found at the start of the upload (JSON), see resumePoint */
+  layout: string | null;
 }
 
 export class UploadQueries {
@@ -22,10 +25,16 @@ export class UploadQueries {
     return this.db.first<UploadRow>('SELECT * FROM uploads WHERE id = ?', [id]);
   }
 
-  /** Appends stored chunks, in order, and moves the session's offset past them. */
+  /**
+   * Appends stored chunks, in order, and moves the session's offset past
+   * them. Chunks already recorded from the first new chunk's offset on are
+   * replaced: a continued request cuts the session's last chunk again.
+   */
   appendChunks(id: string, chunks: ChunkRef[]): void {
     this.db.transaction(() => {
-      let seq = this.db.first<{ n: number }>('SELECT count(*) AS n FROM upload_chunks WHERE upload_id = ?', [id])!.n;
+      const first = chunks[0];
+      if (first) this.db.run('DELETE FROM upload_chunks WHERE upload_id = ? AND offset >= ?', [id, first.offset]);
+      let seq = this.db.first<{ n: number }>('SELECT coalesce(max(seq) + 1, 0) AS n FROM upload_chunks WHERE upload_id = ?', [id])!.n;
       for (const chunk of chunks) {
         this.db.run('INSERT INTO upload_chunks (upload_id, seq, offset, size, chunk_digest) VALUES (?, ?, ?, ?, ?)', [
           id,
@@ -38,6 +47,23 @@ export class UploadQueries {
       const last = chunks[chunks.length - 1];
       if (last) this.db.run('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?', [last.offset + last.size, new Date().toISOString(), id]);
     });
+  }
+
+  setLayout(id: string, layout: TensorLayout): void {
+    this.db.run('UPDATE uploads SET layout = ? WHERE id = ?', [JSON.stringify(layout), id]);
+  }
+
+  /** Where the next request of a session continues: its last chunk (cut again with the new bytes) and its tensor layout. */
+  resumePoint(id: string): { replay?: ChunkRef; layout?: TensorLayout } {
+    const last = this.db.first<{ chunk_digest: string; offset: number; size: number }>(
+      'SELECT chunk_digest, offset, size FROM upload_chunks WHERE upload_id = ? ORDER BY seq DESC LIMIT 1',
+      [id],
+    );
+    const row = this.db.first<{ layout: string | null }>('SELECT layout FROM uploads WHERE id = ?', [id]);
+    return {
+      ...(last ? { replay: { digest: last.chunk_digest, offset: last.offset, size: last.size } } : {}),
+      ...(row?.layout ? { layout: JSON.parse(row.layout) as TensorLayout } : {}),
+    };
   }
 
   chunks(id: string): ChunkRef[] {
