@@ -62,6 +62,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
 import { describeLink, parseLink, type LinkProxyMessage, type LinkSpec } from './link-proxy.ts';
+import { parseSize } from './args.ts';
 
 const MiB = 1024 * 1024;
 const GEN_BUFFER = MiB;
@@ -123,15 +124,6 @@ const USAGE = `usage: node --import tsx bench/push-pull.ts [options]
                     way shared by all connections, e.g. 1gbit, 2.5gbit:1ms, 300MB/s
 `;
 
-function parseSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$/i.exec(text);
-  if (!m) throw new Error(`not a size: ${JSON.stringify(text)}`);
-  const unit = (m[2] ?? 'B')[0]!.toUpperCase();
-  const factor = unit === 'K' ? 1024 : unit === 'M' ? MiB : unit === 'G' ? 1024 * MiB : 1;
-  const bytes = Math.round(Number(m[1]) * factor);
-  if (!(bytes > 0)) throw new Error(`size must be positive: ${text}`);
-  return bytes;
-}
 
 function formatSize(bytes: number): string {
   if (bytes % (1024 * MiB) === 0) return `${bytes / (1024 * MiB)} GiB`;

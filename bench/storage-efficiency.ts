@@ -19,19 +19,10 @@ import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
+import { option, parseSize } from './args.ts';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-};
-const parseSize = (s: string) => {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`bad size ${s}`);
-  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G']);
-};
-const SIZE = parseSize(arg('size', '1G'));
-const MODELS = arg('models', '/work/shared/models');
+const SIZE = parseSize(option('size', '1G'));
+const MODELS = option('models', '/work/shared/models');
 const log = (...a: unknown[]) => console.error('…', ...a);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-storage-bench-'));
