@@ -62,7 +62,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
 import { describeLink, parseLink, type LinkProxyMessage, type LinkSpec } from './link-proxy.ts';
-import { parseSize } from './args.ts';
+import { parseSize } from './support.ts';
 
 const MiB = 1024 * 1024;
 const GEN_BUFFER = MiB;

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { createLogger } from '../src/log.ts';
 import { startServer, type RunningServer } from '../src/main.ts';
 import { modelSpec, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
-import { option, parseSize } from './args.ts';
+import { bytesUnder, option, parseSize } from './support.ts';
 
 const SIZE = parseSize(option('size', '1G'));
 const PART = option('part-size', '64M');
@@ -32,19 +32,7 @@ const BIN = path.resolve(import.meta.dirname, '../bin/cairn.js');
 const log = (...a: unknown[]) => console.error('…', ...a);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-session-dedup-'));
 
-function chunkBytesOnDisk(dataDir: string): number {
-  let total = 0;
-  const walk = (d: string) => {
-    if (!fs.existsSync(d)) return;
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else total += fs.statSync(p).size;
-    }
-  };
-  walk(path.join(dataDir, 'blobs', 'chunks'));
-  return total;
-}
+const chunkBytesOnDisk = (dataDir: string) => bytesUnder(path.join(dataDir, 'blobs', 'chunks'));
 
 async function writeFile(file: string, gen: Iterable<Buffer>) {
   const out = fs.createWriteStream(file);

@@ -19,7 +19,7 @@ import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
-import { option, parseSize } from './args.ts';
+import { bytesUnder, option, parseSize } from './support.ts';
 
 const SIZE = parseSize(option('size', '1G'));
 const MODELS = option('models', '/work/shared/models');
@@ -32,19 +32,7 @@ const pool = new CodecPool();
 const blobsDir = path.join(dir, 'blobs');
 const store = new ChunkStore(new FsDriver(blobsDir), new BlobIndex(db), pool);
 
-function storedBytes(): number {
-  let total = 0;
-  const walk = (d: string) => {
-    if (!fs.existsSync(d)) return;
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else total += fs.statSync(p).size;
-    }
-  };
-  walk(path.join(blobsDir, 'chunks'));
-  return total;
-}
+const storedBytes = () => bytesUnder(path.join(blobsDir, 'chunks'));
 
 async function* fromSync(gen: Iterable<Buffer>): AsyncGenerator<Buffer> {
   yield* gen;

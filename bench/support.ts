@@ -1,4 +1,6 @@
-// Command-line helpers shared by the bench scripts.
+// Helpers shared by the bench scripts: command-line options, sizes, bytes on disk.
+import fs from 'node:fs';
+import path from 'node:path';
 
 const MiB = 1024 * 1024;
 
@@ -18,4 +20,19 @@ export function option(name: string, dflt: string): string {
   const args = process.argv.slice(2);
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
+}
+
+/** Bytes of all files under `dir` (0 when it does not exist). */
+export function bytesUnder(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    if (!fs.existsSync(d)) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else total += fs.statSync(p).size;
+    }
+  };
+  walk(dir);
+  return total;
 }
