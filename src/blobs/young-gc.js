@@ -3,8 +3,12 @@
 // which it does on allocation pressure, not when a thread goes idle: measured,
 // an idle codec worker kept 63 MiB of dead buffers after a 2 GiB push, and the
 // server's RSS crept past 300 MiB. One young collection after each chunk
-// (~0.04 ms on a worker's small heap) returns them at once. Plain JavaScript:
-// the workers load it without a TypeScript loader (see codec-core.js).
+// returns them at once. It is not free (0.7–1 ms each during a 512 MiB pull,
+// ~0.35 s of CPU per pull), but collecting only every 16 MiB was no cheaper:
+// V8 then ran more collections of its own for the external memory (A/B, six
+// alternating pulls each: random 2.27 vs 2.30 s of server CPU, BF16 3.06 vs
+// 2.79 s). Plain JavaScript: the workers load it without a TypeScript loader
+// (see codec-core.js).
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
