@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'INVALID_MODEL_FILE'
   | 'UNSAFE_MODEL'
   | 'STORAGE_UNAVAILABLE'
+  | 'COMMIT_PENDING'
   | 'CONTENT_CORRUPT'
   | 'INTERNAL';
 

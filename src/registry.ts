@@ -308,6 +308,21 @@ export class Registry {
     return this.versionDoc(model, this.resolve(model, ref));
   }
 
+  /**
+   * A version as Hugging Face clients name it: `main` (the latest version),
+   * the id of its publish commit in the lineage repository (what those
+   * clients pin to and cache under), or any ref. With that commit id, null
+   * until the mirror has written it.
+   */
+  versionAtRevision(name: string, revision: string): { version: VersionDoc; commit: string | null } {
+    const model = this.requireModel(name);
+    const byCommit = /^[0-9a-f]{40}$/.test(revision) ? this.events.versionPublishedBy(model.id, revision) : undefined;
+    // `main` is the branch HF clients ask for by default; a version or alias of that name wins
+    const main = revision === 'main' && !this.models.versionByString(model.id, 'main') && !this.models.aliasTarget(model.id, 'main');
+    const row = this.resolve(model, byCommit ?? (main ? LATEST : revision));
+    return { version: this.versionDoc(model, row), commit: this.events.publishCommit(model.id, row.version) };
+  }
+
   getModel(name: string): ModelDoc {
     const model = this.requireModel(name);
     const latest = this.models.latestVersion(model.id);

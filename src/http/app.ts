@@ -18,6 +18,7 @@ import { authChallenge, authenticate, authorize, rateLimit } from './auth.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerWebRoutes } from './routes/web.ts';
+import { registerHuggingFaceRoutes } from './routes/huggingface.ts';
 import type { GarbageCollector } from '../maintenance/gc.ts';
 import type { Verifier } from '../maintenance/verify.ts';
 import { Metrics } from './metrics.ts';
@@ -116,6 +117,7 @@ export function createApp(deps: AppDeps): Express {
   registerUploadRoutes(app, deps);
   registerGitRoutes(app, { gitdir: deps.mirror.gitdir });
   registerAdminRoutes(app, deps);
+  registerHuggingFaceRoutes(app, deps); // read-only Hugging Face Hub API under /hf
   registerWebRoutes(app); // the web UI at / and /ui/: last, so it never shadows an API route
   app.use(routeNotFound());
   app.use(errorHandler(deps.log));

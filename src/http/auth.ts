@@ -141,6 +141,10 @@ export function authorize(): Router {
     requireScope(req, READS.has(req.method) ? 'read' : 'write', String(req.params.name));
     next('router');
   });
+  policy.get(['/hf/api/models/:name', '/hf/api/models/:name/*rest', '/hf/:name/resolve/*rest'], function requireHubReadScope(req, _res, next) {
+    requireScope(req, 'read', String(req.params.name));
+    next('router');
+  });
   policy.all(['/v1/uploads', '/v1/uploads/*rest', '/v1/blobs/*rest'], need('write'));
   policy.all(['/v1/tokens', '/v1/tokens/*rest', '/v1/admin', '/v1/admin/*rest'], need('admin'));
   policy.all(['/git', '/git/*rest'], need('read', '*'));

@@ -40,4 +40,5 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   INTERNAL: 500,
   CONTENT_CORRUPT: 500,
   STORAGE_UNAVAILABLE: 503,
+  COMMIT_PENDING: 503,
 };

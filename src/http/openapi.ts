@@ -354,6 +354,38 @@ const gitOperation = (method: string): Json =>
 const webPage = (operationId: string, summary: string): Json =>
   op({ tags: ['web'], operationId, summary, security: OPEN, responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } });
 
+const HUB_REVISION = pathParam(
+  'revision',
+  '`main` or `HEAD` (the latest version), a version, an alias, a manifest digest, or the 40-hex id of a version\'s publish commit in the lineage repository (what Hugging Face clients pin to)',
+);
+const hubFileHeaders: Json = {
+  'X-Repo-Commit': { schema: { type: 'string' }, description: "the version's publish commit" },
+  ETag: { schema: { type: 'string' }, description: "the file's sha256, hex, quoted" },
+  'X-Linked-Etag': { schema: { type: 'string' }, description: 'the same as ETag' },
+  'X-Linked-Size': { schema: { type: 'integer' }, description: "the file's size" },
+  'X-Error-Code': { schema: { type: 'string' }, description: 'on 404: `RepoNotFound`, `RevisionNotFound` or `EntryNotFound`' },
+};
+const hubInfo = (operationId: string, withRevision: boolean): Json =>
+  op({
+    tags: ['hugging-face'],
+    operationId,
+    summary: withRevision ? 'A model at a revision, in the Hugging Face Hub shape' : 'A model at `main`, in the Hugging Face Hub shape',
+    description: '`sha` is the publish commit of the version; `siblings` its files. For `huggingface_hub` (`HF_ENDPOINT=http://HOST:PORT/hf`) and `@huggingface/hub` (`hubUrl`).',
+    parameters: withRevision ? [NAME, HUB_REVISION] : [NAME],
+    responses: { '200': { description: 'model info', content: json({ type: 'object' }) }, ...errors(...REF, 'COMMIT_PENDING', ...ACCESS) },
+  });
+const hubTree = (operationId: string, withPath: boolean): Json =>
+  op({
+    tags: ['hugging-face'],
+    operationId,
+    summary: withPath ? 'The files under a directory of a revision (Hugging Face Hub tree)' : 'The files of a revision (Hugging Face Hub tree)',
+    parameters: [NAME, HUB_REVISION, ...(withPath ? [pathParam('path', 'a directory inside the version')] : []), queryParam('recursive', '`true`: everything below, not just the direct entries')],
+    responses: {
+      '200': { description: 'entries: `{type: file|directory, path, size, oid, lfs?}`', content: json({ type: 'array', items: { type: 'object' } }) },
+      ...errors(...REF, 'FILE_NOT_FOUND', 'COMMIT_PENDING', ...ACCESS),
+    },
+  });
+
 const paths: Record<string, Json> = {
   '/healthz': {
     get: op({ tags: ['operations'], operationId: 'health', summary: 'Liveness', security: OPEN, responses: { '200': { description: 'alive', content: json({ type: 'object', properties: { status: { const: 'ok' } } }) } } }),
@@ -625,6 +657,24 @@ const paths: Record<string, Json> = {
     }),
   },
   '/git/lineage.git/{rest}': { get: gitOperation('get'), post: gitOperation('post') },
+  '/hf/api/models/{name}': { get: hubInfo('hubModelInfo', false) },
+  '/hf/api/models/{name}/revision/{revision}': { get: hubInfo('hubModelInfoAtRevision', true) },
+  '/hf/api/models/{name}/tree/{revision}': { get: hubTree('hubTree', false) },
+  '/hf/api/models/{name}/tree/{revision}/{path}': { get: hubTree('hubTreeAt', true) },
+  '/hf/{name}/resolve/{revision}/{path}': {
+    get: op({
+      tags: ['hugging-face'],
+      operationId: 'hubResolve',
+      summary: "A file's bytes, as the Hugging Face Hub serves them (HEAD: headers only)",
+      description: 'What `hf_hub_download` and `@huggingface/hub` fetch. Every chunk is verified, as for getFile.',
+      parameters: [NAME, HUB_REVISION, pathParam('path', 'the path inside the version; may contain `/`'), headerParam('Range', 'one byte range')],
+      responses: {
+        '200': { description: 'the whole file', headers: hubFileHeaders, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        '206': { description: 'the requested range', headers: { ...hubFileHeaders, 'Content-Range': { schema: { type: 'string' } } }, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        ...errors(...REF, 'FILE_NOT_FOUND', 'RANGE_NOT_SATISFIABLE', 'COMMIT_PENDING', ...ACCESS, ...STORAGE),
+      },
+    }),
+  },
   '/': { get: webPage('webRoot', 'The web UI (static HTML; it calls the API with the token the user enters)') },
   '/ui': { get: op({ tags: ['web'], operationId: 'webRedirect', summary: 'Redirects to /ui/', security: OPEN, responses: { '301': { description: 'to /ui/', headers: { Location: { schema: { type: 'string' } } } } } }) },
   '/ui/': { get: webPage('webIndex', 'The web UI (same page as /)') },
@@ -650,7 +700,7 @@ export const OPENAPI_DOCUMENT: Json = {
       'Models are named series of immutable versions; a version is a set of files. Errors are always `{"error":{"code","message"}}`; each operation lists its codes (`x-error-codes`). Every response carries `X-Request-Id`. A token goes in `Authorization: Bearer <token>`.',
   },
   servers: [{ url: '/' }],
-  tags: ['models', 'versions', 'aliases', 'lineage', 'uploads', 'tokens', 'maintenance', 'operations', 'web'].map((name) => ({ name })),
+  tags: ['models', 'versions', 'aliases', 'lineage', 'uploads', 'tokens', 'maintenance', 'operations', 'hugging-face', 'web'].map((name) => ({ name })),
   security: SECURED,
   paths,
   components: {

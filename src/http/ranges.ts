@@ -1,5 +1,7 @@
 // HTTP Range (RFC 9110 §14) for a single byte range. Multiple ranges are
 // answered with the whole representation, which the RFC allows.
+import type { Response } from 'express';
+import { CairnError } from '../errors.ts';
 
 export type RangeResult = { start: number; end: number } | 'unsatisfiable' | undefined;
 
@@ -19,6 +21,23 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
   if (end < start) return undefined;
   return { start, end };
+}
+
+/**
+ * Answers a Range header (undefined: the whole file) for a file of `size`
+ * bytes: 206 and Content-Range for a satisfiable range, Content-Length either
+ * way; RANGE_NOT_SATISFIABLE (with the unsatisfied-range Content-Range) otherwise.
+ */
+export function answerRange(res: Response, header: string | undefined, size: number): { range?: { start: number; end: number }; length: number } {
+  const range = parseRange(header, size);
+  if (range === 'unsatisfiable') {
+    res.set('Content-Range', `bytes */${size}`);
+    throw new CairnError('RANGE_NOT_SATISFIABLE', `range ${header} is outside the file's ${size} bytes`);
+  }
+  const length = range ? range.end - range.start + 1 : size;
+  if (range) res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+  res.set('Content-Length', String(length));
+  return { range, length };
 }
 
 /** `Content-Range: bytes a-b/*` (or `/total`) on an upload PATCH. */

@@ -63,6 +63,20 @@ export class EventQueries {
     ]);
   }
 
+  /** The lineage commit that published `version` of a model; null until mirrored. */
+  publishCommit(modelId: number, version: string): string | null {
+    return (
+      this.db.first<{ commit_id: string | null }>("SELECT commit_id FROM events WHERE model_id = ? AND kind = 'publish' AND version = ?", [modelId, version])
+        ?.commit_id ?? null
+    );
+  }
+
+  /** The version whose publish commit is `commit`, if any. */
+  versionPublishedBy(modelId: number, commit: string): string | undefined {
+    return this.db.first<{ version: string }>("SELECT version FROM events WHERE model_id = ? AND kind = 'publish' AND commit_id = ?", [modelId, commit])
+      ?.version;
+  }
+
   /** The newest event already in git: the commit the branch must point at. */
   lastMirrored(): { id: number; commit: string } | undefined {
     const row = this.db.first<{ id: number; commit_id: string }>(

@@ -53,7 +53,13 @@ export interface PublishFields {
 }
 
 /** Publish with a FormData body: the fields first (in this order), then the file parts. */
-export async function publishForm(base: string, name: string, fields: PublishFields, files: FilePart[], options: { fieldsAfterFiles?: boolean } = {}): Promise<JsonResponse> {
+export async function publishForm(
+  base: string,
+  name: string,
+  fields: PublishFields,
+  files: FilePart[],
+  options: { fieldsAfterFiles?: boolean; headers?: Record<string, string> } = {},
+): Promise<JsonResponse> {
   const form = new FormData();
   const addFields = () => {
     if (fields.version !== undefined) form.append('version', fields.version);
@@ -64,7 +70,7 @@ export async function publishForm(base: string, name: string, fields: PublishFie
   if (!options.fieldsAfterFiles) addFields();
   for (const f of files) form.append('file', new Blob([bodyOf(f.data)]), f.path);
   if (options.fieldsAfterFiles) addFields();
-  const res = await fetch(`${base}/v1/models/${name}/versions`, { method: 'POST', body: form });
+  const res = await fetch(`${base}/v1/models/${name}/versions`, { method: 'POST', body: form, headers: options.headers });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
 }

@@ -8,7 +8,7 @@ import type { ParentInput, Registry } from '../../registry.ts';
 import { actorOf } from '../actor.ts';
 import { canRead } from '../auth.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
-import { parseRange } from '../ranges.ts';
+import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
 
 const jsonBody = express.json({ limit: '2mb' });
@@ -47,7 +47,7 @@ function contentDisposition(path: string): string {
 }
 
 /** Streams a body to the client; a failure after the headers cuts the connection. */
-async function send(res: Response, body: NodeJS.ReadableStream, log: Logger, what: string): Promise<void> {
+export async function send(res: Response, body: NodeJS.ReadableStream, log: Logger, what: string): Promise<void> {
   try {
     await pipeline(body, res);
   } catch (err) {
@@ -120,14 +120,7 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
       return;
     }
     const ifRange = req.headers['if-range'];
-    const range = ifRange && ifRange !== etag ? undefined : parseRange(req.headers.range, file.size);
-    if (range === 'unsatisfiable') {
-      res.set('Content-Range', `bytes */${file.size}`);
-      throw new CairnError('RANGE_NOT_SATISFIABLE', `range ${req.headers.range} is outside the file's ${file.size} bytes`);
-    }
-    const length = range ? range.end - range.start + 1 : file.size;
-    if (range) res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`);
-    res.set('Content-Length', String(length));
+    const { range, length } = answerRange(res, ifRange && ifRange !== etag ? undefined : req.headers.range, file.size);
     if (req.method === 'HEAD' || length === 0) {
       res.end();
       return;
