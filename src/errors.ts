@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'TOKEN_EXISTS'
   | 'TOKEN_NOT_FOUND'
+  | 'WEBHOOK_NOT_FOUND'
   | 'INVALID_PARENT'
   | 'DIGEST_MISMATCH'
   | 'MODEL_NOT_FOUND'

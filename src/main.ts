@@ -24,6 +24,8 @@ import { ConfigError } from './config.ts';
 import { GarbageCollector, gcSettingsFromEnv } from './maintenance/gc.ts';
 import { Verifier } from './maintenance/verify.ts';
 import { MaintenanceQueries } from './metadata/maintenance.ts';
+import { WebhookQueries } from './metadata/webhooks.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 
 export interface Cairn {
   config: Config;
@@ -35,12 +37,16 @@ export interface Cairn {
   gc: GarbageCollector;
   /** integrity check (cairn verify, POST /v1/admin/verify) */
   verifier: Verifier;
+  webhooks: WebhookQueries;
+  dispatcher: WebhookDispatcher;
   close(): Promise<void>;
 }
 
 export interface OpenOptions {
   /** file system for the git writer (tests inject faults) */
   gitFs?: ConstructorParameters<typeof GitMirror>[0]['fs'];
+  /** webhook retry and timeout (tests shorten them) */
+  webhookTiming?: { retryMs?: number; timeoutMs?: number; maxAttempts?: number };
 }
 
 export async function openCairn(config: Config, log: Logger, options: OpenOptions = {}): Promise<Cairn> {
@@ -62,6 +68,8 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   });
   const events = new EventQueries(db);
   const mirror = new GitMirror({ gitdir: lineageDir(config.dataDir), events, log, fs: options.gitFs });
+  const webhooks = new WebhookQueries(db);
+  const dispatcher = new WebhookDispatcher({ queries: webhooks, log, ...options.webhookTiming });
   await mirror.init();
   const registry = new Registry({
     db,
@@ -74,9 +82,13 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     detectors: DETECTORS,
     unsafePolicy: config.unsafePolicy,
     log,
-    onEvent: () => void mirror.kick(),
+    onEvent: () => {
+      void mirror.kick();
+      void dispatcher.kick();
+    },
   });
   void mirror.kick(); // catch up on whatever is still queued from before
+  void dispatcher.kick(); // and on webhook deliveries due or interrupted
   let gcSettings;
   try {
     gcSettings = gcSettingsFromEnv(process.env); // CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL
@@ -94,7 +106,10 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     mirror,
     gc,
     verifier,
+    webhooks,
+    dispatcher,
     async close() {
+      await dispatcher.stop();
       await mirror.stop();
       await pool.close();
       db.close();
@@ -148,6 +163,8 @@ export async function startServer(config: Config, log: Logger, options: OpenOpti
     maxUploadBytes: config.maxUploadBytes,
     gc: cairn.gc,
     verifier: cairn.verifier,
+    webhooks: cairn.webhooks,
+    dispatcher: cairn.dispatcher,
   });
   const server = http.createServer(app);
   // Large uploads and downloads take as long as they take.

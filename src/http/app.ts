@@ -19,6 +19,9 @@ import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerWebRoutes } from './routes/web.ts';
 import { registerHuggingFaceRoutes } from './routes/huggingface.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
+import type { WebhookQueries } from '../metadata/webhooks.ts';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import type { GarbageCollector } from '../maintenance/gc.ts';
 import type { Verifier } from '../maintenance/verify.ts';
 import { Metrics } from './metrics.ts';
@@ -44,6 +47,8 @@ export interface AppDeps {
   verifier?: Verifier;
   /** request counters and histograms for GET /metrics; undefined: a new set */
   metrics?: Metrics;
+  webhooks: WebhookQueries;
+  dispatcher: WebhookDispatcher;
 }
 
 function requestId(): RequestHandler {
@@ -113,6 +118,7 @@ export function createApp(deps: AppDeps): Express {
   registerDocsRoutes(app); // open (see authorize)
   registerMetricsRoutes(app, { metrics }); // read on every model (see authorize)
   registerTokenRoutes(app, deps);
+  registerWebhookRoutes(app, deps);
   registerModelRoutes(app, deps);
   registerUploadRoutes(app, deps);
   registerGitRoutes(app, { gitdir: deps.mirror.gitdir });

@@ -275,6 +275,43 @@ const schemas: Record<string, Json> = {
       last_used_at: { type: ['string', 'null'], format: 'date-time' },
     },
   },
+  Webhook: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer' },
+      url: { type: 'string', format: 'uri' },
+      events: { type: 'array', items: { type: 'string', enum: ['publish', 'alias', 'unalias', 'delete'] }, description: 'empty: every kind' },
+      models: { type: 'array', items: { type: 'string' }, description: 'name patterns (`*` wildcards); empty: every model' },
+      created_by: { type: 'string' },
+      created_at: { type: 'string', format: 'date-time' },
+    },
+  },
+  WebhookCreated: {
+    allOf: [ref('Webhook'), { type: 'object', required: ['secret'], properties: { secret: { type: 'string', description: 'the HMAC-SHA256 key of X-Cairn-Signature-256: shown once, never again' } } }],
+  },
+  WebhookRequest: {
+    type: 'object',
+    required: ['url'],
+    properties: {
+      url: { type: 'string', format: 'uri', description: 'an HTTP or HTTPS URL without credentials in it' },
+      events: { type: 'array', items: { type: 'string', enum: ['publish', 'alias', 'unalias', 'delete'] } },
+      models: { type: 'array', items: { type: 'string' } },
+    },
+  },
+  WebhookDelivery: {
+    type: 'object',
+    properties: {
+      id: { type: 'integer', description: 'also sent as X-Cairn-Delivery: receivers dedupe on it (delivery is at least once)' },
+      webhook_id: { type: 'integer' },
+      event_id: { type: 'integer' },
+      state: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
+      attempts: { type: 'integer' },
+      next_at: { type: 'string', format: 'date-time' },
+      last_status: { type: ['integer', 'null'] },
+      last_error: { type: ['string', 'null'] },
+      delivered_at: { type: ['string', 'null'], format: 'date-time' },
+    },
+  },
   TokenCreated: { allOf: [ref('Token'), { type: 'object', required: ['token'], properties: { token: { type: 'string', description: 'the secret: shown once, never again' } } }] },
   TokenRequest: {
     type: 'object',
@@ -638,6 +675,40 @@ const paths: Record<string, Json> = {
   '/v1/tokens/{name}': {
     delete: op({ tags: ['tokens'], operationId: 'revokeToken', summary: 'Revoke a token (admin)', parameters: [pathParam('name', 'token name')], responses: { '204': { description: 'revoked' }, ...errors('INVALID_ARGUMENT', 'TOKEN_NOT_FOUND', ...ACCESS) } }),
   },
+  '/v1/webhooks': {
+    get: op({ tags: ['webhooks'], operationId: 'listWebhooks', summary: 'Webhooks (admin)', responses: { '200': { description: 'hooks, without secrets', content: json({ type: 'object', properties: { webhooks: { type: 'array', items: ref('Webhook') } } }) }, ...errors(...ACCESS) } }),
+    post: op({
+      tags: ['webhooks'],
+      operationId: 'createWebhook',
+      summary: 'Create a webhook (admin): a signed POST per event from now on; the secret is in this answer only',
+      description:
+        'Each delivery is a JSON POST `{delivery, event, event_id, model, version, alias, actor, time, subject, message}` with `X-Cairn-Event`, `X-Cairn-Delivery` and `X-Cairn-Signature-256: sha256=<HMAC-SHA256 of the body with the secret>`. A 2xx answer delivers it; anything else is retried with exponential backoff, then marked failed.',
+      requestBody: { required: true, content: json(ref('WebhookRequest')) },
+      responses: { '201': { description: 'created', headers: { Location: { schema: { type: 'string' } } }, content: json(ref('WebhookCreated')) }, ...errors(...JSON_BODY, ...ACCESS) },
+    }),
+  },
+  '/v1/webhooks/{id}': {
+    get: op({ tags: ['webhooks'], operationId: 'getWebhook', summary: 'A webhook (admin)', parameters: [pathParam('id', 'webhook id')], responses: { '200': { description: 'the hook', content: json(ref('Webhook')) }, ...errors('WEBHOOK_NOT_FOUND', ...ACCESS) } }),
+    delete: op({ tags: ['webhooks'], operationId: 'deleteWebhook', summary: 'Delete a webhook and its deliveries (admin)', parameters: [pathParam('id', 'webhook id')], responses: { '204': { description: 'deleted' }, ...errors('WEBHOOK_NOT_FOUND', ...ACCESS) } }),
+  },
+  '/v1/webhooks/{id}/deliveries': {
+    get: op({
+      tags: ['webhooks'],
+      operationId: 'listWebhookDeliveries',
+      summary: "A webhook's deliveries, newest first (admin)",
+      parameters: [pathParam('id', 'webhook id'), LIMIT],
+      responses: { '200': { description: 'deliveries', content: json({ type: 'object', properties: { deliveries: { type: 'array', items: ref('WebhookDelivery') } } }) }, ...errors('WEBHOOK_NOT_FOUND', ...ACCESS) },
+    }),
+  },
+  '/v1/webhooks/{id}/redeliver': {
+    post: op({
+      tags: ['webhooks'],
+      operationId: 'redeliverWebhook',
+      summary: "Sends a webhook's pending and failed deliveries now (admin)",
+      parameters: [pathParam('id', 'webhook id')],
+      responses: { '200': { description: 'how many were requeued, and the newest deliveries after trying', content: json({ type: 'object', properties: { requeued: { type: 'integer' }, deliveries: { type: 'array', items: ref('WebhookDelivery') } } }) }, ...errors('WEBHOOK_NOT_FOUND', ...ACCESS) },
+    }),
+  },
   '/v1/admin/verify': {
     post: op({
       tags: ['maintenance'],
@@ -700,7 +771,7 @@ export const OPENAPI_DOCUMENT: Json = {
       'Models are named series of immutable versions; a version is a set of files. Errors are always `{"error":{"code","message"}}`; each operation lists its codes (`x-error-codes`). Every response carries `X-Request-Id`. A token goes in `Authorization: Bearer <token>`.',
   },
   servers: [{ url: '/' }],
-  tags: ['models', 'versions', 'aliases', 'lineage', 'uploads', 'tokens', 'maintenance', 'operations', 'hugging-face', 'web'].map((name) => ({ name })),
+  tags: ['models', 'versions', 'aliases', 'lineage', 'uploads', 'tokens', 'maintenance', 'operations', 'webhooks', 'hugging-face', 'web'].map((name) => ({ name })),
   security: SECURED,
   paths,
   components: {

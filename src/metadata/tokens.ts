@@ -105,7 +105,8 @@ export function checkScope(scope: unknown): Scope {
   return scope as Scope;
 }
 
-function checkPatterns(models: unknown): string[] {
+/** Model name patterns (`*` wildcards), as tokens and webhooks take them; none: every model. */
+export function checkModelPatterns(models: unknown): string[] {
   if (models === undefined || models === null) return [];
   const list = Array.isArray(models) ? models : [models];
   if (list.length > 100) throw new CairnError('INVALID_ARGUMENT', 'at most 100 model patterns');
@@ -153,7 +154,7 @@ export class TokenQueries {
     const given = input.scopes !== undefined ? (Array.isArray(input.scopes) ? input.scopes : [input.scopes]) : [input.scope];
     if (given.length === 0 || given[0] === undefined) throw new CairnError('INVALID_ARGUMENT', `scopes is required: one or more of ${SCOPES.join(', ')}`);
     const scope = given.map(checkScope).reduce((a, b) => (scopeIncludes(a, b) ? a : b));
-    const models = checkPatterns(input.models);
+    const models = checkModelPatterns(input.models);
     if (scope === 'admin' && models.length > 0 && !models.includes('*')) {
       throw new CairnError('INVALID_ARGUMENT', 'an admin token manages every token, so it cannot be limited to model patterns');
     }

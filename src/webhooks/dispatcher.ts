@@ -1,0 +1,173 @@
+// Sends webhook deliveries. One serial loop, like the git mirror: woken after
+// each change (and by a timer when a retry falls due), it turns new events
+// into delivery rows (WebhookQueries.fanOut), then POSTs every due one. A
+// 2xx answer delivers it; anything else — another status, a timeout, a
+// refused connection — is retried with exponential backoff until
+// MAX_ATTEMPTS, then the delivery is `failed` (kept, with its last error).
+// A slow or dead receiver delays only its own deliveries' retries; the rows
+// survive restarts, so nothing is lost (at least once; receivers dedupe on
+// X-Cairn-Delivery).
+import { createHmac } from 'node:crypto';
+import type { Logger } from '../log.ts';
+import type { DueDelivery, WebhookQueries } from '../metadata/webhooks.ts';
+
+export interface WebhookDispatcherOptions {
+  queries: WebhookQueries;
+  log: Logger;
+  /** first retry delay; doubles per attempt, at most MAX_DELAY_MS */
+  retryMs?: number;
+  /** per attempt */
+  timeoutMs?: number;
+  maxAttempts?: number;
+  now?: () => Date;
+}
+
+const MAX_DELAY_MS = 60 * 60 * 1000;
+
+/** The body a receiver gets: the event, as the history shows it. */
+export function deliveryBody(d: DueDelivery): string {
+  const e = d.event;
+  return JSON.stringify({
+    delivery: d.id,
+    event: e.kind,
+    event_id: e.id,
+    model: e.model,
+    version: e.version,
+    alias: e.alias,
+    actor: e.actor,
+    time: e.time,
+    subject: e.subject,
+    message: e.message,
+  });
+}
+
+/** `sha256=<hex>`: HMAC-SHA256 of the exact body with the hook's secret. */
+export function signature(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+export class WebhookDispatcher {
+  private readonly queries: WebhookQueries;
+  private readonly log: Logger;
+  private readonly retryMs: number;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly now: () => Date;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<AbortController>();
+
+  constructor(options: WebhookDispatcherOptions) {
+    this.queries = options.queries;
+    this.log = options.log;
+    this.retryMs = options.retryMs ?? 5_000;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.maxAttempts = options.maxAttempts ?? 10;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Runs a round (or asks the running one to go again); resolves when it is done. */
+  kick(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.round().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.kick();
+      } else {
+        this.schedule();
+      }
+    });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const c of this.inFlight) c.abort();
+    await this.running;
+  }
+
+  private async round(): Promise<void> {
+    try {
+      while (this.queries.fanOut(this.now()));
+      for (;;) {
+        const due = this.queries.due(this.now(), 20);
+        if (due.length === 0) break;
+        for (const d of due) {
+          if (this.stopped) return;
+          await this.attempt(d);
+        }
+      }
+    } catch (err) {
+      // the database failing is not the receiver's fault: try again later
+      this.log.error('webhook dispatch failed', { error: (err as Error).message });
+    }
+  }
+
+  private async attempt(d: DueDelivery): Promise<void> {
+    const body = deliveryBody(d);
+    const controller = new AbortController();
+    this.inFlight.add(controller);
+    const timeout = setTimeout(() => controller.abort(), this.timeoutMs);
+    let failure: { status?: number; error: string };
+    try {
+      const res = await fetch(d.url, {
+        method: 'POST',
+        body,
+        redirect: 'manual', // a redirect is an answer, not an invitation to post elsewhere
+        signal: controller.signal,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'cairn-webhook',
+          'x-cairn-event': d.event.kind,
+          'x-cairn-delivery': String(d.id),
+          'x-cairn-signature-256': signature(d.secret, body),
+        },
+      });
+      await res.arrayBuffer().catch(() => undefined); // drain it: the connection can be reused
+      if (res.status >= 200 && res.status < 300) {
+        this.queries.delivered(d.id, res.status, this.now());
+        return;
+      }
+      failure = { status: res.status, error: `HTTP ${res.status}` };
+    } catch (err) {
+      failure = { error: controller.signal.aborted ? (this.stopped ? 'server stopping' : `no answer in ${this.timeoutMs} ms`) : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message };
+    } finally {
+      clearTimeout(timeout);
+      this.inFlight.delete(controller);
+    }
+    const attempts = d.attempts + 1;
+    if (this.stopped && !failure.status) {
+      this.queries.attemptFailed(d.id, failure, this.now()); // interrupted, not failed: due at once after a restart
+      return;
+    }
+    const retryAt = attempts < this.maxAttempts ? new Date(this.now().getTime() + Math.min(this.retryMs * 2 ** (attempts - 1), MAX_DELAY_MS)) : undefined;
+    this.queries.attemptFailed(d.id, failure, retryAt);
+    this.log.warn(retryAt ? 'webhook delivery failed; will retry' : 'webhook delivery failed for good', {
+      webhook: d.webhook_id,
+      delivery: d.id,
+      attempts,
+      url: d.url,
+      ...failure,
+      ...(retryAt ? { retry_at: retryAt.toISOString() } : {}),
+    });
+  }
+
+  /** A timer for the next retry that falls due. */
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = this.queries.nextDue();
+    if (!next) return;
+    this.timer = setTimeout(() => void this.kick(), Math.max(0, next.getTime() - this.now().getTime()) + 5);
+    this.timer.unref();
+  }
+}

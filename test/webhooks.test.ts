@@ -1,0 +1,180 @@
+// Webhooks end to end: a real server, a real receiver on another port,
+// signatures checked as a receiver would, failures retried, nothing lost
+// across a restart.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytesFor } from './support/bytes.ts';
+import { assertError, call, publishForm } from './support/http-client.ts';
+import { startTestServer, type TestServer } from './support/server.ts';
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A receiver that answers each request with the next status of `statuses` (then 200). */
+async function receiver(statuses: number[] = [], port = 0) {
+  const got: Received[] = [];
+  const waiters: Array<() => void> = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body });
+      res.statusCode = statuses.shift() ?? 200;
+      res.end('ok');
+      for (const w of waiters.splice(0)) w();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return {
+    url,
+    got,
+    async until(n: number, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      while (got.length < n) {
+        if (Date.now() > deadline) throw new Error(`received ${got.length} of ${n} requests`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+      return got;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function verify(secret: string, r: Received): boolean {
+  const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(r.body).digest('hex')}`);
+  const given = Buffer.from(String(r.headers['x-cairn-signature-256'] ?? ''));
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+const publish = (srv: TestServer, name: string, version: string) => publishForm(srv.url, name, { version }, [{ path: 'w.bin', data: randomBytesFor(`${name}${version}`, 100) }]);
+const timing = { webhookTiming: { retryMs: 50, timeoutMs: 2000, maxAttempts: 3 } };
+
+describe('webhooks', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startTestServer('fs', {}, timing);
+  });
+  after(async () => {
+    await srv?.stop();
+  });
+
+  test('a publish and an alias move reach the receiver, signed; events and models filter', async () => {
+    const rx = await receiver();
+    const created = await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url, models: ['team-*'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.match(created.body.secret, /^whsec_/);
+    const hook = await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url, events: ['alias'] });
+    assert.equal(hook.status, 201);
+    assert.equal((await publish(srv, 'team-a', '1.0.0')).status, 201);
+    assert.equal((await publish(srv, 'other', '1.0.0')).status, 201); // matches neither hook
+    assert.equal((await call(srv.url, 'PUT', '/v1/models/team-a/aliases/production', { version: '1.0.0' })).status, 200);
+    const got = await rx.until(3);
+    await new Promise((r) => setTimeout(r, 200)); // nothing more arrives
+    assert.equal(got.length, 3, got.map((g) => g.body).join('\n'));
+    const bodies = got.map((g) => JSON.parse(g.body));
+    const publishes = bodies.filter((b) => b.event === 'publish');
+    assert.deepEqual(publishes.map((b) => [b.model, b.version]), [['team-a', '1.0.0']]);
+    assert.equal(bodies.filter((b) => b.event === 'alias').length, 2, 'both hooks get the alias move');
+    const alias = bodies.find((b) => b.event === 'alias')!;
+    assert.deepEqual([alias.model, alias.alias, alias.version, alias.subject], ['team-a', 'production', '1.0.0', 'alias team-a@production -> 1.0.0']);
+    for (const r of got) {
+      const secret = JSON.parse(r.body).event === 'publish' ? created.body.secret : null;
+      if (secret) assert.ok(verify(secret, r), 'the signature verifies with the secret');
+      assert.equal(r.headers['x-cairn-event'], JSON.parse(r.body).event);
+      assert.equal(r.headers['x-cairn-delivery'], String(JSON.parse(r.body).delivery));
+    }
+    assert.ok(!verify('whsec_wrong', got[0]!));
+    const listed = await call(srv.url, 'GET', '/v1/webhooks');
+    assert.ok(listed.body.webhooks.every((w: Record<string, unknown>) => !('secret' in w)), 'the secret is never listed');
+    for (const w of [created, hook]) assert.equal((await call(srv.url, 'DELETE', `/v1/webhooks/${w.body.id}`)).status, 204);
+    await rx.close();
+  });
+
+  test('a failing receiver is retried with backoff until it answers 2xx; the deliveries show it', async () => {
+    const rx = await receiver([500, 503]);
+    const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
+    assert.equal((await publish(srv, 'retried', '1')).status, 201);
+    const got = await rx.until(3);
+    assert.equal(new Set(got.map((g) => JSON.parse(g.body).delivery)).size, 1, 'the same delivery, three times');
+    const deliveries = (await call(srv.url, 'GET', `/v1/webhooks/${hook.id}/deliveries`)).body.deliveries;
+    assert.equal(deliveries.length, 1);
+    assert.deepEqual([deliveries[0].state, deliveries[0].attempts, deliveries[0].last_status], ['delivered', 3, 200]);
+    await call(srv.url, 'DELETE', `/v1/webhooks/${hook.id}`);
+    await rx.close();
+  });
+
+  test('a receiver that never answers 2xx: failed after the last attempt; redeliver sends it again', async () => {
+    const rx = await receiver([500, 500, 500]);
+    const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
+    assert.equal((await publish(srv, 'failing', '1')).status, 201);
+    await rx.until(3);
+    let d: any;
+    for (let i = 0; i < 50 && d?.state !== 'failed'; i++) {
+      d = (await call(srv.url, 'GET', `/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0];
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual([d.state, d.attempts, d.last_status, d.last_error], ['failed', 3, 500, 'HTTP 500']);
+    const again = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/redeliver`);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.requeued, 1);
+    assert.equal(again.body.deliveries[0].state, 'delivered');
+    assert.equal(rx.got.length, 4);
+    await call(srv.url, 'DELETE', `/v1/webhooks/${hook.id}`);
+    await rx.close();
+  });
+
+  test('bad input: 400 for a URL that is not http(s) or an unknown event; 404 for an unknown hook', async () => {
+    assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'file:///etc/passwd' }), 400, 'INVALID_ARGUMENT');
+    assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://u:p@example.com/' }), 400, 'INVALID_ARGUMENT');
+    assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://example.com/', events: ['publish', 'explode'] }), 400, 'INVALID_ARGUMENT');
+    assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://example.com/', models: ['Bad Name'] }), 400, 'INVALID_ARGUMENT');
+    assertError(await call(srv.url, 'GET', '/v1/webhooks/999/deliveries'), 404, 'WEBHOOK_NOT_FOUND');
+    assertError(await call(srv.url, 'DELETE', '/v1/webhooks/abc'), 404, 'WEBHOOK_NOT_FOUND');
+  });
+});
+
+describe('webhooks across a restart', () => {
+  test('events while the receiver is down are delivered after the server restarts', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hooks-'));
+    // a port nobody listens on yet: the receiver comes up there later
+    const probe = await receiver();
+    const port = Number(new URL(probe.url).port);
+    await probe.close();
+    let rx: Awaited<ReturnType<typeof receiver>> | undefined;
+    let srv = await startTestServer('fs', { dataDir }, { webhookTiming: { retryMs: 60_000, timeoutMs: 2000 } });
+    try {
+      const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: probe.url })).body;
+      assert.equal((await publish(srv, 'kept', '1')).status, 201);
+      let d: any;
+      for (let i = 0; i < 100 && !(d?.attempts >= 1); i++) {
+        d = (await call(srv.url, 'GET', `/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0];
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(d.state, 'pending', 'refused: pending, next try in a minute');
+      assert.ok(d.last_error, 'the reason is kept');
+      await srv.close();
+      // the pending delivery is still there after a restart; once the receiver is up, redeliver sends it at once
+      srv = await startTestServer('fs', { dataDir }, { webhookTiming: { retryMs: 60_000, timeoutMs: 2000 } });
+      rx = await receiver([], port);
+      const again = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/redeliver`);
+      assert.equal(again.body.deliveries[0].state, 'delivered');
+      const [got] = await rx.until(1);
+      assert.deepEqual([JSON.parse(got!.body).model, JSON.parse(got!.body).event], ['kept', 'publish']);
+    } finally {
+      await srv.stop();
+      await rx?.close();
+    }
+  });
+});
