@@ -10,11 +10,12 @@ import { CliError, type Command, type Context, type OptionsConfig, type OptionVa
 import { pullCommand } from './cli/pull.ts';
 import { pushCommand } from './cli/push.ts';
 import { tokenCommand } from './cli/token.ts';
+import { webhookCommand } from './cli/webhook.ts';
 import { gcCommand, verifyCommand } from './cli/maintenance.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 
-const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, tokenCommand, gcCommand, verifyCommand];
+const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, tokenCommand, webhookCommand, gcCommand, verifyCommand];
 
 const GLOBAL_OPTIONS: OptionsConfig = {
   url: { type: 'string' },

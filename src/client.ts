@@ -172,6 +172,31 @@ export interface CreateTokenRequest {
   expires_in_days?: number;
 }
 
+export interface WebhookDoc {
+  id: number;
+  url: string;
+  /** event kinds (publish, alias, unalias, delete); empty: all */
+  events: string[];
+  /** model name patterns; empty: all */
+  models: string[];
+  created_by: string;
+  created_at: string;
+  [extra: string]: unknown;
+}
+
+export interface WebhookDelivery {
+  id: number;
+  webhook_id: number;
+  event_id: number;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_at: string;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: string | null;
+  [extra: string]: unknown;
+}
+
 export interface ModelFilter {
   /** text in the name or description */
   q?: string;
@@ -552,6 +577,29 @@ export class CairnClient {
 
   async revokeToken(name: string): Promise<void> {
     await this.empty('DELETE', `/v1/tokens/${seg(name)}`);
+  }
+
+  // ---- webhooks (admin) ---------------------------------------------------
+
+  /** Creates a webhook; `secret` (the signing key) is in this answer only. */
+  createWebhook(body: { url: string; events?: string[]; models?: string[] }): Promise<WebhookDoc & { secret: string }> {
+    return this.json('POST', '/v1/webhooks', { json: body });
+  }
+
+  listWebhooks(): Promise<{ webhooks: WebhookDoc[] }> {
+    return this.json('GET', '/v1/webhooks');
+  }
+
+  async deleteWebhook(id: number): Promise<void> {
+    await this.empty('DELETE', `/v1/webhooks/${id}`);
+  }
+
+  webhookDeliveries(id: number, limit?: number): Promise<{ deliveries: WebhookDelivery[] }> {
+    return this.json('GET', `/v1/webhooks/${id}/deliveries${limit ? `?limit=${limit}` : ''}`);
+  }
+
+  redeliverWebhook(id: number): Promise<{ requeued: number; deliveries: WebhookDelivery[] }> {
+    return this.json('POST', `/v1/webhooks/${id}/redeliver`);
   }
 }
 

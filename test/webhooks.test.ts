@@ -3,6 +3,7 @@
 // across a restart.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -142,6 +143,59 @@ describe('webhooks', () => {
     assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://example.com/', models: ['Bad Name'] }), 400, 'INVALID_ARGUMENT');
     assertError(await call(srv.url, 'GET', '/v1/webhooks/999/deliveries'), 404, 'WEBHOOK_NOT_FOUND');
     assertError(await call(srv.url, 'DELETE', '/v1/webhooks/abc'), 404, 'WEBHOOK_NOT_FOUND');
+  });
+});
+
+/** The cairn CLI as a user runs it; resolves with its exit code and output. */
+function cli(srv: TestServer, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = path.resolve(import.meta.dirname, '../bin/cairn.js');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('cairn webhook (CLI)', () => {
+  test('add, ls, deliveries, redeliver, rm; a bad event kind is a usage error', async () => {
+    const srv = await startTestServer('fs', {}, timing);
+    const rx = await receiver([500]);
+    try {
+      const added = await cli(srv, ['webhook', 'add', rx.url, '--events', 'publish', '--models', 'cli-*', '--json']);
+      assert.equal(added.code, 0, added.stderr);
+      const hook = JSON.parse(added.stdout);
+      assert.match(hook.secret, /^whsec_/);
+      const plain = await cli(srv, ['webhook', 'add', rx.url]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(plain.stdout.trim(), /^whsec_\S+$/, 'the secret alone on stdout');
+      assert.match(plain.stderr, /shown only now/);
+      const ls = await cli(srv, ['webhook', 'ls']);
+      assert.match(ls.stdout, new RegExp(`^${hook.id}\\s+${rx.url.replace(/[.]/g, '\\.')}\\s+publish\\s+cli-\\*`, 'm'));
+      assert.equal((await cli(srv, ['webhook', 'rm', String(hook.id + 1)])).code, 0);
+      assert.equal((await publish(srv, 'cli-model', '1')).status, 201);
+      await rx.until(2); // a 500, then the retry
+      let deliveries: any[] = [];
+      for (let i = 0; i < 50 && deliveries[0]?.state !== 'delivered'; i++) {
+        deliveries = JSON.parse((await cli(srv, ['webhook', 'deliveries', String(hook.id), '--json'])).stdout).deliveries;
+      }
+      assert.deepEqual([deliveries[0].state, deliveries[0].attempts], ['delivered', 2]);
+      const table = await cli(srv, ['webhook', 'deliveries', String(hook.id)]);
+      assert.match(table.stdout, /^ID\s+EVENT\s+STATE\s+ATTEMPTS/m);
+      assert.match(table.stdout, /\bdelivered\s+2\s+200\b/);
+      const again = await cli(srv, ['webhook', 'redeliver', String(hook.id)]);
+      assert.match(again.stdout, /requeued 0 deliveries/);
+      const bad = await cli(srv, ['webhook', 'add', rx.url, '--events', 'explode']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--events takes publish, alias, unalias, delete/);
+      const missing = await cli(srv, ['webhook', 'rm', '999']);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /WEBHOOK_NOT_FOUND|no webhook 999/);
+      assert.equal((await cli(srv, ['webhook', 'rm', String(hook.id)])).code, 0);
+      assert.match((await cli(srv, ['webhook', 'ls'])).stdout, /no webhooks/);
+    } finally {
+      await srv.stop();
+      await rx.close();
+    }
   });
 });
 
