@@ -127,6 +127,9 @@ describe('webhooks', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.deepEqual([d.state, d.attempts, d.last_status, d.last_error], ['failed', 3, 500, 'HTTP 500']);
+    const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+    assert.match(metrics, /^cairn_webhook_deliveries_failed 1$/m, 'operators can alert on it');
+    assert.match(metrics, /^cairn_webhook_deliveries_pending 0$/m);
     const again = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/redeliver`);
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.requeued, 1);

@@ -105,6 +105,9 @@ export interface StorageTotals {
   chunks: number;
   /** upload sessions not finished yet */
   uploadsOpen: number;
+  /** webhook deliveries still to send, and those that ran out of attempts */
+  webhooksPending: number;
+  webhooksFailed: number;
 }
 
 /** Scrape-time figures from SQLite. */
@@ -112,7 +115,17 @@ export function storageTotals(db: Database): StorageTotals {
   const chunks = db.first<{ n: number; stored: number | null }>('SELECT count(*) AS n, sum(stored_size) AS stored FROM chunks')!;
   const logical = db.first<{ logical: number | null }>('SELECT sum(size) AS logical FROM versions WHERE deleted_at IS NULL')!;
   const uploads = db.first<{ n: number }>('SELECT count(*) AS n FROM uploads WHERE digest IS NULL')!;
-  return { stored: chunks.stored ?? 0, logical: logical.logical ?? 0, chunks: chunks.n, uploadsOpen: uploads.n };
+  const hooks = db.first<{ pending: number | null; failed: number | null }>(
+    "SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM webhook_deliveries",
+  )!;
+  return {
+    stored: chunks.stored ?? 0,
+    logical: logical.logical ?? 0,
+    chunks: chunks.n,
+    uploadsOpen: uploads.n,
+    webhooksPending: hooks.pending ?? 0,
+    webhooksFailed: hooks.failed ?? 0,
+  };
 }
 
 const PROCESS_START_SECONDS = Date.now() / 1000 - process.uptime();
@@ -151,6 +164,8 @@ export class Metrics {
     gauge(out, 'cairn_storage_bytes_logical', 'Sum of the file sizes of every live version (before dedup and compression).', totals.logical);
     gauge(out, 'cairn_storage_chunks', 'Chunks recorded in the database.', totals.chunks);
     gauge(out, 'cairn_upload_sessions_open', 'Resumable upload sessions not finished yet.', totals.uploadsOpen);
+    gauge(out, 'cairn_webhook_deliveries_pending', 'Webhook deliveries not sent yet (new, or waiting to retry).', totals.webhooksPending);
+    gauge(out, 'cairn_webhook_deliveries_failed', 'Webhook deliveries that ran out of attempts (redeliver sends them again).', totals.webhooksFailed);
     const mirror = this.sources.mirror.status();
     const now = this.sources.now?.() ?? Date.now();
     const oldest = mirror.oldest_pending ? Math.max(0, (now - Date.parse(mirror.oldest_pending)) / 1000) : 0;
