@@ -223,6 +223,7 @@ describe('web UI in a headless browser', { skip }, () => {
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'cairn pull llama-chat@2.0');
     const curls = await page.locator('[data-section="pull"] pre.copy-text').allTextContents();
     assert.ok(curls.some((c) => c.includes('Authorization: Bearer $CAIRN_TOKEN') && c.includes(`${base}/v1/models/llama-chat/versions/2.0/files/legacy/optimizer.pkl`)), curls.join('\n'));
+    assert.ok(curls.some((c) => c.startsWith(`HF_ENDPOINT=${base}/hf `) && c.includes('snapshot_download("llama-chat", revision="2.0")')), curls.join('\n'));
 
     // following the lineage graph opens the parent
     await graph.locator('.node[data-node="llama-base@1.0"]').click();

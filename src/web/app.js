@@ -459,7 +459,12 @@ async function versionView(name, ref) {
     copyBox(`cairn pull ${pullRef}`, { label: 'pull command' }),
     h('p.muted.small', null, 'Or each file with curl:'),
     ...curls.map((/** @type {string} */ c, /** @type {number} */ i) => copyBox(c, { label: `curl ${doc.files[i].path}` })),
-    h('p.muted.small', null, 'Everything as one tar: ', h('code', null, `…/versions/${doc.version}/archive`)));
+    h('p.muted.small', null, 'Everything as one tar: ', h('code', null, `…/versions/${doc.version}/archive`)),
+    h('p.muted.small', null, 'With Hugging Face libraries (the Hub API under ', h('code', null, '/hf'), '):'),
+    copyBox(
+      `HF_ENDPOINT=${origin}/hf HF_TOKEN=$CAIRN_TOKEN python -c \\\n  'from huggingface_hub import snapshot_download; print(snapshot_download(${JSON.stringify(name)}, revision=${JSON.stringify(doc.version)}))'`,
+      { label: 'Hugging Face snapshot_download' },
+    ));
 
   const files = h('section.card.flush', null,
     h('h2.card-title', null, 'Files'),
