@@ -139,6 +139,30 @@ describe('webhooks', () => {
     await rx.close();
   });
 
+  test('a receiver that never answers holds back only its own hook; it times out and is retried', async () => {
+    const hung: http.ServerResponse[] = [];
+    const stuck = http.createServer((_req, res) => hung.push(res));
+    await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
+    const rx = await receiver();
+    const slow = (await call(srv.url, 'POST', '/v1/webhooks', { url: `http://127.0.0.1:${(stuck.address() as AddressInfo).port}/` })).body;
+    const fast = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
+    const t0 = Date.now();
+    assert.equal((await publish(srv, 'side-by-side', '1')).status, 201);
+    await rx.until(1);
+    assert.ok(Date.now() - t0 < 1500, `the healthy hook got it in ${Date.now() - t0} ms, while the other hangs (timeout 2000 ms)`);
+    let d: any;
+    for (let i = 0; i < 200 && !(d?.attempts >= 1); i++) {
+      d = (await call(srv.url, 'GET', `/v1/webhooks/${slow.id}/deliveries`)).body.deliveries[0];
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(d.last_error, 'no answer in 2000 ms');
+    for (const h of [slow, fast]) await call(srv.url, 'DELETE', `/v1/webhooks/${h.id}`);
+    for (const res of hung) res.destroy();
+    stuck.closeAllConnections();
+    await new Promise<void>((resolve) => stuck.close(() => resolve()));
+    await rx.close();
+  });
+
   test('bad input: 400 for a URL that is not http(s) or an unknown event; 404 for an unknown hook', async () => {
     assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'file:///etc/passwd' }), 400, 'INVALID_ARGUMENT');
     assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://u:p@example.com/' }), 400, 'INVALID_ARGUMENT');

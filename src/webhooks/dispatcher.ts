@@ -4,7 +4,9 @@
 // 2xx answer delivers it; anything else — another status, a timeout, a
 // refused connection — is retried with exponential backoff until
 // MAX_ATTEMPTS, then the delivery is `failed` (kept, with its last error).
-// A slow or dead receiver delays only its own deliveries' retries; the rows
+// Each hook gets one delivery at a time, oldest first, and hooks are served
+// side by side, so a slow or dead receiver delays only its own; a retry
+// does not hold back that hook's later events (no ordering). The rows
 // survive restarts, so nothing is lost (at least once; receivers dedupe on
 // X-Cairn-Delivery).
 import { createHmac } from 'node:crypto';
@@ -98,12 +100,21 @@ export class WebhookDispatcher {
     try {
       while (this.queries.fanOut(this.now()));
       for (;;) {
-        const due = this.queries.due(this.now(), 20);
+        const due = this.queries.due(this.now(), 100);
         if (due.length === 0) break;
-        for (const d of due) {
-          if (this.stopped) return;
-          await this.attempt(d);
-        }
+        // one delivery at a time per hook, oldest first; hooks side by side,
+        // so a receiver that times out delays only its own deliveries
+        const byHook = new Map<number, DueDelivery[]>();
+        for (const d of due) byHook.set(d.webhook_id, [...(byHook.get(d.webhook_id) ?? []), d]);
+        await Promise.all(
+          [...byHook.values()].map(async (list) => {
+            for (const d of list) {
+              if (this.stopped) return;
+              await this.attempt(d);
+            }
+          }),
+        );
+        if (this.stopped) return;
       }
     } catch (err) {
       // the database failing is not the receiver's fault: try again later
