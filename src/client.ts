@@ -598,6 +598,10 @@ export class CairnClient {
     return this.json('GET', `/v1/webhooks/${id}/deliveries${limit ? `?limit=${limit}` : ''}`);
   }
 
+  pingWebhook(id: number): Promise<{ delivered: boolean; status: number | null; error: string | null }> {
+    return this.json('POST', `/v1/webhooks/${id}/ping`);
+  }
+
   redeliverWebhook(id: number): Promise<{ requeued: number; deliveries: WebhookDelivery[] }> {
     return this.json('POST', `/v1/webhooks/${id}/redeliver`);
   }

@@ -38,6 +38,7 @@ async function receiver(statuses: number[] = [], port = 0) {
   return {
     url,
     got,
+    statuses,
     async until(n: number, ms = 10_000) {
       const deadline = Date.now() + ms;
       while (got.length < n) {
@@ -199,6 +200,16 @@ describe('cairn webhook (CLI)', () => {
       const ls = await cli(srv, ['webhook', 'ls']);
       assert.match(ls.stdout, new RegExp(`^${hook.id}\\s+${rx.url.replace(/[.]/g, '\\.')}\\s+publish\\s+cli-\\*`, 'm'));
       assert.equal((await cli(srv, ['webhook', 'rm', String(hook.id + 1)])).code, 0);
+      const ping = await cli(srv, ['webhook', 'ping', String(hook.id)]); // the receiver's first answer is a 500
+      assert.equal(ping.code, 1, ping.stdout + ping.stderr);
+      assert.match(ping.stdout, /not delivered: HTTP 500/);
+      const pinged = await rx.until(1);
+      assert.equal(JSON.parse(pinged[0]!.body).event, 'ping');
+      assert.ok(verify(hook.secret, pinged[0]!), 'a ping is signed like a delivery');
+      assert.equal((await cli(srv, ['webhook', 'ping', String(hook.id)])).code, 0);
+      assert.equal((await call(srv.url, 'GET', `/v1/webhooks/${hook.id}/deliveries`)).body.deliveries.length, 0, 'pings are not deliveries');
+      rx.got.length = 0;
+      rx.statuses.push(500);
       assert.equal((await publish(srv, 'cli-model', '1')).status, 201);
       await rx.until(2); // a 500, then the retry
       let deliveries: any[] = [];

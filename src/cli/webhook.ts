@@ -17,12 +17,13 @@ function hookId(value: string | undefined): number {
 export const webhookCommand: Command = {
   name: 'webhook',
   aliases: ['webhooks'],
-  synopsis: 'webhook add|ls|rm|deliveries|redeliver …',
+  synopsis: 'webhook add|ls|ping|rm|deliveries|redeliver …',
   summary: 'manage webhooks (needs an admin token in CAIRN_TOKEN)',
   help: `Subcommands:
   webhook add <url> [--events <kind>]… [--models <pattern>]…
                          POSTs each event to <url>, signed; prints the signing secret once
   webhook ls             webhooks (never their secrets)
+  webhook ping <id>      sends a signed test event now; exits 1 unless the receiver answers 2xx
   webhook rm <id>        deletes it and its deliveries
   webhook deliveries <id> [--limit <n>]
                          recent deliveries: state, attempts, last status and error
@@ -80,6 +81,13 @@ Options:
         );
         return 0;
       }
+      case 'ping': {
+        const id = hookId(arg);
+        const answer = await ctx.client.pingWebhook(id);
+        if (ctx.json) printJson(ctx, answer);
+        else say(ctx, answer.delivered ? `webhook ${id}: the receiver answered ${String(answer.status)}` : `webhook ${id}: not delivered: ${String(answer.error)}`);
+        return answer.delivered ? 0 : 1;
+      }
       case 'rm':
       case 'delete': {
         const id = hookId(arg);
@@ -121,9 +129,9 @@ Options:
         return 0;
       }
       case undefined:
-        throw new UsageError('missing subcommand: add, ls, rm, deliveries or redeliver');
+        throw new UsageError('missing subcommand: add, ls, ping, rm, deliveries or redeliver');
       default:
-        throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: add, ls, rm, deliveries or redeliver`);
+        throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}: add, ls, ping, rm, deliveries or redeliver`);
     }
   },
 };

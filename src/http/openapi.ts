@@ -700,6 +700,22 @@ const paths: Record<string, Json> = {
       responses: { '200': { description: 'deliveries', content: json({ type: 'object', properties: { deliveries: { type: 'array', items: ref('WebhookDelivery') } } }) }, ...errors('WEBHOOK_NOT_FOUND', ...ACCESS) },
     }),
   },
+  '/v1/webhooks/{id}/ping': {
+    post: op({
+      tags: ['webhooks'],
+      operationId: 'pingWebhook',
+      summary: 'Sends a signed `ping` event to a webhook now and answers with what the receiver said (admin)',
+      description: 'Outside the delivery log: nothing is recorded or retried. The body is `{delivery: null, event: "ping", webhook, time}`, signed like every delivery.',
+      parameters: [pathParam('id', 'webhook id')],
+      responses: {
+        '200': {
+          description: 'the receiver answered, or did not',
+          content: json({ type: 'object', properties: { delivered: { type: 'boolean', description: 'a 2xx answer' }, status: { type: ['integer', 'null'] }, error: { type: ['string', 'null'] } } }),
+        },
+        ...errors('WEBHOOK_NOT_FOUND', ...ACCESS),
+      },
+    }),
+  },
   '/v1/webhooks/{id}/redeliver': {
     post: op({
       tags: ['webhooks'],

@@ -118,6 +118,12 @@ export class WebhookQueries {
     return webhookDoc(row);
   }
 
+  /** Where a hook posts, with its secret (for a ping). */
+  target(id: unknown): { id: number; url: string; secret: string } {
+    const hook = this.get(id);
+    return this.db.first<{ id: number; url: string; secret: string }>('SELECT id, url, secret FROM webhooks WHERE id = ?', [hook.id])!;
+  }
+
   /** Removes a hook and its deliveries (pending ones are not sent). */
   delete(id: unknown): void {
     const hook = this.get(id);

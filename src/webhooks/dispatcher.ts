@@ -122,14 +122,23 @@ export class WebhookDispatcher {
     }
   }
 
-  private async attempt(d: DueDelivery): Promise<void> {
-    const body = deliveryBody(d);
+  /**
+   * Sends a `ping` to a hook now, outside its deliveries (to check a
+   * receiver and its signature check); resolves with what it answered.
+   */
+  async ping(hook: { id: number; url: string; secret: string }): Promise<{ delivered: boolean; status: number | null; error: string | null }> {
+    const body = JSON.stringify({ delivery: null, event: 'ping', webhook: hook.id, time: this.now().toISOString() });
+    const answer = await this.post(hook.url, hook.secret, 'ping', 'ping', body);
+    return { delivered: answer.ok, status: answer.status ?? null, error: answer.ok ? null : answer.error };
+  }
+
+  /** One signed POST; never throws. */
+  private async post(url: string, secret: string, kind: string, delivery: string, body: string): Promise<{ ok: true; status: number } | { ok: false; status?: number; error: string }> {
     const controller = new AbortController();
     this.inFlight.add(controller);
     const timeout = setTimeout(() => controller.abort(), this.timeoutMs);
-    let failure: { status?: number; error: string };
     try {
-      const res = await fetch(d.url, {
+      const res = await fetch(url, {
         method: 'POST',
         body,
         redirect: 'manual', // a redirect is an answer, not an invitation to post elsewhere
@@ -137,23 +146,30 @@ export class WebhookDispatcher {
         headers: {
           'content-type': 'application/json',
           'user-agent': 'cairn-webhook',
-          'x-cairn-event': d.event.kind,
-          'x-cairn-delivery': String(d.id),
-          'x-cairn-signature-256': signature(d.secret, body),
+          'x-cairn-event': kind,
+          'x-cairn-delivery': delivery,
+          'x-cairn-signature-256': signature(secret, body),
         },
       });
       await res.arrayBuffer().catch(() => undefined); // drain it: the connection can be reused
-      if (res.status >= 200 && res.status < 300) {
-        this.queries.delivered(d.id, res.status, this.now());
-        return;
-      }
-      failure = { status: res.status, error: `HTTP ${res.status}` };
+      if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
+      return { ok: false, status: res.status, error: `HTTP ${res.status}` };
     } catch (err) {
-      failure = { error: controller.signal.aborted ? (this.stopped ? 'server stopping' : `no answer in ${this.timeoutMs} ms`) : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message };
+      const error = controller.signal.aborted ? (this.stopped ? 'server stopping' : `no answer in ${this.timeoutMs} ms`) : (((err as Error).cause as Error | undefined)?.message ?? (err as Error).message);
+      return { ok: false, error };
     } finally {
       clearTimeout(timeout);
       this.inFlight.delete(controller);
     }
+  }
+
+  private async attempt(d: DueDelivery): Promise<void> {
+    const answer = await this.post(d.url, d.secret, d.event.kind, String(d.id), deliveryBody(d));
+    if (answer.ok) {
+      this.queries.delivered(d.id, answer.status, this.now());
+      return;
+    }
+    const failure = { status: answer.status, error: answer.error };
     const attempts = d.attempts + 1;
     if (this.stopped && !failure.status) {
       this.queries.attemptFailed(d.id, failure, this.now()); // interrupted, not failed: due at once after a restart

@@ -32,6 +32,10 @@ export function registerWebhookRoutes(app: Express, { webhooks, dispatcher }: { 
     res.json({ deliveries: webhooks.deliveries(req.params.id, limit) });
   });
 
+  app.post('/v1/webhooks/:id/ping', async (req, res) => {
+    res.json(await dispatcher.ping(webhooks.target(req.params.id)));
+  });
+
   /** Sends what is due now (a retry need not wait for its backoff). */
   app.post('/v1/webhooks/:id/redeliver', async (req, res) => {
     const count = webhooks.retryNow(req.params.id);
