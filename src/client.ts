@@ -172,6 +172,21 @@ export interface CreateTokenRequest {
   expires_in_days?: number;
 }
 
+export interface VersionDiff {
+  from: { name: string; version: string; digest: string };
+  to: { name: string; version: string; digest: string };
+  files: Array<{
+    path: string;
+    status: 'added' | 'removed' | 'changed' | 'unchanged';
+    from: { size: number; digest: string } | null;
+    to: { size: number; digest: string } | null;
+    /** bytes of the `to` file in chunks the `from` version also has */
+    shared_bytes: number;
+  }>;
+  summary: { added: number; removed: number; changed: number; unchanged: number; to_bytes: number; shared_bytes: number; new_stored_bytes: number };
+  [extra: string]: unknown;
+}
+
 export interface WebhookDoc {
   id: number;
   url: string;
@@ -462,6 +477,11 @@ export class CairnClient {
 
   lineage(name: string, ref: string): Promise<LineageGraph> {
     return this.json('GET', `/v1/models/${seg(name)}/versions/${seg(ref)}/lineage`);
+  }
+
+  /** `to` against `from` (`<ref>` of the same model, or `<name>@<ref>`). */
+  diff(name: string, ref: string, from: string): Promise<VersionDiff> {
+    return this.json('GET', `/v1/models/${seg(name)}/versions/${seg(ref)}/diff?from=${encodeURIComponent(from)}`);
   }
 
   getVersion(name: string, ref: string): Promise<VersionDoc> {

@@ -114,6 +114,31 @@ export interface VersionSummary {
   aliases: string[];
 }
 
+/** What changed from one version to another (of the same model or not), down to shared chunks. */
+export interface VersionDiff {
+  from: { name: string; version: string; digest: string };
+  to: { name: string; version: string; digest: string };
+  /** by path; `shared_bytes`: bytes of the `to` file in chunks the `from` version also has */
+  files: Array<{
+    path: string;
+    status: 'added' | 'removed' | 'changed' | 'unchanged';
+    from: { size: number; digest: string } | null;
+    to: { size: number; digest: string } | null;
+    shared_bytes: number;
+  }>;
+  summary: {
+    added: number;
+    removed: number;
+    changed: number;
+    unchanged: number;
+    /** size of the `to` version, and how much of it is in chunks the `from` version has */
+    to_bytes: number;
+    shared_bytes: number;
+    /** stored (compressed) bytes of the chunks `to` has and `from` does not */
+    new_stored_bytes: number;
+  };
+}
+
 export interface ModelDoc {
   name: string;
   description: string;
@@ -321,6 +346,38 @@ export class Registry {
     const main = revision === 'main' && !this.models.versionByString(model.id, 'main') && !this.models.aliasTarget(model.id, 'main');
     const row = this.resolve(model, byCommit ?? (main ? LATEST : revision));
     return { version: this.versionDoc(model, row), commit: this.events.publishCommit(model.id, row.version) };
+  }
+
+  /** The files of `to` against those of `from`, with the bytes their chunks share. */
+  diffVersions(to: { name: string; ref: string }, from: { name: string; ref: string }): VersionDiff {
+    const toDoc = this.getVersion(to.name, to.ref);
+    const fromDoc = this.getVersion(from.name, from.ref);
+    const fromBlobs = [...new Set(fromDoc.files.map((f) => f.digest))];
+    const toBlobs = [...new Set(toDoc.files.map((f) => f.digest))];
+    const before = new Map(fromDoc.files.map((f) => [f.path, f]));
+    const after = new Map(toDoc.files.map((f) => [f.path, f]));
+    const files: VersionDiff['files'] = [...new Set([...before.keys(), ...after.keys()])].sort().map((path) => {
+      const a = before.get(path);
+      const b = after.get(path);
+      const status = !a ? 'added' : !b ? 'removed' : a.digest === b.digest ? 'unchanged' : 'changed';
+      const shared = !b ? 0 : status === 'unchanged' ? b.size : this.blobs.sharedBytes(b.digest, fromBlobs);
+      return { path, status, from: a ? { size: a.size, digest: a.digest } : null, to: b ? { size: b.size, digest: b.digest } : null, shared_bytes: shared };
+    });
+    const count = (s: string) => files.filter((f) => f.status === s).length;
+    return {
+      from: { name: fromDoc.name, version: fromDoc.version, digest: fromDoc.digest },
+      to: { name: toDoc.name, version: toDoc.version, digest: toDoc.digest },
+      files,
+      summary: {
+        added: count('added'),
+        removed: count('removed'),
+        changed: count('changed'),
+        unchanged: count('unchanged'),
+        to_bytes: toDoc.size,
+        shared_bytes: files.reduce((n, f) => n + f.shared_bytes, 0),
+        new_stored_bytes: this.blobs.newStoredBytes(toBlobs, fromBlobs),
+      },
+    };
   }
 
   getModel(name: string): ModelDoc {

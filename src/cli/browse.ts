@@ -173,6 +173,42 @@ function safetyLine(s: FormatSummaryDoc['safety']): string {
   return 'safe — no file runs code when loaded';
 }
 
+export const diffCommand: Command = {
+  name: 'diff',
+  synopsis: 'diff <name>@<ref> <ref>|<name>@<ref>',
+  summary: 'what changed from one version to another, and how many bytes their chunks share',
+  help: `The first version is the base; the second is a ref of the same model, or <name>@<ref>
+of another (a quantized or fine-tuned model against its parent). SHARED is the part of each
+file that lies in chunks the base already has: what a push of it did not upload or store again.`,
+  options: {},
+  async run(ctx, args) {
+    const from = parseNameRef(args[0], 'ref', '<name>@<ref>');
+    if (args[1] === undefined) throw new UsageError('missing the second version: <ref> or <name>@<ref>');
+    const to = args[1].includes('@') ? parseNameRef(args[1], 'ref', '<name>@<ref>') : parseNameRef(`${from.name}@${args[1]}`, 'ref', '<ref>');
+    noMore(args, 2);
+    const diff = await ctx.client.diff(to.name, to.ref, `${from.name}@${from.ref}`);
+    if (ctx.json) {
+      printJson(ctx, diff);
+      return 0;
+    }
+    const s = diff.summary;
+    const pct = (part: number, whole: number) => (whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`);
+    const label = (v: { name: string; version: string }) => `${v.name}@${v.version}`;
+    say(ctx, `${label(diff.from)} → ${label(diff.to)}: ${s.changed} changed, ${s.added} added, ${s.removed} removed, ${s.unchanged} unchanged`);
+    if (diff.files.length > 0) {
+      say(
+        ctx,
+        table([
+          ['STATUS', 'PATH', 'SIZE', 'SHARED'],
+          ...diff.files.map((f) => [f.status, f.path, f.to ? formatBytes(f.to.size) : '-', f.to ? pct(f.shared_bytes, f.to.size) : '-']),
+        ]),
+      );
+    }
+    say(ctx, `${formatBytes(s.to_bytes)}, ${pct(s.shared_bytes, s.to_bytes)} in chunks ${label(diff.from)} already has; ${formatBytes(s.new_stored_bytes)} stored for the rest`);
+    return 0;
+  },
+};
+
 export const showCommand: Command = {
   name: 'show',
   synopsis: 'show <name>[@<ref>]',

@@ -275,6 +275,38 @@ const schemas: Record<string, Json> = {
       last_used_at: { type: ['string', 'null'], format: 'date-time' },
     },
   },
+  VersionDiff: {
+    type: 'object',
+    properties: {
+      from: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' } } },
+      to: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' } } },
+      files: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            path: { type: 'string' },
+            status: { type: 'string', enum: ['added', 'removed', 'changed', 'unchanged'] },
+            from: { type: ['object', 'null'], properties: { size: { type: 'integer' }, digest: { type: 'string' } } },
+            to: { type: ['object', 'null'], properties: { size: { type: 'integer' }, digest: { type: 'string' } } },
+            shared_bytes: { type: 'integer', description: 'bytes of the file (as in `to`) in chunks the `from` version also has' },
+          },
+        },
+      },
+      summary: {
+        type: 'object',
+        properties: {
+          added: { type: 'integer' },
+          removed: { type: 'integer' },
+          changed: { type: 'integer' },
+          unchanged: { type: 'integer' },
+          to_bytes: { type: 'integer' },
+          shared_bytes: { type: 'integer' },
+          new_stored_bytes: { type: 'integer', description: 'stored (compressed) bytes of the chunks `to` has and `from` does not' },
+        },
+      },
+    },
+  },
   Webhook: {
     type: 'object',
     properties: {
@@ -563,6 +595,16 @@ const paths: Record<string, Json> = {
         },
         ...errors(...REF, ...ACCESS, ...STORAGE),
       },
+    }),
+  },
+  '/v1/models/{name}/versions/{ref}/diff': {
+    get: op({
+      tags: ['versions'],
+      operationId: 'diffVersions',
+      summary: 'What changed from another version to this one, and how many bytes their chunks share',
+      description: 'Per path: added, removed, changed or unchanged, and `shared_bytes` — the part of the file that lies in chunks the other version has (content-defined chunks: a shifted or partly changed file still shares most of them). The summary adds the stored bytes this version costs beyond the other.',
+      parameters: [NAME, REF_PARAM, queryParam('from', 'the base: a ref of this model, or `<name>@<ref>` of another (read access to it is needed)', { type: 'string' }, true)],
+      responses: { '200': { description: 'the diff', content: json(ref('VersionDiff')) }, ...errors(...REF, 'INVALID_ARGUMENT', ...ACCESS) },
     }),
   },
   '/v1/models/{name}/versions/{ref}/lineage': {

@@ -80,6 +80,25 @@ export class BlobIndex {
     });
   }
 
+  /** Bytes of blob `digest` that lie in chunks some blob of `others` also has. */
+  sharedBytes(digest: string, others: readonly string[]): number {
+    return this.db.first<{ n: number }>(
+      `SELECT coalesce(sum(size), 0) AS n FROM blob_chunks
+        WHERE blob_digest = ? AND chunk_digest IN (SELECT chunk_digest FROM blob_chunks WHERE blob_digest IN (SELECT value FROM json_each(?)))`,
+      [digest, JSON.stringify(others)],
+    )!.n;
+  }
+
+  /** Stored bytes of the distinct chunks of `blobs` that no blob of `others` has: what they cost beyond those. */
+  newStoredBytes(blobs: readonly string[], others: readonly string[]): number {
+    return this.db.first<{ n: number }>(
+      `SELECT coalesce(sum(stored_size), 0) AS n FROM chunks
+        WHERE digest IN (SELECT chunk_digest FROM blob_chunks WHERE blob_digest IN (SELECT value FROM json_each(?)))
+          AND digest NOT IN (SELECT chunk_digest FROM blob_chunks WHERE blob_digest IN (SELECT value FROM json_each(?)))`,
+      [JSON.stringify(blobs), JSON.stringify(others)],
+    )!.n;
+  }
+
   /** The chunks of a blob that overlap the inclusive byte range [start, end], in order. */
   chunksInRange(digest: string, start: number, end: number): BlobChunkRow[] {
     return this.db.all<BlobChunkRow>(

@@ -6,7 +6,8 @@ import { CairnError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { ParentInput, Registry } from '../../registry.ts';
 import { actorOf } from '../actor.ts';
-import { canRead } from '../auth.ts';
+import { canRead, requireScope } from '../auth.ts';
+import { parseNameRef } from '../../identifiers.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
@@ -159,6 +160,15 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
   app.delete('/v1/models/:name/aliases/:alias', (req, res) => {
     registry.deleteAlias(req.params.name, req.params.alias, actorOf(req));
     res.status(204).end();
+  });
+
+  // ?from=<ref> (this model) or <name>@<ref> (any model the caller may read)
+  app.get('/v1/models/:name/versions/:ref/diff', (req, res) => {
+    const raw = req.query.from;
+    if (typeof raw !== 'string' || raw === '') throw new CairnError('INVALID_ARGUMENT', 'from is required: a ref of this model, or <name>@<ref>');
+    const from = raw.includes('@') ? parseNameRef(raw) : { name: req.params.name, ref: raw };
+    requireScope(req, 'read', from.name);
+    res.json(registry.diffVersions({ name: req.params.name, ref: req.params.ref }, from));
   });
 
   app.get('/v1/models/:name/versions/:ref/lineage', (req, res) => {
