@@ -215,6 +215,11 @@ describe('web UI in a headless browser', { skip }, () => {
     await page.screenshot({ path: await screenshotPath('version') });
     await page.screenshot({ path: await screenshotPath('version-full'), fullPage: true });
 
+    // what changed from the parent, with the bytes the two share
+    const changes = page.locator('[data-section="changes"]');
+    assert.match(await changes.locator('h2').innerText(), /^Changes from llama-base@1\.0$/);
+    assert.match(await changes.locator('p').innerText(), /^\d+ changed, \d+ added, \d+ removed, \d+ unchanged · [\d.]+% of .+ already stored with it · .+ stored for the rest$/);
+
     // copy the pull command: the async clipboard API (permissions granted above)
     const pull = page.locator('[data-section="pull"] .copy').first();
     assert.equal(await pull.locator('.copy-text').innerText(), 'cairn pull llama-chat@2.0');

@@ -507,9 +507,43 @@ async function versionView(name, ref) {
     parents,
     lineage.edges.length ? lineageGraph(lineage) : h('p.muted.small', null, 'No parents or descendants recorded.'));
 
+  const changes = await changesCard(name, doc);
+
   render(head, warning ?? '', h('div.columns', null,
-    h('div.col-main', null, files, graph, metadata),
+    h('div.col-main', null, files, changes ?? '', graph, metadata),
     h('div.col-side', null, pull, summary)));
+}
+
+/**
+ * What changed from the version this one came from — its first parent, else
+ * the model's previous version — with the bytes their chunks share.
+ * @param {string} name @param {any} doc
+ */
+async function changesCard(name, doc) {
+  let base = doc.parents?.[0] ? `${doc.parents[0].name}@${doc.parents[0].version}` : undefined;
+  if (!base) {
+    const page = await api(`/v1/models/${enc(name)}/versions`, { limit: 100 });
+    const at = page.versions.findIndex((/** @type {any} */ v) => v.version === doc.version);
+    if (at >= 0 && page.versions[at + 1]) base = `${name}@${page.versions[at + 1].version}`;
+  }
+  if (!base) return undefined;
+  const diff = await api(`/v1/models/${enc(name)}/versions/${enc(doc.version)}/diff`, { from: base });
+  const s = diff.summary;
+  const pct = (/** @type {number} */ part, /** @type {number} */ whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : '—');
+  const changed = diff.files.filter((/** @type {any} */ f) => f.status !== 'unchanged');
+  return h('section.card', { 'data-section': 'changes' },
+    h('h2.card-title', null, 'Changes from ', h('a.mono', { href: versionHref(diff.from.name, diff.from.version) }, `${diff.from.name}@${diff.from.version}`)),
+    h('p.small', null, `${s.changed} changed, ${s.added} added, ${s.removed} removed, ${s.unchanged} unchanged · `,
+      h('strong', null, pct(s.shared_bytes, s.to_bytes)), ` of ${bytes(s.to_bytes)} already stored with it · ${bytes(s.new_stored_bytes)} stored for the rest`),
+    changed.length
+      ? h('table.data', null,
+        h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Change'), h('th.num', null, 'Size'), h('th.num', null, 'Shared'))),
+        h('tbody', null, ...changed.map((/** @type {any} */ f) => h('tr', { 'data-change': f.path },
+          h('td.mono.path', null, f.path),
+          h('td', null, badge(f.status, f.status === 'removed' ? 'muted' : 'format')),
+          h('td.num', null, f.to ? bytes(f.to.size) : '—'),
+          h('td.num', null, f.to ? pct(f.shared_bytes, f.to.size) : '—')))))
+      : null);
 }
 
 /** @param {string} s */
