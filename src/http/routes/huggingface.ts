@@ -12,7 +12,7 @@ import type { Logger } from '../../log.ts';
 import type { FileDoc, Registry, VersionDoc } from '../../registry.ts';
 import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
-import { send } from './models.ts';
+import { contentDisposition, send } from './models.ts';
 
 /** The Hub's X-Error-Code for our 404s: the clients turn these into their own not-found errors. */
 const HUB_ERROR_CODE: Partial<Record<ErrorCode, string>> = {
@@ -89,23 +89,19 @@ export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log 
     if (dir !== '' && inside.length === 0) throw new CairnError('FILE_NOT_FOUND', `${version.name}@${version.version} has no directory ${dir}`);
     const entries: unknown[] = [];
     const dirs = new Set<string>();
+    const directory = (sub: string) => {
+      if (!dirs.has(sub)) entries.push({ type: 'directory', oid: hex(version.digest), size: 0, path: sub });
+      dirs.add(sub);
+    };
     for (const f of inside) {
       const rest = f.path.slice(prefix.length);
       const slash = rest.indexOf('/');
       if (!recursive && slash >= 0) {
-        const sub = prefix + rest.slice(0, slash);
-        if (!dirs.has(sub)) entries.push({ type: 'directory', oid: hex(version.digest), size: 0, path: sub });
-        dirs.add(sub);
+        directory(prefix + rest.slice(0, slash));
         continue;
       }
-      if (recursive) {
-        // the Hub lists a recursive tree's directories too
-        for (let at = rest.indexOf('/'); at >= 0; at = rest.indexOf('/', at + 1)) {
-          const sub = prefix + rest.slice(0, at);
-          if (!dirs.has(sub)) entries.push({ type: 'directory', oid: hex(version.digest), size: 0, path: sub });
-          dirs.add(sub);
-        }
-      }
+      // a recursive listing names every directory on the way, as the Hub's does
+      if (recursive) for (let at = slash; at >= 0; at = rest.indexOf('/', at + 1)) directory(prefix + rest.slice(0, at));
       entries.push(fileEntry(f));
     }
     res.json(entries);
@@ -126,7 +122,7 @@ export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log 
       'X-Content-Digest': file.digest,
       'Accept-Ranges': 'bytes',
       'Content-Type': 'application/octet-stream',
-      'Content-Disposition': `attachment; filename*=UTF-8''${encodeURIComponent(path.slice(path.lastIndexOf('/') + 1))}`,
+      'Content-Disposition': contentDisposition(path),
     });
     const { range, length } = answerRange(res, req.headers.range, file.size);
     if (req.method === 'HEAD' || length === 0) {

@@ -41,7 +41,7 @@ function parentInputs(body: Record<string, unknown>): ParentInput[] {
   return refs.map((ref, i) => ({ ref, relation: relations.length === 1 ? relations[0] : relations[i], recipe }));
 }
 
-function contentDisposition(path: string): string {
+export function contentDisposition(path: string): string {
   const base = path.slice(path.lastIndexOf('/') + 1);
   const ascii = base.replace(/[^\x20-\x7e]|["\\]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base)}`;
