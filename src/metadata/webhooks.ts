@@ -41,11 +41,14 @@ export interface DeliveryRow {
   delivered_at: string | null;
 }
 
+/** The event a delivery carries, with its model's name. */
+export type DeliveryEvent = Pick<EventRow, 'id' | 'kind' | 'version' | 'alias' | 'actor' | 'time' | 'subject' | 'message'> & { model: string };
+
 /** A due delivery with what sending it needs. */
 export interface DueDelivery extends DeliveryRow {
   url: string;
   secret: string;
-  event: EventRow & { model: string };
+  event: DeliveryEvent;
 }
 
 function checkUrl(url: unknown): string {
@@ -113,15 +116,19 @@ export class WebhookQueries {
   }
 
   get(id: unknown): WebhookDoc {
-    const row = typeof id === 'number' || (typeof id === 'string' && /^\d{1,15}$/.test(id)) ? this.db.first<WebhookRow>('SELECT * FROM webhooks WHERE id = ?', [Number(id)]) : undefined;
-    if (!row) throw new CairnError('WEBHOOK_NOT_FOUND', `no webhook ${String(id)}`);
-    return webhookDoc(row);
+    return webhookDoc(this.row(id));
   }
 
   /** Where a hook posts, with its secret (for a ping). */
   target(id: unknown): { id: number; url: string; secret: string } {
-    const hook = this.get(id);
-    return this.db.first<{ id: number; url: string; secret: string }>('SELECT id, url, secret FROM webhooks WHERE id = ?', [hook.id])!;
+    const { url, secret } = this.row(id);
+    return { id: Number(id), url, secret };
+  }
+
+  private row(id: unknown): WebhookRow {
+    const row = typeof id === 'number' || (typeof id === 'string' && /^\d{1,15}$/.test(id)) ? this.db.first<WebhookRow>('SELECT * FROM webhooks WHERE id = ?', [Number(id)]) : undefined;
+    if (!row) throw new CairnError('WEBHOOK_NOT_FOUND', `no webhook ${String(id)}`);
+    return row;
   }
 
   /** Removes a hook and its deliveries (pending ones are not sent). */
@@ -138,18 +145,22 @@ export class WebhookQueries {
 
   /**
    * Turns the events after each hook's cursor into deliveries (those of its
-   * kinds and models), moving the cursor in the same transaction, `batch`
-   * events per hook at most. Returns whether any cursor moved (call again).
+   * kinds and models), moving the cursor in the same transaction; `batch`
+   * events at most per call. Returns whether any cursor moved (call again).
    */
   fanOut(now: Date, batch = 500): boolean {
     return this.db.transaction(() => {
       let moved = false;
-      for (const row of this.db.all<WebhookRow>('SELECT * FROM webhooks')) {
+      const rows = this.db.all<WebhookRow>('SELECT * FROM webhooks');
+      if (rows.length === 0) return false;
+      // one read for every hook: the events after the lowest cursor
+      const all = this.db.all<{ id: number; kind: EventKind; model: string }>(
+        'SELECT e.id, e.kind, m.name AS model FROM events e JOIN models m ON m.id = e.model_id WHERE e.id > ? ORDER BY e.id LIMIT ?',
+        [Math.min(...rows.map((r) => r.cursor)), batch],
+      );
+      for (const row of rows) {
         const hook = webhookDoc(row);
-        const events = this.db.all<EventRow & { model: string }>(
-          'SELECT e.*, m.name AS model FROM events e JOIN models m ON m.id = e.model_id WHERE e.id > ? ORDER BY e.id LIMIT ?',
-          [row.cursor, batch],
-        );
+        const events = all.filter((e) => e.id > row.cursor);
         for (const e of events) {
           if (hook.events.length > 0 && !hook.events.includes(e.kind)) continue;
           if (!modelAllowed(hook.models, e.model)) continue;
@@ -167,15 +178,15 @@ export class WebhookQueries {
 
   /** Pending deliveries due by `now`, oldest first. */
   due(now: Date, limit: number): DueDelivery[] {
-    const rows = this.db.all<DeliveryRow & { url: string; secret: string }>(
-      `SELECT d.*, w.url, w.secret FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+    const rows = this.db.all<DeliveryRow & { url: string; secret: string; event: string }>(
+      `SELECT d.*, w.url, w.secret,
+              json_object('id', e.id, 'kind', e.kind, 'model', m.name, 'version', e.version, 'alias', e.alias,
+                          'actor', e.actor, 'time', e.time, 'subject', e.subject, 'message', e.message) AS event
+         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id JOIN models m ON m.id = e.model_id
         WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.id LIMIT ?`,
       [now.toISOString(), limit],
     );
-    return rows.map((r) => ({
-      ...r,
-      event: this.db.first<EventRow & { model: string }>('SELECT e.*, m.name AS model FROM events e JOIN models m ON m.id = e.model_id WHERE e.id = ?', [r.event_id])!,
-    }));
+    return rows.map((r) => ({ ...r, event: JSON.parse(r.event) as DeliveryEvent }));
   }
 
   /** When the next pending delivery is due; undefined when none is pending. */
