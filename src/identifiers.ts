@@ -89,3 +89,16 @@ export function checkFilePath(value: unknown): string {
   }
   return value;
 }
+
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 50;
+
+/** A page size from a query (`limit`): 1 to 1000, 50 when absent. */
+export function parseLimit(limit: unknown): number {
+  if (limit === undefined || limit === '') return DEFAULT_PAGE;
+  const n = Number(limit);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) {
+    throw new CairnError('INVALID_ARGUMENT', `limit must be an integer from 1 to ${MAX_PAGE}`);
+  }
+  return n;
+}

@@ -11,7 +11,7 @@ import { cachedSource } from './formats/sources.ts';
 import { InvalidModelFileError, type Detector, type FileFormat } from './formats/types.ts';
 import type { Logger } from './log.ts';
 import { CairnError } from './errors.ts';
-import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST, parseNameRef } from './identifiers.ts';
+import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST, parseLimit, parseNameRef } from './identifiers.ts';
 import { isValidTagName, modelPath, stableJson, versionPath } from './lineage/documents.ts';
 import type { BlobIndex } from './metadata/blobs.ts';
 import type { Database } from './metadata/db.ts';
@@ -161,8 +161,6 @@ export interface UploadDoc {
   updated_at: string;
 }
 
-const MAX_PAGE = 1000;
-const DEFAULT_PAGE = 50;
 const MAX_MESSAGE = 64 * 1024;
 const MAX_METADATA = 256 * 1024;
 
@@ -191,15 +189,6 @@ function decodeCursor<T extends string | number>(cursor: unknown, type: 'string'
     // fall through
   }
   throw new CairnError('INVALID_ARGUMENT', 'invalid cursor: pass back the next_cursor of a previous page');
-}
-
-function parseLimit(limit: unknown): number {
-  if (limit === undefined || limit === '') return DEFAULT_PAGE;
-  const n = Number(limit);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) {
-    throw new CairnError('INVALID_ARGUMENT', `limit must be an integer from 1 to ${MAX_PAGE}`);
-  }
-  return n;
 }
 
 function optionalText(field: string, value: unknown, max: number): string {

@@ -170,6 +170,7 @@ describe('webhooks', () => {
     assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://example.com/', events: ['publish', 'explode'] }), 400, 'INVALID_ARGUMENT');
     assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: 'http://example.com/', models: ['Bad Name'] }), 400, 'INVALID_ARGUMENT');
     assertError(await call(srv.url, 'GET', '/v1/webhooks/999/deliveries'), 404, 'WEBHOOK_NOT_FOUND');
+    assertError(await call(srv.url, 'GET', '/v1/webhooks/999/deliveries?limit=0'), 400, 'INVALID_ARGUMENT');
     assertError(await call(srv.url, 'DELETE', '/v1/webhooks/abc'), 404, 'WEBHOOK_NOT_FOUND');
   });
 });

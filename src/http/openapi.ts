@@ -739,7 +739,7 @@ const paths: Record<string, Json> = {
       operationId: 'listWebhookDeliveries',
       summary: "A webhook's deliveries, newest first (admin)",
       parameters: [pathParam('id', 'webhook id'), LIMIT],
-      responses: { '200': { description: 'deliveries', content: json({ type: 'object', properties: { deliveries: { type: 'array', items: ref('WebhookDelivery') } } }) }, ...errors('WEBHOOK_NOT_FOUND', ...ACCESS) },
+      responses: { '200': { description: 'deliveries', content: json({ type: 'object', properties: { deliveries: { type: 'array', items: ref('WebhookDelivery') } } }) }, ...errors('INVALID_ARGUMENT', 'WEBHOOK_NOT_FOUND', ...ACCESS) },
     }),
   },
   '/v1/webhooks/{id}/ping': {

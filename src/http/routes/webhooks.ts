@@ -3,6 +3,7 @@
 import express, { type Express } from 'express';
 import type { WebhookQueries } from '../../metadata/webhooks.ts';
 import type { WebhookDispatcher } from '../../webhooks/dispatcher.ts';
+import { parseLimit } from '../../identifiers.ts';
 import { actorOf } from '../actor.ts';
 
 const jsonBody = express.json({ limit: '64kb' });
@@ -28,8 +29,7 @@ export function registerWebhookRoutes(app: Express, { webhooks, dispatcher }: { 
   });
 
   app.get('/v1/webhooks/:id/deliveries', (req, res) => {
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 50) || 50, 1), 1000);
-    res.json({ deliveries: webhooks.deliveries(req.params.id, limit) });
+    res.json({ deliveries: webhooks.deliveries(req.params.id, parseLimit(req.query.limit)) });
   });
 
   app.post('/v1/webhooks/:id/ping', async (req, res) => {
