@@ -49,7 +49,7 @@ import { rebuildRepository, type GitMirror } from '../src/lineage/git-mirror.ts'
 import type { Logger } from '../src/log.ts';
 import { openCairn, startServer, type Cairn } from '../src/main.ts';
 import { EventQueries } from '../src/metadata/events.ts';
-import type { PublishInput, Registry } from '../src/registry.ts';
+import type { Caller, PublishInput, Registry } from '../src/registry.ts';
 import { prng as rng } from '../test/support/prng.ts';
 
 const execFileP = promisify(execFile);
@@ -392,6 +392,7 @@ class Workload {
         message: `training run ${n}`,
         metadata: { step: n * 1000, lr: 0.0003, dataset: `shard-${n % 7}` },
         actor,
+        caller: NO_AUTH,
       };
       if (previous && this.random() < 0.3) input.parents = [{ ref: `${model.name}@${previous}`, relation: 'fine-tuned-from', recipe: { epochs: 1 } }];
       if (this.random() < 0.05) input.aliases = ['staging'];
@@ -404,11 +405,14 @@ class Workload {
   }
 }
 
+/** The bench's registry runs as with CAIRN_AUTH=off. */
+const NO_AUTH: Caller = { principal: undefined, models: [] };
+
 async function storeTinyBlob(registry: Registry): Promise<string> {
   async function* source() {
     yield Buffer.from('tiny weights: the bench is about git, not bytes\n');
   }
-  return (await registry.storeFile(source())).digest;
+  return (await registry.storeFile(source(), NO_AUTH)).digest;
 }
 
 // ---- one size ----------------------------------------------------------------------------

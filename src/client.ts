@@ -128,6 +128,8 @@ export interface ParentDoc {
   digest: string;
   relation: string;
   recipe?: unknown;
+  /** a parent the token may not read: name, version and digest are "hidden" */
+  hidden?: boolean;
   [extra: string]: unknown;
 }
 

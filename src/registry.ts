@@ -18,7 +18,28 @@ import type { Database } from './metadata/db.ts';
 import type { EventKind, EventQueries, EventRow } from './metadata/events.ts';
 import type { LineageQueries } from './metadata/lineage.ts';
 import type { FileRow, ModelQueries, ModelRow, VersionRow } from './metadata/models.ts';
+import { serverKey } from './metadata/server-keys.ts';
+import { modelAllowed } from './metadata/tokens.ts';
 import type { UploadQueries } from './metadata/uploads.ts';
+import { PageCursors } from './page-cursors.ts';
+
+/**
+ * Who is asking, as far as the registry cares: the models they may read, and
+ * whose upload sessions and uploaded content are theirs.
+ */
+export interface Caller {
+  /** the token (`token:<id>`); undefined with CAIRN_AUTH=off, where sessions belong to no one */
+  principal: string | undefined;
+  /** name patterns of the models the caller may read; empty: every model */
+  models: readonly string[];
+}
+
+/** The whole record, as the lineage repository keeps it (which only a reader of every model may clone). */
+const FULL_VIEW: Caller = { principal: undefined, models: [] };
+
+function mayRead(caller: Caller, model: string): boolean {
+  return modelAllowed(caller.models, model);
+}
 
 export interface PublishFile {
   path: string;
@@ -44,6 +65,8 @@ export interface PublishInput {
   metadata?: unknown;
   parents?: ParentInput[];
   actor: string;
+  /** parents must be readable by it, and files named by digest usable by it */
+  caller: Caller;
 }
 
 export interface ParentDoc {
@@ -52,6 +75,8 @@ export interface ParentDoc {
   digest: string;
   relation: string;
   recipe: unknown;
+  /** the caller may not read the parent: name, version and digest are "hidden", the recipe null */
+  hidden?: true;
 }
 
 export interface LineageGraph {
@@ -176,21 +201,6 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function encodeCursor(value: string | number): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-function decodeCursor<T extends string | number>(cursor: unknown, type: 'string' | 'number'): T | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  try {
-    const value = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8'));
-    if (typeof value === type) return value as T;
-  } catch {
-    // fall through
-  }
-  throw new CairnError('INVALID_ARGUMENT', 'invalid cursor: pass back the next_cursor of a previous page');
-}
-
 function optionalText(field: string, value: unknown, max: number): string {
   if (value === undefined || value === null) return '';
   if (typeof value !== 'string') throw new CairnError('INVALID_ARGUMENT', `${field} must be a string`);
@@ -251,6 +261,7 @@ export class Registry {
   private readonly log: Logger | undefined;
   /** Sessions with a request in progress: one writer at a time. */
   private readonly uploadsBusy = new Set<string>();
+  private readonly cursors: PageCursors;
 
   constructor(deps: RegistryDeps) {
     this.db = deps.db;
@@ -265,6 +276,7 @@ export class Registry {
     this.unsafePolicy = deps.unsafePolicy;
     this.log = deps.log;
     this.now = deps.now ?? (() => new Date());
+    this.cursors = new PageCursors(serverKey(deps.db, 'cursor'));
   }
 
   // ---- reading ----------------------------------------------------------
@@ -306,20 +318,20 @@ export class Registry {
     };
   }
 
-  private versionDoc(model: ModelRow, row: VersionRow): VersionDoc {
+  private versionDoc(model: ModelRow, row: VersionRow, caller: Caller): VersionDoc {
     return {
       name: model.name,
       ...this.summary(row),
       files: this.models.files(row.id).map(fileDoc),
-      parents: this.parentDocs(row.id),
+      parents: this.parentDocs(row.id, caller),
       metadata: JSON.parse(row.metadata) as Record<string, unknown>,
       summary: JSON.parse(row.summary) as FormatSummary,
     };
   }
 
-  getVersion(name: string, ref: string): VersionDoc {
+  getVersion(name: string, ref: string, caller: Caller): VersionDoc {
     const model = this.requireModel(name);
-    return this.versionDoc(model, this.resolve(model, ref));
+    return this.versionDoc(model, this.resolve(model, ref), caller);
   }
 
   /**
@@ -328,19 +340,19 @@ export class Registry {
    * clients pin to and cache under), or any ref. With that commit id, null
    * until the mirror has written it.
    */
-  versionAtRevision(name: string, revision: string): { version: VersionDoc; commit: string | null } {
+  versionAtRevision(name: string, revision: string, caller: Caller): { version: VersionDoc; commit: string | null } {
     const model = this.requireModel(name);
     const byCommit = /^[0-9a-f]{40}$/.test(revision) ? this.events.versionPublishedBy(model.id, revision) : undefined;
     // `main` is the branch HF clients ask for by default; a version or alias of that name wins
     const main = revision === 'main' && !this.models.versionByString(model.id, 'main') && !this.models.aliasTarget(model.id, 'main');
     const row = this.resolve(model, byCommit ?? (main ? LATEST : revision));
-    return { version: this.versionDoc(model, row), commit: this.events.publishCommit(model.id, row.version) };
+    return { version: this.versionDoc(model, row, caller), commit: this.events.publishCommit(model.id, row.version) };
   }
 
   /** The files of `to` against those of `from`, with the bytes their chunks share. */
-  diffVersions(to: { name: string; ref: string }, from: { name: string; ref: string }): VersionDiff {
-    const toDoc = this.getVersion(to.name, to.ref);
-    const fromDoc = this.getVersion(from.name, from.ref);
+  diffVersions(to: { name: string; ref: string }, from: { name: string; ref: string }, caller: Caller): VersionDiff {
+    const toDoc = this.getVersion(to.name, to.ref, caller);
+    const fromDoc = this.getVersion(from.name, from.ref, caller);
     const fromBlobs = [...new Set(fromDoc.files.map((f) => f.digest))];
     const toBlobs = [...new Set(toDoc.files.map((f) => f.digest))];
     const before = new Map(fromDoc.files.map((f) => [f.path, f]));
@@ -383,7 +395,8 @@ export class Registry {
     };
   }
 
-  listModels(query: { q?: unknown; limit?: unknown; cursor?: unknown; format?: unknown; framework?: unknown; unsafe?: unknown }): Page<{
+  /** Only models the caller may read: they make the page and its cursor. */
+  listModels(query: { q?: unknown; limit?: unknown; cursor?: unknown; format?: unknown; framework?: unknown; unsafe?: unknown }, caller: Caller): Page<{
     name: string;
     description: string;
     created_at: string;
@@ -405,11 +418,12 @@ export class Registry {
     }
     const rows = this.models.listModels({
       q,
-      afterName: decodeCursor<string>(query.cursor, 'string'),
+      afterName: this.cursors.decode<string>('models', query.cursor, 'string'),
       limit: limit + 1,
       format: text('format', query.format),
       framework: text('framework', query.framework),
       unsafe,
+      patterns: caller.models,
     });
     const page = rows.slice(0, limit);
     return {
@@ -421,28 +435,29 @@ export class Registry {
         latest_version: m.latest_version,
         versions: m.version_count,
       })),
-      next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.name) : null,
+      next_cursor: rows.length > limit ? this.cursors.encode('models', page[page.length - 1]!.name) : null,
     };
   }
 
   listVersions(name: string, query: { limit?: unknown; cursor?: unknown }): Page<VersionSummary> {
     const model = this.requireModel(name);
     const limit = parseLimit(query.limit);
-    const rows = this.models.listVersions(model.id, { beforeNumber: decodeCursor<number>(query.cursor, 'number'), limit: limit + 1 });
+    const list = `versions:${model.id}`;
+    const rows = this.models.listVersions(model.id, { beforeNumber: this.cursors.decode<number>(list, query.cursor, 'number'), limit: limit + 1 });
     const page = rows.slice(0, limit);
     return {
       items: page.map((r) => this.summary(r)),
-      next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.number) : null,
+      next_cursor: rows.length > limit ? this.cursors.encode(list, page[page.length - 1]!.number) : null,
     };
   }
 
   /** One file of a version; `range` is inclusive and already validated against `size`. */
-  fileInfo(name: string, ref: string, path: string): { version: VersionDoc; file: FileDoc } {
+  fileInfo(name: string, ref: string, path: string, caller: Caller): { version: VersionDoc; file: FileDoc } {
     const model = this.requireModel(name);
     const row = this.resolve(model, ref);
     const file = this.models.file(row.id, checkFilePath(path));
     if (!file) throw new CairnError('FILE_NOT_FOUND', `${model.name}@${row.version} has no file ${path}`);
-    return { version: this.versionDoc(model, row), file: fileDoc(file) };
+    return { version: this.versionDoc(model, row, caller), file: fileDoc(file) };
   }
 
   openFile(file: FileDoc, range?: { start: number; end: number }): Promise<BlobStream> {
@@ -450,8 +465,8 @@ export class Registry {
   }
 
   /** All files of a version as one tar stream. Every chunk is verified; a failure destroys the stream. */
-  async archive(name: string, ref: string): Promise<{ version: VersionDoc; stream: Readable }> {
-    const version = this.getVersion(name, ref);
+  async archive(name: string, ref: string, caller: Caller): Promise<{ version: VersionDoc; stream: Readable }> {
+    const version = this.getVersion(name, ref, caller);
     // Open the first file before answering, so a broken start is still an error status.
     const first = version.files[0] ? await this.openFile(version.files[0]) : undefined;
     const pack = tar.pack();
@@ -474,9 +489,23 @@ export class Registry {
     return { version, stream: out };
   }
 
-  hasBlob(digest: string): { size: number } | undefined {
-    const blob = this.blobs.getBlob(checkDigest(digest));
+  /** A stored blob the caller may name (see usableBlob); undefined otherwise, as if it were not stored. */
+  hasBlob(digest: string, caller: Caller): { size: number } | undefined {
+    const blob = this.usableBlob(checkDigest(digest), caller);
     return blob ? { size: blob.size } : undefined;
+  }
+
+  /**
+   * A blob may be named by digest (HEAD /v1/blobs, JSON publish) by a caller
+   * who reads every model (as ever), who uploaded its bytes, or who may read
+   * a live version holding it. To anyone else it does not exist: neither an
+   * oracle of what other tenants store nor a way to their bytes.
+   */
+  private usableBlob(digest: string, caller: Caller) {
+    const blob = this.blobs.getBlob(digest);
+    if (!blob || mayRead(caller, '*')) return blob;
+    if (caller.principal !== undefined && this.blobs.hasGrant(digest, caller.principal)) return blob;
+    return this.models.liveVersionHolds(digest, caller.models) ? blob : undefined;
   }
 
   // ---- writing ----------------------------------------------------------
@@ -491,9 +520,10 @@ export class Registry {
     if (model && this.models.aliasTarget(model.id, v)) throw aliasShadowed(name, v);
   }
 
-  /** Stores one uploaded file's bytes; returns its digest and size. */
-  async storeFile(source: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }> {
+  /** Stores one uploaded file's bytes (the caller holds them now: see usableBlob); returns its digest and size. */
+  async storeFile(source: AsyncIterable<Uint8Array>, caller: Caller): Promise<{ digest: string; size: number }> {
     const content = await this.chunks.storeBlob(source);
+    if (caller.principal !== undefined) this.blobs.addGrant(content.digest, caller.principal);
     return { digest: content.digest, size: content.size };
   }
 
@@ -525,11 +555,17 @@ export class Registry {
       } catch (err) {
         throw new CairnError('INVALID_PARENT', `invalid parent: ${(err as Error).message}`);
       }
+      // by name alone, before looking anything up: no oracle of other tenants' versions and aliases
+      if (!mayRead(input.caller, ref.name)) throw new CairnError('FORBIDDEN', `parent ${ref.name}@${ref.ref}: this token may not read model ${ref.name}`);
       return { ...ref, relation, recipe: parseRecipe(p.recipe) };
     });
 
     // Refuse a taken version before reading any file back for analysis.
     this.assertCanPublish(name, version);
+    // Before analysis too: what a file is detected as must not tell about content the caller may not use.
+    for (const f of input.files) {
+      if (!this.usableBlob(f.digest, input.caller)) throw unknownBlob(f);
+    }
     const analyzed = await this.analyzeFiles(input.files);
     const summary = summarize(analyzed);
     if (this.unsafePolicy === 'reject' && summary.safety.verdict === 'unsafe') {
@@ -549,7 +585,7 @@ export class Registry {
       const files: FileRow[] = input.files
         .map((f) => {
           const blob = this.blobs.getBlob(f.digest);
-          if (!blob) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
+          if (!blob) throw unknownBlob(f);
           const analysis = analysisOf.get(f.path)!;
           return { path: f.path, blob_digest: f.digest, size: blob.size, format: analysis.format, analysis: JSON.stringify(analysis) };
         })
@@ -595,7 +631,7 @@ export class Registry {
       for (const f of files) this.models.insertFile(id, f);
       parents.forEach((p, seq) => this.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
       for (const alias of aliases) this.models.setAlias(model.id, alias, id, now, actor);
-      const doc = this.versionDoc(model, this.models.versionById(id)!);
+      const doc = this.versionDoc(model, this.models.versionById(id)!, FULL_VIEW);
       const { aliases: _aliases, ...manifestDoc } = doc;
       this.recordEvent(model, {
         kind: 'publish',
@@ -611,7 +647,7 @@ export class Registry {
     });
     this.onEvent();
     const model = this.models.model(name)!;
-    return this.versionDoc(model, this.models.versionById(versionId)!);
+    return this.versionDoc(model, this.models.versionById(versionId)!, input.caller);
   }
 
   /** Reads each file back from storage (bounded reads) and detects its format. */
@@ -631,9 +667,10 @@ export class Registry {
     return out;
   }
 
-  private parentDocs(versionId: number): ParentDoc[] {
+  private parentDocs(versionId: number, caller: Caller): ParentDoc[] {
     return this.lineage.parentsOf(versionId).map((edge) => {
       const node = this.lineage.node(edge.parent_id)!;
+      if (!mayRead(caller, node.name)) return { name: 'hidden', version: 'hidden', digest: 'hidden', relation: edge.relation, recipe: null, hidden: true };
       return { name: node.name, version: node.version, digest: node.digest, relation: edge.relation, recipe: JSON.parse(edge.recipe) as unknown };
     });
   }
@@ -662,16 +699,22 @@ export class Registry {
     });
   }
 
-  /** Ancestors and descendants of a version, across models. */
-  lineageGraph(name: string, ref: string): LineageGraph {
+  /**
+   * Ancestors and descendants of a version, across models — those the caller
+   * may read: a version of another model is left out with its edges (and
+   * their recipes), and the walk does not go on through it.
+   */
+  lineageGraph(name: string, ref: string, caller: Caller): LineageGraph {
     const model = this.requireModel(name);
     const start = this.resolve(model, ref);
     const nodes = new Map<number, LineageGraph['nodes'][number]>();
     const edges: LineageGraph['edges'] = [];
     const key = (n: { name: string; version: string }) => `${n.name}@${n.version}`;
+    /** false for a version the caller may not read */
     const visit = (id: number) => {
-      if (nodes.has(id)) return false;
+      if (nodes.has(id)) return true;
       const node = this.lineage.node(id)!;
+      if (!mayRead(caller, node.name)) return false;
       nodes.set(id, { name: node.name, version: node.version, number: node.number, digest: node.digest, deleted: node.deleted_at !== null });
       return true;
     };
@@ -693,7 +736,7 @@ export class Registry {
         const next = direction === 'up' ? this.lineage.parentsOf(id) : this.lineage.childrenOf(id);
         for (const e of next) {
           const other = direction === 'up' ? e.parent_id : e.child_id;
-          visit(other);
+          if (!visit(other)) continue;
           addEdge(e);
           if (!seen.has(other)) {
             seen.add(other);
@@ -708,9 +751,10 @@ export class Registry {
   history(name: string, query: { limit?: unknown; cursor?: unknown }): Page<HistoryEntry> {
     const model = this.requireModel(name);
     const limit = parseLimit(query.limit);
-    const rows = this.events.history(model.id, { beforeId: decodeCursor<number>(query.cursor, 'number'), limit: limit + 1 });
+    const list = `history:${model.id}`;
+    const rows = this.events.history(model.id, { beforeId: this.cursors.decode<number>(list, query.cursor, 'number'), limit: limit + 1 });
     const page = rows.slice(0, limit);
-    return { items: page.map(historyEntry), next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.id) : null };
+    return { items: page.map(historyEntry), next_cursor: rows.length > limit ? this.cursors.encode(list, page[page.length - 1]!.id) : null };
   }
 
   setAlias(name: string, alias: unknown, version: unknown, actor: string): { alias: string; version: string; previous: string | null } {
@@ -792,25 +836,27 @@ export class Registry {
   }
 
   // ---- resumable uploads --------------------------------------------------
+  // A session belongs to the token that started it: to any other it does not exist.
 
-  createUpload(): UploadDoc {
+  createUpload(caller: Caller): UploadDoc {
     const id = randomBytes(16).toString('base64url');
-    const row = this.uploads.create(id, this.now().toISOString());
+    const row = this.uploads.create(id, this.now().toISOString(), caller.principal ?? null);
     return uploadDoc(row);
   }
 
-  getUpload(id: string): UploadDoc {
-    return uploadDoc(this.requireUpload(id));
+  getUpload(id: string, caller: Caller): UploadDoc {
+    return uploadDoc(this.requireUpload(id, caller));
   }
 
-  private requireUpload(id: string) {
+  private requireUpload(id: string, caller: Caller) {
     const row = typeof id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? this.uploads.get(id) : undefined;
-    if (!row) throw new CairnError('UPLOAD_NOT_FOUND', `no upload session ${id}`);
+    // with auth off (no principal) every session is everyone's
+    if (!row || (caller.principal !== undefined && row.owner !== caller.principal)) throw new CairnError('UPLOAD_NOT_FOUND', `no upload session ${id}`);
     return row;
   }
 
-  private async withUpload<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    this.requireUpload(id);
+  private async withUpload<T>(id: string, caller: Caller, fn: () => Promise<T>): Promise<T> {
+    this.requireUpload(id, caller);
     if (this.uploadsBusy.has(id)) throw new CairnError('UPLOAD_BUSY', `upload ${id} has another request in progress`);
     this.uploadsBusy.add(id);
     try {
@@ -825,9 +871,9 @@ export class Registry {
    * Every byte received is stored, even when the client goes away mid-way,
    * so the session resumes from exactly what the server has.
    */
-  appendUpload(id: string, start: number | undefined, source: AsyncIterable<Uint8Array>): Promise<UploadDoc> {
-    return this.withUpload(id, async () => {
-      const row = this.requireUpload(id);
+  appendUpload(id: string, start: number | undefined, source: AsyncIterable<Uint8Array>, caller: Caller): Promise<UploadDoc> {
+    return this.withUpload(id, caller, async () => {
+      const row = this.requireUpload(id, caller);
       if (start !== undefined && start !== row.size) {
         throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
       }
@@ -845,17 +891,17 @@ export class Registry {
         onLayout: (layout) => this.uploads.setLayout(id, layout),
         onChunks: (chunks) => this.uploads.appendChunks(id, chunks),
       });
-      return uploadDoc(this.requireUpload(id));
+      return uploadDoc(this.requireUpload(id, caller));
     });
   }
 
-  /** Checks the digest of everything received and turns the session into a blob. */
-  finishUpload(id: string, digest: unknown, source?: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }> {
+  /** Checks the digest of everything received and turns the session into a blob the caller may use. */
+  finishUpload(id: string, digest: unknown, source: AsyncIterable<Uint8Array> | undefined, caller: Caller): Promise<{ digest: string; size: number }> {
     const expected = checkDigest(digest);
-    const append = source ? this.appendUpload(id, undefined, source) : Promise.resolve();
+    const append = source ? this.appendUpload(id, undefined, source, caller) : Promise.resolve();
     return append.then(() =>
-      this.withUpload(id, async () => {
-        const row = this.requireUpload(id);
+      this.withUpload(id, caller, async () => {
+        const row = this.requireUpload(id, caller);
         const chunks = this.uploads.chunks(id);
         const running = await this.chunks.sessionDigest(id);
         let actual: string;
@@ -875,6 +921,7 @@ export class Registry {
         }
         this.db.transaction(() => {
           this.blobs.addBlob(actual, row.size, chunks);
+          if (row.owner !== null) this.blobs.addGrant(actual, row.owner);
           this.uploads.delete(id);
         });
         this.chunks.dropSession(id);
@@ -883,8 +930,8 @@ export class Registry {
     );
   }
 
-  cancelUpload(id: string): Promise<void> {
-    return this.withUpload(id, async () => {
+  cancelUpload(id: string, caller: Caller): Promise<void> {
+    return this.withUpload(id, caller, async () => {
       this.uploads.delete(id);
       this.chunks.dropSession(id);
     });
@@ -930,6 +977,10 @@ function fileDoc(f: FileRow): FileDoc {
 
 function uploadDoc(row: { id: string; size: number; created_at: string; updated_at: string }): UploadDoc {
   return { id: row.id, offset: row.size, created_at: row.created_at, updated_at: row.updated_at };
+}
+
+function unknownBlob(f: PublishFile): CairnError {
+  return new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
 }
 
 function aliasShadowed(name: string, version: string): CairnError {

@@ -11,70 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import type { Config } from '../src/config.ts';
-import type { Logger } from '../src/log.ts';
-import { startServer, type RunningServer } from '../src/main.ts';
+import { bearer, createToken, publish, startAuthServer, type AuthServer } from './support/auth-server.ts';
 import { assertError, bodyOf, call, streamBody, type JsonResponse } from './support/http-client.ts';
 
 const run = promisify(execFile);
 const BIN = path.resolve(import.meta.dirname, '../bin/cairn.js');
-
-interface LogLine {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-/** A Logger that keeps every line. */
-function recordingLogger(): Logger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: string) => (msg: string, fields: Record<string, unknown> = {}) => void lines.push({ level, msg, fields });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
-
-interface AuthServer extends RunningServer {
-  dataDir: string;
-  log: ReturnType<typeof recordingLogger>;
-  adminToken: string;
-  stop(): Promise<void>;
-}
-
-async function startAuthServer(overrides: Partial<Config> = {}): Promise<AuthServer> {
-  const dataDir = overrides.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-auth-')));
-  const log = recordingLogger();
-  const running = await startServer({ dataDir, host: '127.0.0.1', port: 0, s3: undefined, auth: true, unsafePolicy: 'warn', ...overrides }, log);
-  const adminToken = overrides.auth === false ? '' : (await fs.readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
-  return {
-    ...running,
-    dataDir,
-    log,
-    adminToken,
-    async stop() {
-      await running.close();
-      await fs.rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-function bearer(token: string): Record<string, string> {
-  return { authorization: `Bearer ${token}` };
-}
-
-async function publish(base: string, token: string | undefined, name: string, version: string, data: Uint8Array = randomBytes(256)): Promise<JsonResponse> {
-  const form = new FormData();
-  form.append('version', version);
-  form.append('file', new Blob([bodyOf(data)]), 'weights.bin');
-  const res = await fetch(`${base}/v1/models/${name}/versions`, { method: 'POST', body: form, headers: token ? bearer(token) : {} });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
-}
-
-async function createToken(server: AuthServer, body: Record<string, unknown>): Promise<string> {
-  const res = await call(server.url, 'POST', '/v1/tokens', body, bearer(server.adminToken));
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  assert.match(res.body.token, /^cairn_[0-9A-Za-z]{32}$/);
-  return res.body.token as string;
-}
 
 function cli(server: AuthServer, token: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   const env = { ...process.env, CAIRN_URL: server.url, CAIRN_TOKEN: token };

@@ -237,6 +237,24 @@ describe('web UI in a headless browser', { skip }, () => {
     assert.ok(await page.locator('.page-head [data-safety="safe"]').isVisible());
   });
 
+  test('a token limited to some models: a parent it may not read is shown as hidden, and left out of the graph and the changes', async () => {
+    const created = await call(base, 'POST', '/v1/tokens', { name: 'chat-reader', scopes: ['read'], models: ['llama-chat*'] }, { authorization: `Bearer ${token}` });
+    assert.equal(created.status, 201);
+    await page.evaluate((t) => localStorage.setItem('cairn.token', t), created.body.token as string);
+    await page.goto(`${base}/#/models/llama-chat/versions/2.0`);
+    await settled(page, 'version');
+    assert.match(await page.locator('h1').innerText(), /llama-chat\s*@\s*2\.0/);
+    const parents = await page.locator('ul.parents li').allInnerTexts();
+    assert.equal(parents.length, 1);
+    assert.match(parents[0]!, /^quantized-from\s+a version you may not read$/);
+    const nodes = await page.locator('svg.lineage .node').evaluateAll((els) => els.map((e) => e.getAttribute('data-node')));
+    assert.deepEqual(nodes.sort(), ['llama-chat-lite@0.1', 'llama-chat@2.0']);
+    assert.equal(await page.locator('[data-section="changes"]').count(), 0, 'no diff against a version it may not read (and no earlier version)');
+    assert.doesNotMatch(await page.locator('#main').innerText(), /llama-base/);
+    await page.screenshot({ path: await screenshotPath('version-hidden-parent') });
+    await page.evaluate((t) => localStorage.setItem('cairn.token', t), token);
+  });
+
   test('a rejected token brings the prompt back', async () => {
     await page.evaluate(() => localStorage.setItem('cairn.token', 'cairn_not-a-real-token'));
     await page.goto(`${base}/#/models/llama-base`);

@@ -122,7 +122,8 @@ export function formatVersion(doc: VersionDoc): string {
     lines.push(...JSON.stringify(doc.metadata, null, 2).split('\n').map((l) => `    ${l}`));
   }
   for (const [i, p] of (doc.parents ?? []).entries()) {
-    lines.push(`  ${i === 0 ? 'parents:    ' : '           '} ${p.name}@${p.version} (${p.relation}, ${shortDigest(p.digest)})`);
+    const parent = p.hidden ? `(hidden: this token may not read it) (${p.relation})` : `${p.name}@${p.version} (${p.relation}, ${shortDigest(p.digest)})`;
+    lines.push(`  ${i === 0 ? 'parents:    ' : '           '} ${parent}`);
   }
   const summary = doc.summary;
   if (summary && summary.formats) {

@@ -4,6 +4,7 @@
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { CairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { Caller } from '../registry.ts';
 import { displayPrefix, modelAllowed, type Scope, scopeIncludes, type TokenQueries } from '../metadata/tokens.ts';
 
 export interface AuthOptions {
@@ -23,13 +24,15 @@ interface RequestAuth {
   models: string[];
   /** a valid token was presented (or auth is off) */
   authenticated: boolean;
+  /** what owns this request's upload sessions and uploaded content: `token:<id>`, `anonymous`; undefined with auth off */
+  principal: string | undefined;
 }
 
 const AUTH = Symbol('cairn.auth');
 type WithAuth = Request & { [AUTH]?: RequestAuth; actor?: string };
 
 function authOf(req: Request): RequestAuth {
-  return (req as WithAuth)[AUTH] ?? { actor: 'anonymous', scope: undefined, models: [], authenticated: false };
+  return (req as WithAuth)[AUTH] ?? { actor: 'anonymous', scope: undefined, models: [], authenticated: false, principal: 'anonymous' };
 }
 
 function setAuth(req: Request, auth: RequestAuth): void {
@@ -68,12 +71,12 @@ export function authChallenge(path: string): string {
 export function authenticate({ tokens, anonymousRead, log }: AuthOptions): RequestHandler {
   return function cairnAuthenticate(req, _res, next) {
     if (!tokens) {
-      setAuth(req, { actor: 'anonymous', scope: 'admin', models: [], authenticated: true });
+      setAuth(req, { actor: 'anonymous', scope: 'admin', models: [], authenticated: true, principal: undefined });
       return next();
     }
     const presented = presentedToken(req);
     if (presented === undefined) {
-      setAuth(req, { actor: 'anonymous', scope: anonymousRead ? 'read' : undefined, models: [], authenticated: false });
+      setAuth(req, { actor: 'anonymous', scope: anonymousRead ? 'read' : undefined, models: [], authenticated: false, principal: 'anonymous' });
       return next();
     }
     const principal = presented === null ? undefined : tokens.authenticate(presented);
@@ -87,7 +90,7 @@ export function authenticate({ tokens, anonymousRead, log }: AuthOptions): Reque
       });
       return next(new CairnError('UNAUTHORIZED', presented === null ? 'the Authorization header must be "Bearer <token>"' : 'the token is unknown, revoked or expired'));
     }
-    setAuth(req, { actor: principal.name, scope: principal.scope, models: principal.models, authenticated: true });
+    setAuth(req, { actor: principal.name, scope: principal.scope, models: principal.models, authenticated: true, principal: `token:${principal.id}` });
     next();
   };
 }
@@ -109,6 +112,14 @@ export function requireScope(req: Request, scope: Scope, model?: string): void {
 export function canRead(req: Request, model: string): boolean {
   const auth = authOf(req);
   return auth.scope !== undefined && modelAllowed(auth.models, model);
+}
+
+/** The request's caller as the registry sees it: what it may read, which uploads are its own. */
+export function callerOf(req: Request): Caller {
+  const auth = authOf(req);
+  // the policy lets no request without a scope reach a route that asks; this keeps it that way
+  if (auth.scope === undefined) throw new CairnError('UNAUTHORIZED', 'this request needs a token (Authorization: Bearer <token>)');
+  return { principal: auth.principal, models: auth.models };
 }
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -5,6 +5,7 @@ import multer from 'multer';
 import { CairnError, isCairnError } from '../errors.ts';
 import { checkFilePath } from '../identifiers.ts';
 import type { Registry } from '../registry.ts';
+import { callerOf } from './auth.ts';
 
 export interface StoredPart {
   path: string;
@@ -18,7 +19,9 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
   return {
     _handleFile(req: Request, file, callback) {
       const seen: Set<string> = ((req as unknown as Record<symbol, Set<string>>)[PATHS_SEEN] ??= new Set());
+      let caller;
       try {
+        caller = callerOf(req);
         checkFilePath(file.originalname);
         if (seen.has(file.originalname)) {
           throw new CairnError('DUPLICATE_PATH', `file path ${file.originalname} appears more than once`);
@@ -35,7 +38,7 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
       }
       // Do not let the chunk store's early exit destroy the part stream: multer
       // would report that abort (as a malformed body) before the real error.
-      registry.storeFile(file.stream.iterator({ destroyOnReturn: false })).then(
+      registry.storeFile(file.stream.iterator({ destroyOnReturn: false }), caller).then(
         (stored) => callback(null, { path: file.originalname, digest: stored.digest, size: stored.size } as Partial<Express.Multer.File>),
         (err: Error) => {
           file.stream.resume();

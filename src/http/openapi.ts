@@ -50,7 +50,7 @@ const REF_PARAM = pathParam('ref', 'a version, an alias, `latest`, or a manifest
 const ALIAS = pathParam('alias', 'alias name (same pattern as a model name; `latest` is reserved)', ref('Name'));
 const UPLOAD_ID = pathParam('id', 'upload session id');
 const LIMIT = queryParam('limit', 'page size, 1 to 1000 (default 50)', { type: 'integer', minimum: 1, maximum: 1000, default: 50 });
-const CURSOR = queryParam('cursor', 'the `next_cursor` of the previous page');
+const CURSOR = queryParam('cursor', 'the `next_cursor` of the previous page of the same list: opaque; anything else is 400 INVALID_ARGUMENT');
 const X_REQUEST_ID: Json = { schema: { type: 'string' }, description: 'the request id (the one sent, if it was `[\\w.-]{1,128}`, else a new UUID); it is also in the server log line of the request' };
 
 const SECURED = [{ bearer: [] }];
@@ -115,8 +115,16 @@ const schemas: Record<string, Json> = {
   },
   Parent: {
     type: 'object',
+    description: 'A parent version. One of a model the caller may not read is redacted: `hidden: true`, name, version and digest `"hidden"`, recipe null.',
     required: ['name', 'version', 'digest', 'relation', 'recipe'],
-    properties: { name: { type: 'string' }, version: { type: 'string' }, digest: ref('Digest'), relation: { type: 'string' }, recipe: { description: 'any JSON' } },
+    properties: {
+      name: { type: 'string' },
+      version: { type: 'string' },
+      digest: { anyOf: [ref('Digest'), { const: 'hidden' }] },
+      relation: { type: 'string' },
+      recipe: { description: 'any JSON' },
+      hidden: { const: true, description: 'present only on a redacted parent' },
+    },
   },
   FormatSummary: {
     type: 'object',
@@ -516,7 +524,7 @@ const paths: Record<string, Json> = {
       operationId: 'publish',
       summary: 'Publish a version',
       description:
-        'Either `multipart/form-data` (fields and file parts; each file streams into storage as it arrives) or `application/json` (a manifest naming blobs uploaded before through /v1/uploads). The version becomes visible at once and in full, or not at all. The model is created by its first publish. Needs write on the model.',
+        'Either `multipart/form-data` (fields and file parts; each file streams into storage as it arrives) or `application/json` (a manifest naming blobs uploaded before through /v1/uploads). The version becomes visible at once and in full, or not at all. The model is created by its first publish. Needs write on the model, and read on the model of each parent (403 otherwise). A JSON manifest may name only blobs this token uploaded or that a live version it may read holds; any other digest is 400 UNKNOWN_BLOB, as if it were not stored.',
       parameters: [NAME],
       requestBody: {
         required: true,
@@ -612,6 +620,7 @@ const paths: Record<string, Json> = {
       tags: ['lineage'],
       operationId: 'getLineage',
       summary: 'Ancestors and descendants, across models, as a graph',
+      description: 'Only versions of models the caller may read: another is left out with its edges (and their recipes), and the graph does not go on through it.',
       parameters: [NAME, REF_PARAM],
       responses: { '200': { description: 'the graph', content: json(ref('LineageGraph')) }, ...errors(...REF, ...ACCESS) },
     }),
@@ -648,7 +657,7 @@ const paths: Record<string, Json> = {
       tags: ['uploads'],
       operationId: 'createUpload',
       summary: 'Start a resumable upload session',
-      description: 'Needs write. Then PATCH bytes, and PUT with the digest to finish; publish with a JSON manifest naming the digest.',
+      description: 'Needs write. Then PATCH bytes, and PUT with the digest to finish; publish with a JSON manifest naming the digest. The session belongs to the token that started it: to any other token it is 404 UPLOAD_NOT_FOUND.',
       responses: { '201': { description: 'a new, empty session', headers: sessionHeaders, content: json(ref('UploadSession')) }, ...errors(...ACCESS) },
     }),
   },
@@ -697,6 +706,7 @@ const paths: Record<string, Json> = {
       tags: ['uploads'],
       operationId: 'hasBlob',
       summary: 'Whether this content is stored (clients skip uploading it)',
+      description: 'For a token limited to some models: 200 only for content it uploaded itself or that a live version it may read holds; other content is 404, as if it were not stored.',
       parameters: [pathParam('digest', 'sha256 of the raw bytes', ref('Digest'))],
       responses: {
         '200': { description: 'stored', headers: { 'Content-Length': { schema: { type: 'integer' }, description: 'its size' }, ETag: { schema: { type: 'string' } } } },

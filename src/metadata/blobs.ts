@@ -80,6 +80,15 @@ export class BlobIndex {
     });
   }
 
+  /** Records that `principal` has shown it holds the bytes of a stored blob (uploaded them). */
+  addGrant(digest: string, principal: string): void {
+    this.db.run('INSERT OR IGNORE INTO blob_grants (blob_digest, principal, created_at) VALUES (?, ?, ?)', [digest, principal, new Date().toISOString()]);
+  }
+
+  hasGrant(digest: string, principal: string): boolean {
+    return this.db.first('SELECT 1 FROM blob_grants WHERE blob_digest = ? AND principal = ?', [digest, principal]) !== undefined;
+  }
+
   /** Bytes of blob `digest` that lie in chunks some blob of `others` also has. */
   sharedBytes(digest: string, others: readonly string[]): number {
     return this.db.first<{ n: number }>(

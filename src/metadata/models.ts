@@ -43,6 +43,18 @@ export interface ModelSummaryRow extends ModelRow {
   latest_version: string | null;
 }
 
+/**
+ * SQL true when model `m`'s name is within the JSON array of name patterns
+ * @patterns (none: every model) — the patterns of a token (see modelAllowed in
+ * ./tokens.ts), as GLOBs: `*` is the only wildcard a pattern may hold.
+ */
+const NAME_VISIBLE = "(json_array_length(@patterns) = 0 OR EXISTS (SELECT 1 FROM json_each(@patterns) p WHERE m.name GLOB p.value))";
+
+/** Patterns as GLOB operands: `?` and `[` (never in a valid pattern) match only themselves. */
+function globPatterns(patterns: readonly string[]): string {
+  return JSON.stringify(patterns.map((p) => p.replace(/[?[]/g, (c) => `[${c}]`)));
+}
+
 export class ModelQueries {
   constructor(private readonly db: Database) {}
 
@@ -66,9 +78,10 @@ export class ModelQueries {
 
   /**
    * Models ordered by name, after `afterName`, whose name contains `q`, with a
-   * live version holding a file of `format`, of `framework`, or (un)safe.
+   * live version holding a file of `format`, of `framework`, or (un)safe —
+   * among those whose names match `patterns` (none: every model).
    */
-  listModels(options: { q?: string; afterName?: string; limit: number; format?: string; framework?: string; unsafe?: boolean }): ModelSummaryRow[] {
+  listModels(options: { q?: string; afterName?: string; limit: number; format?: string; framework?: string; unsafe?: boolean; patterns: readonly string[] }): ModelSummaryRow[] {
     const like = options.q ? `%${options.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : '%';
     const live = 'v.model_id = m.id AND v.deleted_at IS NULL';
     const filters = [
@@ -82,9 +95,20 @@ export class ModelQueries {
               (SELECT v.version FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL
                 ORDER BY v.number DESC LIMIT 1) AS latest_version
          FROM models m
-        WHERE m.name > @after AND (m.name LIKE @like ESCAPE '\\' OR m.description LIKE @like ESCAPE '\\') ${filters}
+        WHERE m.name > @after AND (m.name LIKE @like ESCAPE '\\' OR m.description LIKE @like ESCAPE '\\') AND ${NAME_VISIBLE} ${filters}
         ORDER BY m.name LIMIT @limit`,
-      { after: options.afterName ?? '', like, limit: options.limit, format: options.format ?? null, framework: options.framework ?? null },
+      { after: options.afterName ?? '', like, limit: options.limit, format: options.format ?? null, framework: options.framework ?? null, patterns: globPatterns(options.patterns) },
+    );
+  }
+
+  /** Whether a live version of a model whose name matches `patterns` (none: any model) has a file with this content. */
+  liveVersionHolds(blobDigest: string, patterns: readonly string[]): boolean {
+    return (
+      this.db.first(
+        `SELECT 1 FROM version_files f JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
+          WHERE f.blob_digest = @digest AND v.deleted_at IS NULL AND ${NAME_VISIBLE} LIMIT 1`,
+        { digest: blobDigest, patterns: globPatterns(patterns) },
+      ) !== undefined
     );
   }
 

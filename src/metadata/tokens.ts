@@ -47,6 +47,8 @@ export interface TokenDoc {
 
 /** Who a valid token belongs to and what it may do. */
 export interface Principal {
+  /** the token's row id: unlike its name, never given to another token */
+  id: number;
   name: string;
   scope: Scope;
   models: string[];
@@ -85,7 +87,7 @@ function globRegExp(pattern: string): RegExp {
 }
 
 /** Whether a model name is within a token's patterns (none: every model). `*` as a name asks for every model. */
-export function modelAllowed(patterns: string[], model: string): boolean {
+export function modelAllowed(patterns: readonly string[], model: string): boolean {
   if (patterns.length === 0 || patterns.includes('*')) return true;
   if (model === '*') return false;
   return patterns.some((p) => globRegExp(p).test(model));
@@ -205,7 +207,7 @@ export class TokenQueries {
     if (!row.last_used_at || now.getTime() - Date.parse(row.last_used_at) >= LAST_USED_EVERY_MS) {
       this.db.run('UPDATE tokens SET last_used_at = ? WHERE id = ?', [now.toISOString(), row.id]);
     }
-    return { name: row.name, scope: row.scope, models: JSON.parse(row.models) as string[] };
+    return { id: row.id, name: row.name, scope: row.scope, models: JSON.parse(row.models) as string[] };
   }
 
   hasActiveAdmin(): boolean {

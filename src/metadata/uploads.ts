@@ -11,13 +11,15 @@ export interface UploadRow {
   digest: string | null;
   /** the tensor layout found at the start of the upload (JSON), see resumePoint */
   layout: string | null;
+  /** the token that started it (`token:<id>`); null: started with auth off */
+  owner: string | null;
 }
 
 export class UploadQueries {
   constructor(private readonly db: Database) {}
 
-  create(id: string, now: string): UploadRow {
-    this.db.run('INSERT INTO uploads (id, size, created_at, updated_at) VALUES (?, 0, ?, ?)', [id, now, now]);
+  create(id: string, now: string, owner: string | null): UploadRow {
+    this.db.run('INSERT INTO uploads (id, size, created_at, updated_at, owner) VALUES (?, 0, ?, ?, ?)', [id, now, now, owner]);
     return this.get(id)!;
   }
 

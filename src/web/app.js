@@ -500,7 +500,8 @@ async function versionView(name, ref) {
   const metadata = h('section.card', null, h('h2.card-title', null, 'Metadata'), meta);
 
   const parents = doc.parents?.length
-    ? h('ul.parents', null, ...doc.parents.map((/** @type {any} */ p) => h('li', null, badge(p.relation, 'relation'), ' ', h('a.mono', { href: versionHref(p.name, p.version) }, `${p.name}@${p.version}`))))
+    ? h('ul.parents', null, ...doc.parents.map((/** @type {any} */ p) => h('li', null, badge(p.relation, 'relation'), ' ',
+      p.hidden ? h('span.muted', null, 'a version you may not read') : h('a.mono', { href: versionHref(p.name, p.version) }, `${p.name}@${p.version}`))))
     : null;
   const graph = h('section.card', { 'data-section': 'lineage' },
     h('h2.card-title', null, 'Lineage'),
@@ -515,12 +516,13 @@ async function versionView(name, ref) {
 }
 
 /**
- * What changed from the version this one came from — its first parent, else
+ * What changed from the version this one came from — its first parent the user may read, else
  * the model's previous version — with the bytes their chunks share.
  * @param {string} name @param {any} doc
  */
 async function changesCard(name, doc) {
-  let base = doc.parents?.[0] ? `${doc.parents[0].name}@${doc.parents[0].version}` : undefined;
+  const parent = doc.parents?.find((/** @type {any} */ p) => !p.hidden);
+  let base = parent ? `${parent.name}@${parent.version}` : undefined;
   if (!base) {
     const page = await api(`/v1/models/${enc(name)}/versions`, { limit: 100 });
     const at = page.versions.findIndex((/** @type {any} */ v) => v.version === doc.version);

@@ -10,6 +10,7 @@ import { CairnError, isCairnError, type ErrorCode } from '../../errors.ts';
 import type { GitMirror } from '../../lineage/git-mirror.ts';
 import type { Logger } from '../../log.ts';
 import type { FileDoc, Registry, VersionDoc } from '../../registry.ts';
+import { callerOf } from '../auth.ts';
 import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
 import { contentDisposition, send } from './models.ts';
@@ -40,12 +41,12 @@ const hex = (digest: string) => digest.slice('sha256:'.length);
 
 export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log }: { registry: Registry; mirror: GitMirror; log: Logger }): void {
   /** The version at a revision and its publish commit, once the mirror has written it. */
-  async function atRevision(name: string, revision: string): Promise<{ version: VersionDoc; commit: string }> {
+  async function atRevision(req: Request, name: string, revision: string): Promise<{ version: VersionDoc; commit: string }> {
     const ref = revision === 'HEAD' ? 'main' : revision;
-    let found = registry.versionAtRevision(name, ref);
+    let found = registry.versionAtRevision(name, ref, callerOf(req));
     if (!found.commit) {
       await mirror.kick(); // usually only moments behind: let it catch up once
-      found = registry.versionAtRevision(name, ref);
+      found = registry.versionAtRevision(name, ref, callerOf(req));
     }
     if (!found.commit) {
       throw new CairnError('COMMIT_PENDING', `${name}@${found.version.version} has no lineage commit yet (the git mirror is behind: see /readyz); try again shortly`);
@@ -54,7 +55,7 @@ export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log 
   }
 
   async function modelInfo(req: Request<{ name: string; revision?: string }>, res: Response) {
-    const { version, commit } = await atRevision(req.params.name, req.params.revision ?? 'main');
+    const { version, commit } = await atRevision(req, req.params.name, req.params.revision ?? 'main');
     const model = registry.getModel(req.params.name);
     res.json({
       _id: `${version.name}@${version.version}`,
@@ -81,7 +82,7 @@ export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log 
   app.get('/hf/api/models/:name/revision/:revision', modelInfo);
 
   app.get(['/hf/api/models/:name/tree/:revision', '/hf/api/models/:name/tree/:revision/*path'], async (req: Request<{ name: string; revision: string; path?: string[] }>, res) => {
-    const { version } = await atRevision(req.params.name, req.params.revision);
+    const { version } = await atRevision(req, req.params.name, req.params.revision);
     const dir = req.params.path?.join('/') ?? '';
     const recursive = req.query.recursive === 'true' || req.query.recursive === '1';
     const prefix = dir === '' ? '' : `${dir}/`;
@@ -108,7 +109,7 @@ export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log 
   });
 
   app.get('/hf/:name/resolve/:revision/*path', async (req: Request<{ name: string; revision: string; path: string[] }>, res) => {
-    const { version, commit } = await atRevision(req.params.name, req.params.revision);
+    const { version, commit } = await atRevision(req, req.params.name, req.params.revision);
     const path = req.params.path.join('/');
     const file = version.files.find((f) => f.path === path);
     if (!file) throw new CairnError('FILE_NOT_FOUND', `${version.name}@${version.version} has no file ${path}`);

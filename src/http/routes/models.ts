@@ -6,7 +6,7 @@ import { CairnError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { ParentInput, Registry } from '../../registry.ts';
 import { actorOf } from '../actor.ts';
-import { canRead, requireScope } from '../auth.ts';
+import { callerOf, requireScope } from '../auth.ts';
 import { parseNameRef } from '../../identifiers.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { answerRange } from '../ranges.ts';
@@ -61,9 +61,9 @@ export async function send(res: Response, body: NodeJS.ReadableStream, log: Logg
 
 export function registerModelRoutes(app: Express, { registry, log, maxUploadBytes }: { registry: Registry; log: Logger; maxUploadBytes?: number }): void {
   app.get('/v1/models', (req, res) => {
-    const page = registry.listModels(req.query);
-    // a token limited to name patterns sees only those models (a page may come out shorter than the limit)
-    res.json({ models: page.items.filter((m) => canRead(req, m.name)), next_cursor: page.next_cursor });
+    // a token limited to name patterns sees only those models, in its pages and its cursors
+    const page = registry.listModels(req.query, callerOf(req));
+    res.json({ models: page.items, next_cursor: page.next_cursor });
   });
 
   app.get('/v1/models/:name', (req, res) => {
@@ -91,6 +91,7 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
       metadata: body.metadata,
       parents: parentInputs(body),
       actor: actorOf(req),
+      caller: callerOf(req),
     });
     res.status(201).location(`/v1/models/${doc.name}/versions/${encodeURIComponent(doc.version)}`).json(doc);
   });
@@ -101,11 +102,11 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
   });
 
   app.get('/v1/models/:name/versions/:ref', (req, res) => {
-    res.json(registry.getVersion(req.params.name, req.params.ref));
+    res.json(registry.getVersion(req.params.name, req.params.ref, callerOf(req)));
   });
 
   app.get('/v1/models/:name/versions/:ref/files/*path', async (req: Request<{ name: string; ref: string; path: string[] }>, res) => {
-    const { version, file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'));
+    const { version, file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'), callerOf(req));
     markPull(res, version.name, version.version); // counted once a GET completes with 200 or 206
     const etag = `"${file.digest}"`;
     res.set({
@@ -131,7 +132,7 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
   });
 
   app.get('/v1/models/:name/versions/:ref/archive', async (req, res) => {
-    const { version, stream } = await registry.archive(req.params.name, req.params.ref);
+    const { version, stream } = await registry.archive(req.params.name, req.params.ref, callerOf(req));
     res.set({
       'Content-Type': 'application/x-tar',
       'Content-Disposition': `attachment; filename="${version.name}-${version.version}.tar"`,
@@ -168,11 +169,11 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
     if (typeof raw !== 'string' || raw === '') throw new CairnError('INVALID_ARGUMENT', 'from is required: a ref of this model, or <name>@<ref>');
     const from = raw.includes('@') ? parseNameRef(raw) : { name: req.params.name, ref: raw };
     requireScope(req, 'read', from.name);
-    res.json(registry.diffVersions({ name: req.params.name, ref: req.params.ref }, from));
+    res.json(registry.diffVersions({ name: req.params.name, ref: req.params.ref }, from, callerOf(req)));
   });
 
   app.get('/v1/models/:name/versions/:ref/lineage', (req, res) => {
-    res.json(registry.lineageGraph(req.params.name, req.params.ref));
+    res.json(registry.lineageGraph(req.params.name, req.params.ref, callerOf(req)));
   });
 
   app.get('/v1/models/:name/history', (req, res) => {

@@ -2,6 +2,7 @@
 import type { Express, Request, Response } from 'express';
 import { CairnError } from '../../errors.ts';
 import type { Registry, UploadDoc } from '../../registry.ts';
+import { callerOf } from '../auth.ts';
 import { parseContentRange } from '../ranges.ts';
 
 function sessionHeaders(res: Response, doc: UploadDoc): Response {
@@ -40,13 +41,14 @@ function limitedBody(req: Request, heldNow: () => number, max: number | undefine
 }
 
 export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }: { registry: Registry; maxUploadBytes?: number }): void {
-  app.post('/v1/uploads', (_req, res) => {
-    const doc = registry.createUpload();
+  // a session is its starting token's: to any other it answers 404, as if it did not exist
+  app.post('/v1/uploads', (req, res) => {
+    const doc = registry.createUpload(callerOf(req));
     sessionHeaders(res, doc).status(201).json(doc);
   });
 
   app.get('/v1/uploads/:id', (req, res) => {
-    const doc = registry.getUpload(req.params.id);
+    const doc = registry.getUpload(req.params.id, callerOf(req));
     sessionHeaders(res, doc).json(doc);
   });
 
@@ -55,7 +57,8 @@ export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }:
     const range = parseContentRange(header);
     if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
     if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
-    const doc = await registry.appendUpload(req.params.id, range?.start, limitedBody(req, () => registry.getUpload(req.params.id).offset, maxUploadBytes));
+    const caller = callerOf(req);
+    const doc = await registry.appendUpload(req.params.id, range?.start, limitedBody(req, () => registry.getUpload(req.params.id, caller).offset, maxUploadBytes), caller);
     if (range && doc.offset !== range.end + 1) {
       throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
         offset: doc.offset,
@@ -65,17 +68,20 @@ export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }:
   });
 
   app.put('/v1/uploads/:id', async (req, res) => {
-    const blob = await registry.finishUpload(req.params.id, req.query.digest, hasBody(req) ? limitedBody(req, () => registry.getUpload(req.params.id).offset, maxUploadBytes) : undefined);
+    const caller = callerOf(req);
+    const body = hasBody(req) ? limitedBody(req, () => registry.getUpload(req.params.id, caller).offset, maxUploadBytes) : undefined;
+    const blob = await registry.finishUpload(req.params.id, req.query.digest, body, caller);
     res.status(201).location(`/v1/blobs/${blob.digest}`).json(blob);
   });
 
   app.delete('/v1/uploads/:id', async (req, res) => {
-    await registry.cancelUpload(req.params.id);
+    await registry.cancelUpload(req.params.id, callerOf(req));
     res.status(204).end();
   });
 
+  // 200 only for content the caller may name: uploaded by it, or in a version it may read
   app.head('/v1/blobs/:digest', (req, res) => {
-    const blob = registry.hasBlob(req.params.digest);
+    const blob = registry.hasBlob(req.params.digest, callerOf(req));
     if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${req.params.digest}`);
     res.set({ 'Content-Length': String(blob.size), ETag: `"${req.params.digest}"` }).status(200).end();
   });
