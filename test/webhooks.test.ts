@@ -410,6 +410,25 @@ describe('webhook secrets at rest', () => {
     }
   });
 
+  test('a replaced webhook-key: the hook cannot sign, and says so instead of sending an unsigned or wrongly signed POST', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hooks-key-'));
+    const rx = await receiver();
+    let srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, timing);
+    try {
+      const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
+      await srv.close();
+      await fs.rm(path.join(dataDir, 'webhook-key'));
+      srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, timing);
+      const ping = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/ping`);
+      assert.equal(ping.body.delivered, false);
+      assert.match(ping.body.error, /does not open with <data dir>\/webhook-key/);
+      assert.equal(rx.got.length, 0);
+    } finally {
+      await srv.stop();
+      await rx.close();
+    }
+  });
+
   test('a data dir from before: clear secrets are sealed at start (gone from the file), a 0644 registry.db becomes 0600', async () => {
     const { Database } = await import('../src/metadata/db.ts');
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hooks-old-'));

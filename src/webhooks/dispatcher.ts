@@ -185,7 +185,7 @@ export class WebhookDispatcher {
       return { ok: false, status, error: `HTTP ${status}` };
     } catch (err) {
       const error = controller.signal.aborted ? (this.stopped ? 'server stopping' : `no answer in ${this.timeoutMs} ms`) : (err as Error).message || String((err as NodeJS.ErrnoException).code ?? err);
-      return { ok: false, error: err instanceof WebhookTargetError ? `refused: ${error}` : error };
+      return { ok: false, error: err instanceof WebhookTargetError && err.kind === 'blocked' ? `refused: ${error}` : error };
     } finally {
       clearTimeout(timeout);
       this.inFlight.delete(controller);
