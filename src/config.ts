@@ -22,6 +22,8 @@ export interface Config {
   maxUploadBytes?: number;
   /** requests a minute per token, or per address without one (CAIRN_RATE_LIMIT; 0 or absent: no limit) */
   rateLimit?: number;
+  /** webhooks may post to loopback, private and link-local addresses (CAIRN_WEBHOOK_ALLOW_PRIVATE; absent: false) */
+  webhookAllowPrivate?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -78,5 +80,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     anonymousRead: parseBool('CAIRN_ANONYMOUS_READ', env.CAIRN_ANONYMOUS_READ, false),
     maxUploadBytes: parseCount('CAIRN_MAX_UPLOAD_BYTES', env.CAIRN_MAX_UPLOAD_BYTES, 100 * 1024 ** 3) || undefined,
     rateLimit: parseCount('CAIRN_RATE_LIMIT', env.CAIRN_RATE_LIMIT, 6000),
+    webhookAllowPrivate: parseBool('CAIRN_WEBHOOK_ALLOW_PRIVATE', env.CAIRN_WEBHOOK_ALLOW_PRIVATE, false),
   };
 }

@@ -26,6 +26,8 @@ import { Verifier } from './maintenance/verify.ts';
 import { MaintenanceQueries } from './metadata/maintenance.ts';
 import { WebhookQueries } from './metadata/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { SecretBox } from './metadata/secret-box.ts';
+import type { Lookup } from './webhooks/target.ts';
 
 export interface Cairn {
   config: Config;
@@ -47,6 +49,8 @@ export interface OpenOptions {
   gitFs?: ConstructorParameters<typeof GitMirror>[0]['fs'];
   /** webhook retry and timeout (tests shorten them) */
   webhookTiming?: { retryMs?: number; timeoutMs?: number; maxAttempts?: number };
+  /** name resolution for webhook hosts (tests answer with the addresses they need) */
+  webhookLookup?: Lookup;
 }
 
 export async function openCairn(config: Config, log: Logger, options: OpenOptions = {}): Promise<Cairn> {
@@ -68,8 +72,13 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   });
   const events = new EventQueries(db);
   const mirror = new GitMirror({ gitdir: lineageDir(config.dataDir), events, log, fs: options.gitFs });
-  const webhooks = new WebhookQueries(db);
-  const dispatcher = new WebhookDispatcher({ queries: webhooks, log, ...options.webhookTiming });
+  const webhooks = new WebhookQueries(db, SecretBox.fromKeyFile(path.join(config.dataDir, 'webhook-key')));
+  const secrets = webhooks.sealClearSecrets();
+  if (secrets.sealed > 0) log.info('webhook secrets sealed (they were in clear in registry.db)', { webhooks: secrets.sealed });
+  if (secrets.unreadable.length > 0) log.error('webhook secrets do not open with <data dir>/webhook-key: those hooks cannot deliver; recreate them', { webhooks: secrets.unreadable });
+  const allowPrivate = config.webhookAllowPrivate ?? false;
+  if (allowPrivate) log.warn('CAIRN_WEBHOOK_ALLOW_PRIVATE=true: webhooks may post to loopback, private and link-local addresses');
+  const dispatcher = new WebhookDispatcher({ queries: webhooks, log, allowPrivate, lookup: options.webhookLookup, ...options.webhookTiming });
   await mirror.init();
   const registry = new Registry({
     db,
@@ -96,7 +105,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     throw new ConfigError((err as Error).message);
   }
   const maintenance = new MaintenanceQueries(db);
-  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id) });
+  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id), blobsBeingRead: () => chunks.blobsBeingRead() });
   const verifier = new Verifier({ driver, chunks, queries: maintenance, log });
   return {
     config,

@@ -467,10 +467,19 @@ export class Registry {
   /** All files of a version as one tar stream. Every chunk is verified; a failure destroys the stream. */
   async archive(name: string, ref: string, caller: Caller): Promise<{ version: VersionDoc; stream: Readable }> {
     const version = this.getVersion(name, ref, caller);
+    // every file is held from now on: gc keeps them even if the version is deleted meanwhile
+    const release = this.chunks.hold(version.files.map((f) => f.digest));
     // Open the first file before answering, so a broken start is still an error status.
-    const first = version.files[0] ? await this.openFile(version.files[0]) : undefined;
+    let first: BlobStream | undefined;
+    try {
+      first = version.files[0] ? await this.openFile(version.files[0]) : undefined;
+    } catch (err) {
+      release();
+      throw err;
+    }
     const pack = tar.pack();
     const out = new PassThrough({ highWaterMark: 1 << 20 });
+    out.once('close', release);
     const mtime = new Date(version.created_at);
     const write = async () => {
       for (const [i, file] of version.files.entries()) {

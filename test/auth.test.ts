@@ -11,7 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { bearer, createToken, publish, startAuthServer, type AuthServer } from './support/auth-server.ts';
+import { bearer, createToken, publish, recordingLogger, startAuthServer, type AuthServer } from './support/auth-server.ts';
+import type { Config } from '../src/config.ts';
+import type { Request, Response } from 'express';
+import { authenticate } from '../src/http/auth.ts';
+import type { Logger } from '../src/log.ts';
+import { startServer, type RunningServer } from '../src/main.ts';
+import { Database } from '../src/metadata/db.ts';
+import { modelAllowed, TokenQueries } from '../src/metadata/tokens.ts';
 import { assertError, bodyOf, call, streamBody, type JsonResponse } from './support/http-client.ts';
 
 const run = promisify(execFile);
@@ -373,5 +380,134 @@ describe('limits', () => {
     } finally {
       await limited.stop();
     }
+  });
+});
+
+describe('failed authentication is limited per client address', () => {
+  test('over the budget: 429 with Retry-After before any lookup, even of a valid token; other addresses go on', async () => {
+    const server = await startAuthServer();
+    try {
+      const bad = bearer(`cairn_${'W'.repeat(32)}`);
+      const statuses: number[] = [];
+      let last: JsonResponse | undefined;
+      for (let i = 0; i < 25; i++) {
+        last = await call(server.url, 'GET', '/v1/models', undefined, bad);
+        statuses.push(last.status);
+      }
+      assert.deepEqual(statuses, [...Array(20).fill(401), ...Array(5).fill(429)]);
+      assertError(last!, 429, 'RATE_LIMITED');
+      assert.ok(Number(last!.headers.get('retry-after')) >= 1);
+      assertError(await call(server.url, 'GET', '/v1/models', undefined, bearer(server.adminToken)), 429, 'RATE_LIMITED');
+      assert.equal((await call(server.url, 'GET', '/v1/models')).status, 401, 'without a token: not a failure, the usual 401');
+      assert.equal((await call(server.url, 'GET', '/healthz')).status, 200);
+      const lines = server.log.lines.filter((l) => l.msg.startsWith('authentication'));
+      assert.equal(lines.length, 5, 'a few lines, not one per failure');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('the limiter and its log, with a clock: a flood writes a bounded number of lines, then one summary with the counts', () => {
+    const db = new Database(':memory:');
+    db.migrate();
+    const tokens = new TokenQueries(db);
+    const valid = tokens.create({ name: 'ci', scope: 'read', createdBy: 'test' }).token;
+    let lookups = 0;
+    const lookup = tokens.authenticate.bind(tokens);
+    tokens.authenticate = (token: string) => {
+      lookups++;
+      return lookup(token);
+    };
+    let clock = 1_000_000;
+    const log = recordingLogger();
+    const middleware = authenticate({ tokens, anonymousRead: false, log, now: () => clock });
+    /** Runs the middleware for one request; its outcome: 'ok', or the error code and Retry-After. */
+    const send = (token: string, remote = '10.9.8.7') => {
+      const headers: Record<string, string> = {};
+      let outcome = '';
+      const req = { headers: { authorization: `Bearer ${token}` }, socket: { remoteAddress: remote }, method: 'GET', path: '/v1/models' } as unknown as Request;
+      const res = { set: (k: string, v: string) => (headers[k] = v) } as unknown as Response;
+      middleware(req, res, (err?: unknown) => {
+        outcome = err ? `${(err as { code: string }).code}${headers['Retry-After'] ? ` ${headers['Retry-After']}` : ''}` : 'ok';
+      });
+      return outcome;
+    };
+    const wrong = `cairn_${'V'.repeat(32)}`;
+    for (let i = 0; i < 20; i++) assert.equal(send(wrong), 'UNAUTHORIZED');
+    assert.equal(lookups, 20);
+    assert.equal(send(wrong), 'RATE_LIMITED 6', '10 a minute: the next one in 6 s');
+    assert.equal(send(valid), 'RATE_LIMITED 6', 'a valid token from that address waits too');
+    assert.equal(lookups, 20, 'neither was looked up');
+    assert.equal(send(valid, '10.9.8.6'), 'ok', 'another address is not held back');
+    assert.equal(send(wrong, '::ffff:10.9.8.7'), 'RATE_LIMITED 6', 'the same address, IPv4-mapped');
+    for (let i = 0; i < 10_000; i++) send(wrong);
+    const authLines = () => log.lines.filter((l) => l.msg.startsWith('authentication'));
+    assert.equal(authLines().length, 5, 'five lines per address and minute');
+    assert.equal(lookups, 21, 'only the request from the other address was looked up');
+
+    clock += 6_000; // one failure's worth refilled
+    assert.equal(send(wrong), 'UNAUTHORIZED');
+    assert.equal(send(wrong), 'RATE_LIMITED 6');
+
+    clock += 60_000;
+    assert.equal(send(valid), 'ok', 'refilled: valid tokens work again');
+    assert.equal(send(wrong), 'UNAUTHORIZED');
+    const summary = log.lines.find((l) => l.msg.startsWith('authentication failures'));
+    assert.ok(summary, 'a summary line once the minute is over');
+    assert.deepEqual([summary.fields.client, summary.fields.failed, summary.fields.rate_limited], ['10.9.8.7', 16, 10_004]);
+    assert.equal(authLines().length, 7, 'the summary and the first failure of the new minute');
+
+    // many addresses at once: at most 100 lines a minute in all, the rest counted
+    clock += 120_000;
+    for (let i = 0; i < 1000; i++) send(wrong, `2001:db8:${i.toString(16)}::1`);
+    const flood = authLines().length;
+    assert.ok(flood - 7 <= 101, `${flood - 7} lines for 1000 addresses`);
+    clock += 60_000;
+    send(wrong, '10.1.1.1');
+    const unlogged = log.lines.find((l) => l.msg.startsWith('authentication failures not logged'));
+    assert.ok(unlogged, 'what did not fit is counted');
+    const flooded = log.lines.filter((l) => String(l.fields.remote ?? l.fields.client ?? '').startsWith('2001:db8:'));
+    const counted = flooded.reduce((n, l) => n + (l.msg === 'authentication failed' ? 1 : Number(l.fields.failed)), 0) + Number(unlogged.fields.failures);
+    assert.equal(counted, 1000, 'every failure is in a line or a count');
+    assert.ok(authLines().length - flood <= 102, 'the next minute is bounded too');
+    db.close();
+  });
+});
+
+describe('model name patterns', () => {
+  test('* is any run of characters, anything else itself', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['team-*', 'team-a', true],
+      ['team-*', 'team-', true],
+      ['team-*', 'tea', false],
+      ['*-prod', 'x-prod', true],
+      ['*-prod', 'x-prod2', false],
+      ['a*c*e', 'abcde', true],
+      ['a*c*e', 'abcdef', false],
+      ['a*b', 'acb', true],
+      ['a*b', 'acbd', false],
+      ['*a*a*b', 'aaab', true],
+      ['**', 'x', true],
+      ['a.b', 'axb', false],
+      ['exact', 'exact', true],
+      ['exact', 'exactly', false],
+    ];
+    for (const [pattern, name, expected] of cases) assert.equal(modelAllowed([pattern], name), expected, `${pattern} ~ ${name}`);
+    assert.equal(modelAllowed([], 'anything'), true);
+    assert.equal(modelAllowed(['x-*'], '*'), false);
+  });
+
+  test('*a*a*a*a*a*a*b against a 128-character name takes milliseconds, not minutes', async () => {
+    // in a child process with a deadline: the backtracking matcher this replaced would block for minutes
+    const tokensModule = new URL('../src/metadata/tokens.ts', import.meta.url).href;
+    const script = `const { modelAllowed } = await import(${JSON.stringify(tokensModule)});
+      const name = 'a'.repeat(128);
+      const started = performance.now();
+      const matched = modelAllowed(['*a*a*a*a*a*a*b'], name) || modelAllowed(['*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b'], name);
+      console.log(JSON.stringify({ matched, ms: performance.now() - started }));`;
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 20_000 });
+    const result = JSON.parse(stdout) as { matched: boolean; ms: number };
+    assert.equal(result.matched, false);
+    assert.ok(result.ms < 50, `${result.ms} ms`);
   });
 });

@@ -5,8 +5,9 @@
 // collector itself (with a clock) and the real `cairn` bin.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chunkKey } from '../src/blobs/layout.ts';
@@ -308,3 +309,112 @@ describe('maintenance needs the admin scope', () => {
     }
   });
 });
+
+/**
+ * A GET whose body is read only when asked: the first bytes arrive, then the
+ * client stops reading (the server's stream waits on backpressure) until
+ * `finish` reads the rest; resolves with the body's length and sha256.
+ */
+async function slowGet(url: string): Promise<{ finish(): Promise<{ status: number; size: number; sha256: string }> }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(url, resolve).on('error', reject));
+  await new Promise<void>((resolve) =>
+    res.once('data', (piece: Buffer) => {
+      res.pause();
+      hash.update(piece);
+      size += piece.length;
+      resolve();
+    }),
+  );
+  return {
+    finish: () =>
+      new Promise((resolve, reject) => {
+        res.on('data', (piece: Buffer) => {
+          hash.update(piece);
+          size += piece.length;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, size, sha256: hash.digest('hex') }));
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error(`the download was cut after ${size} bytes`)));
+        res.resume();
+      }),
+  };
+}
+
+for (const kind of storageKinds) {
+  describe(`gc and downloads of deleted versions (${kind})`, { timeout: 300_000 }, () => {
+    let srv: TestServer;
+    before(async () => {
+      srv = await startTestServer(kind);
+    });
+    after(async () => {
+      await srv?.stop();
+    });
+    const blobRow = (digest: string) => srv.cairn.db.first<{ digest: string }>('SELECT digest FROM blobs WHERE digest = ?', [digest]);
+    const untilNotRead = async (digest: string) => {
+      for (let i = 0; i < 200 && srv.cairn.registry.chunks.blobsBeingRead().includes(digest); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(!srv.cairn.registry.chunks.blobsBeingRead().includes(digest), 'released once the download is over');
+    };
+
+    test('a download that started before its version was deleted completes byte-exact through gc with grace 0', async () => {
+      const data = randomBytesFor(`slow-${kind}`, 64 * MiB); // ~32 chunks: far more than the server reads ahead
+      assert.equal((await publishForm(srv.url, 'slow', { version: '1.0.0' }, [{ path: 'w.bin', data }])).status, 201);
+      const chunkKeys = srv.cairn.db
+        .all<{ chunk_digest: string }>('SELECT DISTINCT chunk_digest FROM blob_chunks WHERE blob_digest = ?', [digestOf(data)])
+        .map((r) => chunkKey(r.chunk_digest));
+      assert.ok(chunkKeys.length >= 16, `${chunkKeys.length} chunks`);
+      const stored = async () => (await Promise.all(chunkKeys.map((k) => srv.cairn.driver.stat(k)))).filter(Boolean).length;
+      const download = await slowGet(srv.url + filePath('slow', '1.0.0', 'w.bin'));
+      await new Promise((r) => setTimeout(r, 200)); // the server stops at backpressure
+      assert.equal((await call(srv.url, 'DELETE', '/v1/models/slow/versions/1.0.0')).status, 204);
+      const report = (await call(srv.url, 'POST', '/v1/admin/gc', { grace_seconds: 0 })).body;
+      assert.equal(report.blobs_deleted, 0, 'the blob being read is kept');
+      assert.ok(blobRow(digestOf(data)));
+      assert.equal(await stored(), chunkKeys.length, 'every chunk object is still there');
+      const got = await download.finish();
+      assert.deepEqual(got, { status: 200, size: data.length, sha256: sha256hex(data) });
+      await untilNotRead(digestOf(data));
+      const later = (await call(srv.url, 'POST', '/v1/admin/gc', { grace_seconds: 0 })).body;
+      assert.equal(later.blobs_deleted, 1, 'collected once nobody reads it');
+      assert.equal(later.chunks_deleted, chunkKeys.length);
+      assert.equal(await stored(), 0);
+      assert.equal(blobRow(digestOf(data)), undefined);
+    });
+
+    test('an archive download in progress keeps every file of its version, also those it has not opened yet', async () => {
+      const files = [
+        { path: 'a.bin', data: randomBytesFor(`arch-a-${kind}`, 24 * MiB) },
+        { path: 'b.bin', data: randomBytesFor(`arch-b-${kind}`, 24 * MiB) },
+      ];
+      assert.equal((await publishForm(srv.url, 'archived', { version: '1.0.0' }, files)).status, 201);
+      const archiveUrl = `${srv.url}/v1/models/archived/versions/1.0.0/archive`;
+      const whole = await (await slowGet(archiveUrl)).finish();
+      const download = await slowGet(archiveUrl);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal((await call(srv.url, 'DELETE', '/v1/models/archived/versions/1.0.0')).status, 204);
+      assert.equal((await call(srv.url, 'POST', '/v1/admin/gc', { grace_seconds: 0 })).body.blobs_deleted, 0);
+      assert.deepEqual(await download.finish(), whole);
+      for (const f of files) await untilNotRead(digestOf(f.data));
+      assert.equal((await call(srv.url, 'POST', '/v1/admin/gc', { grace_seconds: 0 })).body.blobs_deleted, 2);
+    });
+
+    test('the grace period counts from the deletion: a version deleted just now keeps an old blob past the default grace', async () => {
+      const data = randomBytesFor(`aged-${kind}`, 5 * MiB);
+      assert.equal((await publishForm(srv.url, 'aged', { version: '1.0.0' }, [{ path: 'w.bin', data }])).status, 201);
+      const longAgo = new Date(Date.now() - 2 * 86_400_000).toISOString();
+      srv.cairn.db.run('UPDATE blobs SET created_at = ? WHERE digest = ?', [longAgo, digestOf(data)]);
+      srv.cairn.db.run('UPDATE chunks SET created_at = ? WHERE digest IN (SELECT chunk_digest FROM blob_chunks WHERE blob_digest = ?)', [longAgo, digestOf(data)]);
+      assert.equal((await call(srv.url, 'DELETE', '/v1/models/aged/versions/1.0.0')).status, 204);
+      const now = await srv.cairn.gc.run({}); // the default grace: 1 h
+      assert.equal(now.blobs_deleted, 0, 'deleted a moment ago: kept for the grace period');
+      assert.ok(blobRow(digestOf(data)));
+      const soon = await srv.cairn.gc.run({ now: () => new Date(Date.now() + 30 * 60_000) });
+      assert.equal(soon.blobs_deleted, 0);
+      const later = await srv.cairn.gc.run({ now: () => new Date(Date.now() + 61 * 60_000) });
+      assert.equal(later.blobs_deleted, 1, 'an hour after the deletion it goes');
+      assert.ok(later.chunks_deleted >= 1);
+      assert.equal(blobRow(digestOf(data)), undefined);
+    });
+  });
+}

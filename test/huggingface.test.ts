@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { downloadFile, fileDownloadInfo, listFiles, modelInfo } from '@huggingface/hub';
 import { digestOf, MiB, randomBytesFor } from './support/bytes.ts';
 import { call, publishForm } from './support/http-client.ts';
+import { treeEntries } from '../src/http/routes/huggingface.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 describe('Hugging Face clients (/hf)', () => {
@@ -144,5 +145,61 @@ describe('Hugging Face clients (/hf) with access control', () => {
     assert.ok(Buffer.from(await blob.arrayBuffer()).equals(data));
     const anonymous = await fetch(`${srv.url}/hf/secret/resolve/1/w.bin`, { method: 'HEAD' });
     assert.equal(anonymous.status, 401);
+  });
+});
+
+describe('Hugging Face tree listing of a deep version', () => {
+  /** `d/d/…/d` of a depth. */
+  const dirAt = (depth: number) => Array<string>(depth).fill('d').join('/');
+  /** What a listing must be: every directory once, before anything in it; every file. */
+  function assertListing(entries: Array<{ type: string; path: string }>, files: string[], root = '') {
+    const listed = new Set<string>();
+    for (const e of entries) {
+      const parent = e.path.slice(0, Math.max(0, e.path.lastIndexOf('/')));
+      assert.ok(parent === root || listed.has(parent), `${e.path.slice(-40)} comes after its directory`);
+      assert.ok(!listed.has(e.path), 'listed once');
+      listed.add(e.path);
+    }
+    const dirs = new Set(files.flatMap((f) => f.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))).filter((d) => d.length > root.length));
+    assert.deepEqual(entries.filter((e) => e.type === 'directory').map((e) => e.path).sort(), [...dirs].sort());
+    assert.deepEqual(entries.filter((e) => e.type === 'file').map((e) => e.path).sort(), [...files].sort());
+  }
+
+  test('1,900 files down to 495 directories deep: ?recursive=true lists each directory once, before its files', async () => {
+    const srv = await startTestServer('fs');
+    try {
+      const data = Buffer.from('deep\n');
+      assert.equal((await publishForm(srv.url, 'seed', { version: '1' }, [{ path: 's.bin', data }])).status, 201);
+      const files = Array.from({ length: 1900 }, (_, i) => `${dirAt(1 + ((i * 7) % 495))}/f${i}.bin`);
+      files.push(`${dirAt(3)}/side/x.bin`, 'top.bin');
+      const res = await call(srv.url, 'POST', '/v1/models/deep/versions', { version: '1', files: files.map((path) => ({ path, digest: digestOf(data) })) });
+      assert.equal(res.status, 201, JSON.stringify(res.body).slice(0, 300));
+      const all = await call(srv.url, 'GET', '/hf/api/models/deep/tree/1?recursive=true');
+      assert.equal(all.status, 200);
+      assert.equal(all.body.length, 495 + 1 + files.length);
+      assertListing(all.body, files);
+      const below = await call(srv.url, 'GET', `/hf/api/models/deep/tree/1/${dirAt(490)}?recursive=true`);
+      assertListing(below.body, files.filter((f) => f.startsWith(`${dirAt(490)}/`)), dirAt(490));
+      assert.ok(below.body.every((e: { path: string }) => e.path.startsWith(`${dirAt(490)}/`)));
+      const flat = await call(srv.url, 'GET', `/hf/api/models/deep/tree/1/${dirAt(3)}`);
+      assert.deepEqual(flat.body.map((e: { type: string; path: string }) => `${e.type} ${e.path}`).sort(), [
+        `directory ${dirAt(4)}`,
+        `directory ${dirAt(3)}/side`,
+        ...files.filter((f) => /^(d\/){3}f\d+\.bin$/.test(f)).map((f) => `file ${f}`),
+      ].sort());
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('the listing is linear: 20,000 files 495 directories deep in well under a second', () => {
+    const files = Array.from({ length: 20_000 }, (_, i) => ({ path: `${dirAt(495)}/f${String(i).padStart(5, '0')}.bin`, size: 1, digest: `sha256:${'0'.repeat(64)}`, format: 'unknown' }));
+    const version = { name: 'deep', version: '1', digest: `sha256:${'1'.repeat(64)}`, files } as unknown as Parameters<typeof treeEntries>[0];
+    const started = performance.now();
+    const entries = treeEntries(version, '', true) as Array<{ type: string; path: string }>;
+    const ms = performance.now() - started;
+    process.stdout.write(`# 20,000 files 495 deep listed in ${ms.toFixed(1)} ms\n`);
+    assert.equal(entries.length, 495 + 20_000);
+    assert.ok(ms < 500, `${ms.toFixed(0)} ms`);
   });
 });

@@ -62,11 +62,13 @@ function verify(secret: string, r: Received): boolean {
 
 const publish = (srv: TestServer, name: string, version: string) => publishForm(srv.url, name, { version }, [{ path: 'w.bin', data: randomBytesFor(`${name}${version}`, 100) }]);
 const timing = { webhookTiming: { retryMs: 50, timeoutMs: 2000, maxAttempts: 3 } };
+/** The receivers here listen on 127.0.0.1, which hooks may reach only when allowed. */
+const LOOPBACK_RECEIVERS = { webhookAllowPrivate: true };
 
 describe('webhooks', () => {
   let srv: TestServer;
   before(async () => {
-    srv = await startTestServer('fs', {}, timing);
+    srv = await startTestServer('fs', LOOPBACK_RECEIVERS, timing);
   });
   after(async () => {
     await srv?.stop();
@@ -187,7 +189,7 @@ function cli(srv: TestServer, args: string[]): Promise<{ code: number; stdout: s
 
 describe('cairn webhook (CLI)', () => {
   test('add, ls, deliveries, redeliver, rm; a bad event kind is a usage error', async () => {
-    const srv = await startTestServer('fs', {}, timing);
+    const srv = await startTestServer('fs', LOOPBACK_RECEIVERS, timing);
     const rx = await receiver([500]);
     try {
       const added = await cli(srv, ['webhook', 'add', rx.url, '--events', 'publish', '--models', 'cli-*', '--json']);
@@ -246,7 +248,7 @@ describe('webhooks across a restart', () => {
     const port = Number(new URL(probe.url).port);
     await probe.close();
     let rx: Awaited<ReturnType<typeof receiver>> | undefined;
-    let srv = await startTestServer('fs', { dataDir }, { webhookTiming: { retryMs: 60_000, timeoutMs: 2000 } });
+    let srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, { webhookTiming: { retryMs: 60_000, timeoutMs: 2000 } });
     try {
       const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: probe.url })).body;
       assert.equal((await publish(srv, 'kept', '1')).status, 201);
@@ -259,7 +261,7 @@ describe('webhooks across a restart', () => {
       assert.ok(d.last_error, 'the reason is kept');
       await srv.close();
       // the pending delivery is still there after a restart; once the receiver is up, redeliver sends it at once
-      srv = await startTestServer('fs', { dataDir }, { webhookTiming: { retryMs: 60_000, timeoutMs: 2000 } });
+      srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, { webhookTiming: { retryMs: 60_000, timeoutMs: 2000 } });
       rx = await receiver([], port);
       const again = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/redeliver`);
       assert.equal(again.body.deliveries[0].state, 'delivered');
@@ -268,6 +270,195 @@ describe('webhooks across a restart', () => {
     } finally {
       await srv.stop();
       await rx?.close();
+    }
+  });
+});
+
+describe('webhooks reach only public addresses by default (CAIRN_WEBHOOK_ALLOW_PRIVATE)', () => {
+  test('creating a hook to a loopback, private, link-local, CGNAT, unspecified or mapped address is 400', async () => {
+    const srv = await startTestServer('fs', {}, timing);
+    try {
+      for (const url of [
+        'http://127.0.0.1:9/hook',
+        'http://localhost:9/hook',
+        'http://169.254.169.254/latest/meta-data/',
+        'http://10.1.2.3/',
+        'http://172.16.0.1/',
+        'http://192.168.1.1/',
+        'http://100.64.0.1/',
+        'http://0.0.0.0/',
+        'http://2130706433/', // 127.0.0.1 as one number
+        'http://[::1]/',
+        'http://[::ffff:127.0.0.1]/',
+        'http://[::ffff:a9fe:a9fe]/', // 169.254.169.254, IPv4-mapped
+        'http://[fe80::1]/',
+        'http://[fd00::1]/',
+        'http://[64:ff9b::a00:1]/', // 10.0.0.1 through NAT64
+        'http://224.0.0.1/',
+      ]) {
+        const res = await call(srv.url, 'POST', '/v1/webhooks', { url });
+        assertError(res, 400, 'INVALID_ARGUMENT', url);
+        assert.match(res.body.error.message, /CAIRN_WEBHOOK_ALLOW_PRIVATE/);
+      }
+      assert.deepEqual((await call(srv.url, 'GET', '/v1/webhooks')).body.webhooks, []);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('checked again at delivery, after DNS resolution: a name that rebinds to loopback is refused without a connection; ping too', async () => {
+    const rx = await receiver();
+    const port = Number(new URL(rx.url).port);
+    // a name that is public when the hook is created and loopback later (DNS rebinding)
+    let answer = '93.184.216.34';
+    const webhookLookup = async () => [{ address: answer, family: 4 }];
+    const srv = await startTestServer('fs', {}, { ...timing, webhookLookup });
+    let connections = 0;
+    const probe = http.createServer((_req, res) => res.end());
+    probe.on('connection', () => connections++);
+    try {
+      const created = await call(srv.url, 'POST', '/v1/webhooks', { url: `http://hooks.rebind.test:${port}/hook` });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      answer = '127.0.0.1';
+      assert.equal((await publish(srv, 'rebound', '1')).status, 201);
+      let d: any;
+      for (let i = 0; i < 200 && d?.state !== 'failed'; i++) {
+        d = (await call(srv.url, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)).body.deliveries[0];
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(d.state, 'failed', JSON.stringify(d));
+      assert.equal(d.last_status, null);
+      assert.match(d.last_error, /^refused: hooks\.rebind\.test is or resolves to a loopback, private, link-local or otherwise non-public address/);
+      const ping = await call(srv.url, 'POST', `/v1/webhooks/${created.body.id}/ping`);
+      assert.equal(ping.status, 200);
+      assert.equal(ping.body.delivered, false);
+      assert.equal(ping.body.error, d.last_error, 'a ping says the same, whether anything listens there or not');
+      assert.equal(rx.got.length, 0, 'nothing was posted');
+      // a closed port and an open one on a refused address answer exactly alike: no port scanning
+      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+      const open = (probe.address() as AddressInfo).port;
+      answer = '93.184.216.34';
+      const hooks = [];
+      for (const p of [open, 9]) hooks.push((await call(srv.url, 'POST', '/v1/webhooks', { url: `http://scan.rebind.test:${p}/` })).body);
+      answer = '127.0.0.1';
+      const pings = [];
+      for (const h of hooks) pings.push((await call(srv.url, 'POST', `/v1/webhooks/${h.id}/ping`)).body);
+      assert.equal(pings[0].error.replace(String(open), 'P'), pings[1].error.replace('9', 'P'));
+      assert.equal(connections, 0, 'no connection was made');
+    } finally {
+      await srv.stop();
+      await rx.close();
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+    }
+  });
+
+  test('allowed: the connection goes to the address resolved and checked, with no second lookup', async () => {
+    const rx = await receiver();
+    const port = Number(new URL(rx.url).port);
+    const lookups: string[] = [];
+    // a name only this lookup knows: reaching the receiver proves the socket used the checked address
+    const webhookLookup = async (host: string) => {
+      lookups.push(host);
+      return [{ address: '127.0.0.1', family: 4 }];
+    };
+    const srv = await startTestServer('fs', LOOPBACK_RECEIVERS, { ...timing, webhookLookup });
+    try {
+      const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: `http://pinned.invalid:${port}/hook` })).body;
+      lookups.length = 0;
+      const ping = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/ping`);
+      assert.deepEqual(ping.body, { delivered: true, status: 200, error: null });
+      const [got] = await rx.until(1);
+      assert.equal(got!.headers.host, `pinned.invalid:${port}`);
+      assert.ok(verify(hook.secret, got!));
+      assert.deepEqual(lookups, ['pinned.invalid'], 'resolved once, for the check');
+    } finally {
+      await srv.stop();
+      await rx.close();
+    }
+  });
+});
+
+describe('webhook secrets at rest', () => {
+  /** The bytes of registry.db and its write-ahead log. */
+  async function dbBytes(dataDir: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for (const f of ['registry.db', 'registry.db-wal']) parts.push(await fs.readFile(path.join(dataDir, f)).catch(() => Buffer.alloc(0)));
+    return Buffer.concat(parts);
+  }
+  async function modeOf(file: string): Promise<number> {
+    return (await fs.stat(file)).mode & 0o777;
+  }
+
+  test('registry.db does not hold the secret in clear; it and webhook-key are 0600; deliveries still sign with it', async () => {
+    const rx = await receiver();
+    const srv = await startTestServer('fs', LOOPBACK_RECEIVERS, timing);
+    try {
+      const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
+      assert.equal((await publish(srv, 'sealed', '1')).status, 201);
+      const [got] = await rx.until(1);
+      assert.ok(verify(hook.secret, got!), 'signed with the secret shown at creation');
+      const bytes = await dbBytes(srv.dataDir);
+      assert.ok(bytes.length > 0);
+      assert.equal(bytes.indexOf(hook.secret), -1, 'the secret is not in registry.db');
+      assert.equal(bytes.indexOf(hook.secret.slice('whsec_'.length)), -1);
+      for (const f of ['registry.db', 'registry.db-wal', 'registry.db-shm', 'webhook-key']) {
+        assert.equal(await modeOf(path.join(srv.dataDir, f)), 0o600, f);
+      }
+    } finally {
+      await srv.stop();
+      await rx.close();
+    }
+  });
+
+  test('a replaced webhook-key: the hook cannot sign, and says so instead of sending an unsigned or wrongly signed POST', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hooks-key-'));
+    const rx = await receiver();
+    let srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, timing);
+    try {
+      const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
+      await srv.close();
+      await fs.rm(path.join(dataDir, 'webhook-key'));
+      srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, timing);
+      const ping = await call(srv.url, 'POST', `/v1/webhooks/${hook.id}/ping`);
+      assert.equal(ping.body.delivered, false);
+      assert.match(ping.body.error, /does not open with <data dir>\/webhook-key/);
+      assert.equal(rx.got.length, 0);
+    } finally {
+      await srv.stop();
+      await rx.close();
+    }
+  });
+
+  test('a data dir from before: clear secrets are sealed at start (gone from the file), a 0644 registry.db becomes 0600', async () => {
+    const { Database } = await import('../src/metadata/db.ts');
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hooks-old-'));
+    const oldMigrations = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-migrations-'));
+    const rx = await receiver();
+    const secret = `whsec_${'K'.repeat(32)}`;
+    let srv: TestServer | undefined;
+    try {
+      const dir = path.resolve(import.meta.dirname, '../migrations');
+      for (const f of await fs.readdir(dir)) if (Number(f.slice(0, 3)) < 9) await fs.copyFile(path.join(dir, f), path.join(oldMigrations, f));
+      const file = path.join(dataDir, 'registry.db');
+      const old = new Database(file);
+      old.migrate(oldMigrations);
+      old.run("INSERT INTO webhooks (url, secret, events, models, created_by, created_at, cursor) VALUES (?, ?, '[]', '[]', 'admin', ?, 0)", [rx.url, secret, new Date().toISOString()]);
+      old.close();
+      for (const f of await fs.readdir(dataDir)) await fs.chmod(path.join(dataDir, f), 0o644); // as a server before this change made them
+      assert.notEqual((await dbBytes(dataDir)).indexOf(secret), -1, 'the old layout holds it in clear');
+
+      srv = await startTestServer('fs', { dataDir, ...LOOPBACK_RECEIVERS }, timing);
+      assert.equal((await dbBytes(dataDir)).indexOf(secret), -1, 'sealed, and the clear bytes overwritten');
+      assert.equal(await modeOf(file), 0o600);
+      const ping = await call(srv.url, 'POST', '/v1/webhooks/1/ping');
+      assert.equal(ping.body.delivered, true, JSON.stringify(ping.body));
+      const [got] = await rx.until(1);
+      assert.ok(verify(secret, got!), 'the hook still signs with its old secret');
+    } finally {
+      await srv?.stop();
+      await rx.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+      await fs.rm(oldMigrations, { recursive: true, force: true });
     }
   });
 });

@@ -53,6 +53,8 @@ export class ChunkStore {
   private readonly writeConcurrency: number;
   private readonly readAhead: number;
   private readonly onCorrupt: NonNullable<ChunkStoreOptions['onCorrupt']>;
+  /** blob digest → reads in progress (open streams, archives) */
+  private readonly reading = new Map<string, number>();
 
   constructor(
     readonly driver: StorageDriver,
@@ -319,9 +321,35 @@ export class ChunkStore {
   }
 
   /**
+   * Marks blobs as being read until the returned function is called: gc keeps
+   * them and their chunks (see blobsBeingRead), so a download that started
+   * before its version was deleted still completes.
+   */
+  hold(digests: Iterable<string>): () => void {
+    const held = [...new Set(digests)];
+    for (const d of held) this.reading.set(d, (this.reading.get(d) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const d of held) {
+        const n = this.reading.get(d)! - 1;
+        if (n > 0) this.reading.set(d, n);
+        else this.reading.delete(d);
+      }
+    };
+  }
+
+  /** Blobs with a read in progress (gc must not collect them). */
+  blobsBeingRead(): string[] {
+    return [...this.reading.keys()];
+  }
+
+  /**
    * Opens a blob, or an inclusive byte range of it, for reading. Resolves once
    * the first chunk is fetched and verified, so the caller can still answer
-   * with an error status; later failures destroy the stream.
+   * with an error status; later failures destroy the stream. The blob is held
+   * (see hold) from here until the stream closes.
    */
   async open(digest: string, range?: { start: number; end: number }): Promise<BlobStream> {
     const blob = this.index.getBlob(digest);
@@ -329,6 +357,8 @@ export class ChunkStore {
     const start = range?.start ?? 0;
     const end = range?.end ?? blob.size - 1;
     const chunks = end >= start ? this.index.chunksInRange(digest, start, end) : [];
+    // held before the first await: gc's sweep (synchronous) either sees it or ran before getBlob
+    const release = this.hold([digest]);
 
     const pending: Array<Promise<Uint8Array>> = [];
     let next = 0;
@@ -340,7 +370,12 @@ export class ChunkStore {
       }
     };
     fill();
-    if (pending.length > 0) await pending[0];
+    try {
+      if (pending.length > 0) await pending[0];
+    } catch (err) {
+      release();
+      throw err;
+    }
 
     async function* body(): AsyncGenerator<Buffer> {
       for (const chunk of chunks) {
@@ -352,7 +387,9 @@ export class ChunkStore {
         yield Buffer.from(raw.buffer, raw.byteOffset + from, to - from);
       }
     }
-    return { stream: Readable.from(body(), { objectMode: false, highWaterMark: 1 }), size: blob.size };
+    const stream = Readable.from(body(), { objectMode: false, highWaterMark: 1 });
+    stream.once('close', release);
+    return { stream, size: blob.size };
   }
 }
 

@@ -734,7 +734,7 @@ const paths: Record<string, Json> = {
       operationId: 'createWebhook',
       summary: 'Create a webhook (admin): a signed POST per event from now on; the secret is in this answer only',
       description:
-        'Each delivery is a JSON POST `{delivery, event, event_id, model, version, alias, actor, time, subject, message}` with `X-Cairn-Event`, `X-Cairn-Delivery` and `X-Cairn-Signature-256: sha256=<HMAC-SHA256 of the body with the secret>`. A 2xx answer delivers it; anything else is retried with exponential backoff, then marked failed.',
+        'Each delivery is a JSON POST `{delivery, event, event_id, model, version, alias, actor, time, subject, message}` with `X-Cairn-Event`, `X-Cairn-Delivery` and `X-Cairn-Signature-256: sha256=<HMAC-SHA256 of the body with the secret>`. A 2xx answer delivers it; anything else is retried with exponential backoff, then marked failed. The URL must be, and resolve to, a public address (400 for loopback, private, link-local and the like, unless the server runs with CAIRN_WEBHOOK_ALLOW_PRIVATE=true); every delivery checks again after resolving the name and connects to the address checked.',
       requestBody: { required: true, content: json(ref('WebhookRequest')) },
       responses: { '201': { description: 'created', headers: { Location: { schema: { type: 'string' } } }, content: json(ref('WebhookCreated')) }, ...errors(...JSON_BODY, ...ACCESS) },
     }),
@@ -757,7 +757,7 @@ const paths: Record<string, Json> = {
       tags: ['webhooks'],
       operationId: 'pingWebhook',
       summary: 'Sends a signed `ping` event to a webhook now and answers with what the receiver said (admin)',
-      description: 'Outside the delivery log: nothing is recorded or retried. The body is `{delivery: null, event: "ping", webhook, time}`, signed like every delivery.',
+      description: 'Outside the delivery log: nothing is recorded or retried. The body is `{delivery: null, event: "ping", webhook, time}`, signed like every delivery. A URL that resolves to a non-public address (see createWebhook) is refused without a connection: `delivered: false` with the reason.',
       parameters: [pathParam('id', 'webhook id')],
       responses: {
         '200': {

@@ -3,14 +3,17 @@
 //
 // Mark (what stays): every chunk of a blob a live version uses; every chunk
 // of an upload session not yet expired (CAIRN_UPLOAD_TTL, default 24 h);
-// every chunk of a blob younger than the grace period (an upload session
-// may have just finished, the manifest not yet published); every chunk
-// record younger than the grace period (an upload in flight). The files of
-// deleted versions keep nothing alive.
+// every chunk of a blob unused for less than the grace period — counted from
+// the deletion of the last version that used it (a download of it may still
+// be running), or from its creation when no version ever did (an upload
+// session may have just finished, the manifest not yet published); every
+// chunk of a blob being read right now (ChunkStore.hold: an open download
+// stream), however old; every chunk record younger than the grace period (an
+// upload in flight). Beyond these, deleted versions keep nothing alive.
 //
 // Sweep, in this order:
 //  1. one transaction removes the records: expired sessions, unused blobs
-//     older than the grace period, then chunks older than the grace period
+//     past their grace period, then chunks older than the grace period
 //     that nothing references any more;
 //  2. then their objects are deleted. Records go first so that a crash in
 //     between leaves only unrecorded objects, which step 3 finds again —
@@ -101,6 +104,8 @@ export interface GarbageCollectorDeps {
   now?: () => Date;
   /** told about each expired upload session it removed (to drop its running hash) */
   onUploadExpired?: (id: string) => void;
+  /** blobs being read right now (ChunkStore.blobsBeingRead): never collected */
+  blobsBeingRead?: () => string[];
 }
 
 const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
@@ -134,7 +139,8 @@ export class GarbageCollector {
     const { driver, blobs, queries, log } = this.deps;
     const now = clock();
     const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000).toISOString();
-    const sweep = queries.sweepRecords({ grace: ago(graceSeconds), uploadTtl: ago(uploadTtlSeconds) }, dryRun);
+    const reading = this.deps.blobsBeingRead?.() ?? [];
+    const sweep = queries.sweepRecords({ grace: ago(graceSeconds), uploadTtl: ago(uploadTtlSeconds), reading }, dryRun);
     if (!dryRun) for (const id of sweep.uploads) this.deps.onUploadExpired?.(id);
 
     // 2. the objects of the chunk records just removed

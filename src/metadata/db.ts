@@ -14,12 +14,21 @@ export class Database {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    const onDisk = file !== ':memory:';
+    if (onDisk) {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // Owner only, like the data dir's other secrets (admin-token,
+      // webhook-key): created 0600 here, and SQLite gives the -wal and -shm
+      // files the mode of the database file.
+      fs.closeSync(fs.openSync(file, 'a', 0o600));
+    }
     this.raw = new BetterSqlite3(file);
     this.raw.pragma('journal_mode = WAL');
     this.raw.pragma('synchronous = FULL');
     this.raw.pragma('foreign_keys = ON');
     this.raw.pragma('busy_timeout = 5000');
+    // files made before (0644 by default umask) are narrowed at every open
+    if (onDisk) for (const suffix of ['', '-wal', '-shm', '-journal']) chmodIfExists(file + suffix, 0o600);
   }
 
   private prepare(sql: string): BetterSqlite3.Statement {
@@ -70,5 +79,13 @@ export class Database {
   close(): void {
     this.statements.clear();
     this.raw.close();
+  }
+}
+
+function chmodIfExists(file: string, mode: number): void {
+  try {
+    fs.chmodSync(file, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }

@@ -22,10 +22,12 @@ export interface LiveBlobChunkRow {
 }
 
 export interface GcCutoffs {
-  /** records created before this are past the grace period */
+  /** records created (blobs: last unpublished) before this are past the grace period */
   grace: string;
   /** upload sessions not updated since this have expired */
   uploadTtl: string;
+  /** blobs being read right now: kept, however old */
+  reading?: string[];
 }
 
 export interface GcSweep {
@@ -65,10 +67,12 @@ export class MaintenanceQueries {
   /**
    * Removes the records garbage collection may remove, in one transaction,
    * and returns what went: upload sessions not updated since `uploadTtl`;
-   * blobs older than `grace` that no live version uses (with the file rows
-   * of deleted versions that still name them); then chunks older than
-   * `grace` that no remaining blob or upload session references. With
-   * `dryRun` the transaction is rolled back: the same answer, nothing changed.
+   * blobs that no live version uses, not being read, and unused since before
+   * `grace` — since the deletion of the last version that named them, or
+   * their creation when none ever did (with the file rows of deleted
+   * versions that still name them); then chunks older than `grace` that no
+   * remaining blob or upload session references. With `dryRun` the
+   * transaction is rolled back: the same answer, nothing changed.
    */
   sweepRecords(cutoffs: GcCutoffs, dryRun: boolean): GcSweep {
     const rollback = new Error('gc dry run: roll back');
@@ -82,10 +86,12 @@ export class MaintenanceQueries {
         const blobs = this.db
           .all<{ digest: string }>(
             `SELECT b.digest FROM blobs b
-              WHERE b.created_at < ?
-                AND NOT EXISTS (SELECT 1 FROM version_files f JOIN versions v ON v.id = f.version_id
-                                 WHERE f.blob_digest = b.digest AND v.deleted_at IS NULL)`,
-            [cutoffs.grace],
+              WHERE NOT EXISTS (SELECT 1 FROM version_files f JOIN versions v ON v.id = f.version_id
+                                 WHERE f.blob_digest = b.digest AND v.deleted_at IS NULL)
+                AND b.digest NOT IN (SELECT value FROM json_each(?))
+                AND max(b.created_at, coalesce((SELECT max(v.deleted_at) FROM version_files f JOIN versions v ON v.id = f.version_id
+                                                 WHERE f.blob_digest = b.digest), '')) < ?`,
+            [JSON.stringify(cutoffs.reading ?? []), cutoffs.grace],
           )
           .map((r) => r.digest);
         for (const digest of blobs) {

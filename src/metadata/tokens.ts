@@ -82,15 +82,41 @@ export function impliedScopes(scope: Scope): Scope[] {
   return SCOPES.slice(0, SCOPES.indexOf(scope) + 1);
 }
 
-function globRegExp(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('.*')}$`);
+/**
+ * Whether `name` matches `pattern`, where `*` stands for any run of characters
+ * (and nothing else is special). Greedy two pointers: on a mismatch only the
+ * last `*` is retried one character further, so the work is at most
+ * O(pattern × name) — a regular expression with a `.*` per star backtracks
+ * exponentially (`*a*a*a*a*a*a*b` against 128 `a`s: minutes of CPU).
+ */
+export function globMatch(pattern: string, name: string): boolean {
+  let p = 0;
+  let n = 0;
+  let star = -1; // position of the last `*` seen in the pattern
+  let resume = 0; // where in the name that `*` stops swallowing characters
+  while (n < name.length) {
+    if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = n;
+    } else if (p < pattern.length && pattern[p] === name[n]) {
+      p++;
+      n++;
+    } else if (star >= 0) {
+      p = star + 1;
+      n = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 /** Whether a model name is within a token's patterns (none: every model). `*` as a name asks for every model. */
 export function modelAllowed(patterns: readonly string[], model: string): boolean {
   if (patterns.length === 0 || patterns.includes('*')) return true;
   if (model === '*') return false;
-  return patterns.some((p) => globRegExp(p).test(model));
+  return patterns.some((p) => globMatch(p, model));
 }
 
 export function checkTokenName(name: unknown): string {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { CairnError } from '../errors.ts';
 import type { Database } from './db.ts';
 import type { EventKind, EventRow } from './events.ts';
+import { SecretBox } from './secret-box.ts';
 import { checkModelPatterns, modelAllowed } from './tokens.ts';
 
 const KINDS: EventKind[] = ['publish', 'alias', 'unalias', 'delete'];
@@ -10,7 +11,8 @@ const KINDS: EventKind[] = ['publish', 'alias', 'unalias', 'delete'];
 interface WebhookRow {
   id: number;
   url: string;
-  secret: string;
+  /** the signing secret, sealed (SecretBox) */
+  secret_sealed: string;
   events: string;
   models: string;
   created_by: string;
@@ -47,11 +49,12 @@ export type DeliveryEvent = Pick<EventRow, 'id' | 'kind' | 'version' | 'alias' |
 /** A due delivery with what sending it needs. */
 export interface DueDelivery extends DeliveryRow {
   url: string;
-  secret: string;
+  /** undefined: the sealed secret does not open with this server's key */
+  secret: string | undefined;
   event: DeliveryEvent;
 }
 
-function checkUrl(url: unknown): string {
+export function checkUrl(url: unknown): string {
   let parsed: URL | undefined;
   try {
     parsed = typeof url === 'string' && url.length <= 2048 ? new URL(url) : undefined;
@@ -86,7 +89,33 @@ function webhookDoc(row: WebhookRow): WebhookDoc {
 }
 
 export class WebhookQueries {
-  constructor(private readonly db: Database) {}
+  /** `box` seals the signing secrets in the table (see secret-box.ts). */
+  constructor(private readonly db: Database, private readonly box: SecretBox) {}
+
+  /**
+   * Seals the secrets still in clear (rows from before migration 009) and
+   * lists the hooks whose secret does not open with this key (a replaced
+   * webhook-key). The clear bytes are overwritten in the file (secure_delete)
+   * and the write-ahead log is emptied.
+   */
+  sealClearSecrets(): { sealed: number; unreadable: number[] } {
+    const rows = this.db.all<{ id: number; secret_sealed: string }>('SELECT id, secret_sealed FROM webhooks');
+    const clear = rows.filter((r) => !SecretBox.isSealed(r.secret_sealed));
+    const unreadable = rows.filter((r) => SecretBox.isSealed(r.secret_sealed) && this.box.open(r.secret_sealed) === undefined).map((r) => r.id);
+    if (clear.length > 0) {
+      const before = this.db.raw.pragma('secure_delete', { simple: true });
+      this.db.raw.pragma('secure_delete = ON');
+      try {
+        this.db.transaction(() => {
+          for (const r of clear) this.db.run('UPDATE webhooks SET secret_sealed = ? WHERE id = ?', [this.box.seal(r.secret_sealed), r.id]);
+        });
+        this.db.raw.pragma('wal_checkpoint(TRUNCATE)');
+      } finally {
+        this.db.raw.pragma(`secure_delete = ${Number(before)}`);
+      }
+    }
+    return { sealed: clear.length, unreadable };
+  }
 
   /** A new hook; it gets the events from now on. The secret is in this answer only. */
   create(input: { url: unknown; events?: unknown; models?: unknown; createdBy: string }, now = new Date()): WebhookDoc & { secret: string } {
@@ -97,9 +126,9 @@ export class WebhookQueries {
     const id = this.db.transaction(() => {
       const last = this.db.first<{ id: number | null }>('SELECT max(id) AS id FROM events')!.id ?? 0;
       return Number(
-        this.db.run('INSERT INTO webhooks (url, secret, events, models, created_by, created_at, cursor) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+        this.db.run('INSERT INTO webhooks (url, secret_sealed, events, models, created_by, created_at, cursor) VALUES (?, ?, ?, ?, ?, ?, ?)', [
           url,
-          secret,
+          this.box.seal(secret),
           JSON.stringify(events),
           JSON.stringify(models),
           input.createdBy,
@@ -119,10 +148,10 @@ export class WebhookQueries {
     return webhookDoc(this.row(id));
   }
 
-  /** Where a hook posts, with its secret (for a ping). */
-  target(id: unknown): { id: number; url: string; secret: string } {
-    const { url, secret } = this.row(id);
-    return { id: Number(id), url, secret };
+  /** Where a hook posts, with its secret (for a ping; undefined when it does not open). */
+  target(id: unknown): { id: number; url: string; secret: string | undefined } {
+    const { url, secret_sealed } = this.row(id);
+    return { id: Number(id), url, secret: this.box.open(secret_sealed) };
   }
 
   private row(id: unknown): WebhookRow {
@@ -178,15 +207,15 @@ export class WebhookQueries {
 
   /** Pending deliveries due by `now`, oldest first. */
   due(now: Date, limit: number): DueDelivery[] {
-    const rows = this.db.all<DeliveryRow & { url: string; secret: string; event: string }>(
-      `SELECT d.*, w.url, w.secret,
+    const rows = this.db.all<DeliveryRow & { url: string; secret_sealed: string; event: string }>(
+      `SELECT d.*, w.url, w.secret_sealed,
               json_object('id', e.id, 'kind', e.kind, 'model', m.name, 'version', e.version, 'alias', e.alias,
                           'actor', e.actor, 'time', e.time, 'subject', e.subject, 'message', e.message) AS event
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id JOIN models m ON m.id = e.model_id
         WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.id LIMIT ?`,
       [now.toISOString(), limit],
     );
-    return rows.map((r) => ({ ...r, event: JSON.parse(r.event) as DeliveryEvent }));
+    return rows.map(({ secret_sealed, ...r }) => ({ ...r, secret: this.box.open(secret_sealed), event: JSON.parse(r.event) as DeliveryEvent }));
   }
 
   /** When the next pending delivery is due; undefined when none is pending. */

@@ -9,9 +9,17 @@
 // does not hold back that hook's later events (no ordering). The rows
 // survive restarts, so nothing is lost (at least once; receivers dedupe on
 // X-Cairn-Delivery).
+//
+// Each attempt resolves the hook's host and refuses non-public addresses
+// (target.ts) before connecting — to the address it checked.
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { CairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { DueDelivery, WebhookQueries } from '../metadata/webhooks.ts';
+import { checkUrl, type DueDelivery, type WebhookQueries } from '../metadata/webhooks.ts';
+import { resolveTarget, WebhookTargetError, type Lookup, type WebhookTarget } from './target.ts';
 
 export interface WebhookDispatcherOptions {
   queries: WebhookQueries;
@@ -21,8 +29,15 @@ export interface WebhookDispatcherOptions {
   /** per attempt */
   timeoutMs?: number;
   maxAttempts?: number;
+  /** hooks may post to loopback, private and link-local addresses (CAIRN_WEBHOOK_ALLOW_PRIVATE) */
+  allowPrivate?: boolean;
+  /** name resolution, for tests */
+  lookup?: Lookup;
   now?: () => Date;
 }
+
+/** Why a hook's secret is missing: it was sealed under another key. */
+const SECRET_UNREADABLE = 'the signing secret does not open with <data dir>/webhook-key (was the key file replaced?); delete the hook and create it again';
 
 const MAX_DELAY_MS = 60 * 60 * 1000;
 
@@ -54,6 +69,8 @@ export class WebhookDispatcher {
   private readonly retryMs: number;
   private readonly timeoutMs: number;
   private readonly maxAttempts: number;
+  private readonly allowPrivate: boolean;
+  private readonly lookup: Lookup | undefined;
   private readonly now: () => Date;
   private running: Promise<void> | undefined;
   private again = false;
@@ -67,6 +84,8 @@ export class WebhookDispatcher {
     this.retryMs = options.retryMs ?? 5_000;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.maxAttempts = options.maxAttempts ?? 10;
+    this.allowPrivate = options.allowPrivate ?? false;
+    this.lookup = options.lookup;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -123,40 +142,50 @@ export class WebhookDispatcher {
   }
 
   /**
+   * Checks a new hook's URL: 400 when it is not http(s), or names or resolves
+   * to a non-public address (unless allowed). A name that does not resolve
+   * yet is accepted: every delivery checks again.
+   */
+  async checkTarget(url: unknown): Promise<void> {
+    try {
+      await untilAborted(resolveTarget(checkUrl(url), this.allowPrivate, this.lookup), AbortSignal.timeout(this.timeoutMs));
+    } catch (err) {
+      if (err instanceof WebhookTargetError && err.kind === 'blocked') throw new CairnError('INVALID_ARGUMENT', `url: ${err.message}`);
+      if (err instanceof CairnError) throw err; // not an http(s) URL
+      // else the name does not resolve (in time): accepted, every delivery checks again
+    }
+  }
+
+  /**
    * Sends a `ping` to a hook now, outside its deliveries (to check a
    * receiver and its signature check); resolves with what it answered.
    */
-  async ping(hook: { id: number; url: string; secret: string }): Promise<{ delivered: boolean; status: number | null; error: string | null }> {
+  async ping(hook: { id: number; url: string; secret: string | undefined }): Promise<{ delivered: boolean; status: number | null; error: string | null }> {
     const body = JSON.stringify({ delivery: null, event: 'ping', webhook: hook.id, time: this.now().toISOString() });
     const answer = await this.post(hook.url, hook.secret, 'ping', 'ping', body);
     return { delivered: answer.ok, status: answer.status ?? null, error: answer.ok ? null : answer.error };
   }
 
   /** One signed POST; never throws. */
-  private async post(url: string, secret: string, kind: string, delivery: string, body: string): Promise<{ ok: true; status: number } | { ok: false; status?: number; error: string }> {
+  private async post(url: string, secret: string | undefined, kind: string, delivery: string, body: string): Promise<{ ok: true; status: number } | { ok: false; status?: number; error: string }> {
+    if (secret === undefined) return { ok: false, error: SECRET_UNREADABLE };
     const controller = new AbortController();
     this.inFlight.add(controller);
     const timeout = setTimeout(() => controller.abort(), this.timeoutMs);
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        body,
-        redirect: 'manual', // a redirect is an answer, not an invitation to post elsewhere
-        signal: controller.signal,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'cairn-webhook',
-          'x-cairn-event': kind,
-          'x-cairn-delivery': delivery,
-          'x-cairn-signature-256': signature(secret, body),
-        },
+      const target = await untilAborted(resolveTarget(url, this.allowPrivate, this.lookup), controller.signal);
+      const status = await postTo(target, body, controller.signal, {
+        'content-type': 'application/json',
+        'user-agent': 'cairn-webhook',
+        'x-cairn-event': kind,
+        'x-cairn-delivery': delivery,
+        'x-cairn-signature-256': signature(secret, body),
       });
-      await res.arrayBuffer().catch(() => undefined); // drain it: the connection can be reused
-      if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
-      return { ok: false, status: res.status, error: `HTTP ${res.status}` };
+      if (status >= 200 && status < 300) return { ok: true, status };
+      return { ok: false, status, error: `HTTP ${status}` };
     } catch (err) {
-      const error = controller.signal.aborted ? (this.stopped ? 'server stopping' : `no answer in ${this.timeoutMs} ms`) : (((err as Error).cause as Error | undefined)?.message ?? (err as Error).message);
-      return { ok: false, error };
+      const error = controller.signal.aborted ? (this.stopped ? 'server stopping' : `no answer in ${this.timeoutMs} ms`) : (err as Error).message || String((err as NodeJS.ErrnoException).code ?? err);
+      return { ok: false, error: err instanceof WebhookTargetError && err.kind === 'blocked' ? `refused: ${error}` : error };
     } finally {
       clearTimeout(timeout);
       this.inFlight.delete(controller);
@@ -197,4 +226,44 @@ export class WebhookDispatcher {
     this.timer = setTimeout(() => void this.kick(), Math.max(0, next.getTime() - this.now().getTime()) + 5);
     this.timer.unref();
   }
+}
+
+/**
+ * POSTs `body` to the address resolved and checked before (the lookup below
+ * hands exactly that one to the socket: no second resolution); resolves with
+ * the status once the answer is read. A redirect is an answer, not an
+ * invitation to post elsewhere (node:http follows none).
+ */
+function postTo(target: WebhookTarget, body: string, signal: AbortSignal, headers: Record<string, string>): Promise<number> {
+  const pinned: LookupFunction = (_host, options, callback) => {
+    if (options.all) (callback as (err: null, addresses: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+  return new Promise((resolve, reject) => {
+    const request = (target.url.protocol === 'https:' ? https : http).request(target.url, {
+      method: 'POST',
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      lookup: pinned,
+      agent: false, // a fresh connection, to the address just checked
+      signal,
+    });
+    request.on('response', (res) => {
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+      res.on('close', () => reject(new Error('the answer was cut off')));
+      res.resume(); // read and drop it
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/** `p`, or a rejection as soon as `signal` aborts (a DNS lookup cannot be cancelled). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

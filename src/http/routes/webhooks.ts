@@ -9,8 +9,9 @@ import { actorOf } from '../actor.ts';
 const jsonBody = express.json({ limit: '64kb' });
 
 export function registerWebhookRoutes(app: Express, { webhooks, dispatcher }: { webhooks: WebhookQueries; dispatcher: WebhookDispatcher }): void {
-  app.post('/v1/webhooks', jsonBody, (req, res) => {
+  app.post('/v1/webhooks', jsonBody, async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
+    await dispatcher.checkTarget(body.url); // 400 for a non-public address (CAIRN_WEBHOOK_ALLOW_PRIVATE)
     const created = webhooks.create({ url: body.url, events: body.events, models: body.models, createdBy: actorOf(req) });
     res.status(201).location(`/v1/webhooks/${created.id}`).set('Cache-Control', 'no-store').json(created);
   });
