@@ -72,11 +72,36 @@ export function parseNameRef(value: unknown): { name: string; ref: string } {
 
 // Control characters (C0, DEL, C1) are never part of a file path.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Characters that make two paths look alike or reorder what is shown: format
+// characters (zero-width U+200B–U+200D, U+2060, U+FEFF; bidi controls U+200E/F,
+// U+202A–U+202E, U+2066–U+2069, U+061C; soft hyphen …), line and paragraph
+// separators, lone surrogates, and U+FFFD, which is what undecodable bytes
+// (invalid UTF-8 in a multipart filename) turn into.
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}\p{Cs}\uFFFD]/u;
+const INVISIBLE_ALL = new RegExp(INVISIBLE.source, 'gu');
+// `C:x`, `C:/x`: a drive on Windows, outside any output directory.
+const DRIVE = /^[A-Za-z]:/;
 
-/** A file path inside a version: relative, '/'-separated, no '..', '.', empty segments or control chars, ≤ 1024 bytes. */
-export function checkFilePath(value: unknown): string {
+/** Most files one version may hold (multipart or JSON publish, cairn push). */
+export const MAX_FILES_PER_VERSION = 10_000;
+
+/** A path with invisible characters spelled out, for messages. */
+function showPath(value: string): string {
+  return show(value.replace(INVISIBLE_ALL, (c) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`));
+}
+
+function pathError(value: unknown, why: string): CairnError {
+  return new CairnError('INVALID_PATH', `invalid file path ${typeof value === 'string' ? showPath(value) : show(value)}: ${why}`);
+}
+
+/**
+ * The shape every file path has, stored or asked for: relative, '/'-separated,
+ * no '..', '.', empty segments or control chars, ≤ 1024 bytes. Reads check
+ * only this, so that what was stored stays reachable.
+ */
+export function checkPathShape(value: unknown): string {
   const bad = (why: string): never => {
-    throw new CairnError('INVALID_PATH', `invalid file path ${show(value)}: ${why}`);
+    throw pathError(value, why);
   };
   if (typeof value !== 'string' || value.length === 0) return bad('a path is required');
   if (Buffer.byteLength(value, 'utf8') > 1024) bad('longer than 1024 bytes');
@@ -88,6 +113,71 @@ export function checkFilePath(value: unknown): string {
     if (segment === '.' || segment === '..') bad(`'${segment}' segments are not allowed`);
   }
   return value;
+}
+
+/**
+ * A path a new file is stored under: the shape above, in Unicode NFC (the
+ * form returned and stored, so that `é` typed either way is one path), with
+ * no invisible or bidi characters, no drive letter (`C:x`) and no segment
+ * ending in '.' or ' ' (Windows drops those: `a.` would be the file `a`).
+ */
+export function checkFilePath(value: unknown): string {
+  const path = checkPathShape(value).normalize('NFC');
+  const bad = (why: string): never => {
+    throw pathError(value, why);
+  };
+  if (Buffer.byteLength(path, 'utf8') > 1024) bad('longer than 1024 bytes in Unicode NFC');
+  if (INVISIBLE.test(path)) bad('invisible, bidi-control or undecodable (U+FFFD) characters are not allowed');
+  for (const segment of path.split('/')) {
+    if (DRIVE.test(segment)) bad(`'${segment.slice(0, 2)}' reads as a drive letter on Windows`);
+    if (segment.endsWith('.') || segment.endsWith(' ')) bad('a segment may not end in a dot or a space (Windows drops them)');
+  }
+  return path;
+}
+
+/**
+ * The paths of one version, checked as they come: at most
+ * MAX_FILES_PER_VERSION, none equal to another ignoring case (one file on
+ * macOS and Windows), none that is also the directory of another (`a` and
+ * `a/b`: no file system or tar extraction holds both).
+ */
+export class VersionPaths {
+  /** lower-cased path → path */
+  private readonly files = new Map<string, string>();
+  /** lower-cased directory → the first path under it */
+  private readonly dirs = new Map<string, string>();
+
+  /** Checks one more path (checkFilePath, then against those before); returns its NFC form. */
+  add(value: unknown): string {
+    if (this.files.size >= MAX_FILES_PER_VERSION) throw tooManyFiles();
+    const path = checkFilePath(value);
+    const folded = path.toLowerCase();
+    const same = this.files.get(folded);
+    if (same !== undefined) {
+      throw new CairnError(
+        'DUPLICATE_PATH',
+        same === path ? `file path ${showPath(path)} appears more than once` : `file paths ${showPath(same)} and ${showPath(path)} differ only in case: they are one file on macOS and Windows`,
+      );
+    }
+    const inside = this.dirs.get(folded);
+    if (inside !== undefined) throw fileAndDirectory(path, inside);
+    for (let i = folded.indexOf('/'); i !== -1; i = folded.indexOf('/', i + 1)) {
+      const dir = folded.slice(0, i);
+      const file = this.files.get(dir);
+      if (file !== undefined) throw fileAndDirectory(file, path);
+      if (!this.dirs.has(dir)) this.dirs.set(dir, path);
+    }
+    this.files.set(folded, path);
+    return path;
+  }
+}
+
+function fileAndDirectory(file: string, inside: string): CairnError {
+  return new CairnError('DUPLICATE_PATH', `file path ${showPath(file)} is also the directory of ${showPath(inside)}: a version cannot hold both`);
+}
+
+export function tooManyFiles(): CairnError {
+  return new CairnError('INVALID_ARGUMENT', `a version holds at most ${MAX_FILES_PER_VERSION} files`, { max_files: MAX_FILES_PER_VERSION });
 }
 
 const MAX_PAGE = 1000;

@@ -11,7 +11,8 @@ import { cachedSource } from './formats/sources.ts';
 import { InvalidModelFileError, type Detector, type FileFormat } from './formats/types.ts';
 import type { Logger } from './log.ts';
 import { CairnError } from './errors.ts';
-import { checkAlias, checkDigest, checkFilePath, checkName, checkRef, checkVersion, isDigest, LATEST, parseLimit, parseNameRef } from './identifiers.ts';
+import { checkAlias, checkDigest, checkName, checkPathShape, checkRef, checkVersion, isDigest, LATEST, MAX_FILES_PER_VERSION, parseLimit, parseNameRef, tooManyFiles, VersionPaths } from './identifiers.ts';
+import { checkJsonValue, MAX_JSON_BYTES } from './json-limits.ts';
 import { isValidTagName, modelPath, stableJson, versionPath } from './lineage/documents.ts';
 import type { BlobIndex } from './metadata/blobs.ts';
 import type { Database } from './metadata/db.ts';
@@ -187,7 +188,8 @@ export interface UploadDoc {
 }
 
 const MAX_MESSAGE = 64 * 1024;
-const MAX_METADATA = 256 * 1024;
+/** Most parents one version may name. */
+export const MAX_PARENTS = 64;
 
 /** JSON with object keys sorted at every level: the form manifest digests are computed over. */
 export function canonicalJson(value: unknown): string {
@@ -208,22 +210,26 @@ function optionalText(field: string, value: unknown, max: number): string {
   return value;
 }
 
-function parseMetadata(value: unknown): Record<string, unknown> {
-  if (value === undefined || value === null || value === '') return {};
+/** A JSON value given as JSON text (multipart) or already parsed (JSON body), within the limits of json-limits.ts. */
+function parseJsonField(field: string, value: unknown, what: string): unknown {
   let parsed = value;
   if (typeof value === 'string') {
-    if (Buffer.byteLength(value) > MAX_METADATA) throw new CairnError('INVALID_ARGUMENT', `metadata is longer than ${MAX_METADATA} bytes`);
+    if (Buffer.byteLength(value) > MAX_JSON_BYTES) throw new CairnError('INVALID_ARGUMENT', `${field} is longer than ${MAX_JSON_BYTES} bytes`, { field, max_bytes: MAX_JSON_BYTES });
     try {
       parsed = JSON.parse(value);
     } catch {
-      throw new CairnError('INVALID_ARGUMENT', 'metadata must be a JSON object');
+      throw new CairnError('INVALID_ARGUMENT', `${field} must be ${what}`);
     }
   }
+  checkJsonValue(field, parsed);
+  return parsed;
+}
+
+function parseMetadata(value: unknown): Record<string, unknown> {
+  if (value === undefined || value === null || value === '') return {};
+  const parsed = parseJsonField('metadata', value, 'a JSON object');
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new CairnError('INVALID_ARGUMENT', 'metadata must be a JSON object');
-  }
-  if (Buffer.byteLength(JSON.stringify(parsed)) > MAX_METADATA) {
-    throw new CairnError('INVALID_ARGUMENT', `metadata is longer than ${MAX_METADATA} bytes`);
   }
   return parsed as Record<string, unknown>;
 }
@@ -455,7 +461,9 @@ export class Registry {
   fileInfo(name: string, ref: string, path: string, caller: Caller): { version: VersionDoc; file: FileDoc } {
     const model = this.requireModel(name);
     const row = this.resolve(model, ref);
-    const file = this.models.file(row.id, checkFilePath(path));
+    // a lookup only: paths are stored in NFC, and whatever was stored before stays reachable as it was
+    checkPathShape(path);
+    const file = this.models.file(row.id, path) ?? this.models.file(row.id, path.normalize('NFC'));
     if (!file) throw new CairnError('FILE_NOT_FOUND', `${model.name}@${row.version} has no file ${path}`);
     return { version: this.versionDoc(model, row, caller), file: fileDoc(file) };
   }
@@ -545,15 +553,15 @@ export class Registry {
     const aliases = [...new Set((input.aliases ?? []).map((a) => checkAlias(a)))];
     if (aliases.includes(version)) throw new CairnError('INVALID_ALIAS', `alias ${version} would be shadowed by the version of the same name`);
     if (input.files.length === 0) throw new CairnError('INVALID_ARGUMENT', 'a version needs at least one file');
-    const seen = new Set<string>();
-    for (const f of input.files) {
-      checkFilePath(f.path);
-      checkDigest(f.digest);
-      if (seen.has(f.path)) throw new CairnError('DUPLICATE_PATH', `file path ${f.path} appears more than once`);
-      seen.add(f.path);
-    }
+    if (input.files.length > MAX_FILES_PER_VERSION) throw tooManyFiles();
+    const paths = new VersionPaths();
+    // paths in Unicode NFC from here on: the form stored
+    const inputFiles = input.files.map((f) => ({ path: paths.add(f.path), digest: checkDigest(f.digest) }));
     const actor = input.actor;
-    const parentInputs = (input.parents ?? []).map((p) => {
+    if ((input.parents?.length ?? 0) > MAX_PARENTS) {
+      throw new CairnError('INVALID_PARENT', `a version names at most ${MAX_PARENTS} parents`, { max_parents: MAX_PARENTS });
+    }
+    const parentInputs = (input.parents ?? []).map((p, i) => {
       const relation = p.relation ?? 'derived-from';
       if (typeof relation !== 'string' || !(RELATIONS as readonly string[]).includes(relation)) {
         throw new CairnError('INVALID_ARGUMENT', `relation must be one of ${RELATIONS.join(', ')}; got ${JSON.stringify(relation)}`);
@@ -566,16 +574,16 @@ export class Registry {
       }
       // by name alone, before looking anything up: no oracle of other tenants' versions and aliases
       if (!mayRead(input.caller, ref.name)) throw new CairnError('FORBIDDEN', `parent ${ref.name}@${ref.ref}: this token may not read model ${ref.name}`);
-      return { ...ref, relation, recipe: parseRecipe(p.recipe) };
+      return { ...ref, relation, recipe: parseRecipe(`parents[${i}].recipe`, p.recipe) };
     });
 
     // Refuse a taken version before reading any file back for analysis.
     this.assertCanPublish(name, version);
     // Before analysis too: what a file is detected as must not tell about content the caller may not use.
-    for (const f of input.files) {
+    for (const f of inputFiles) {
       if (!this.usableBlob(f.digest, input.caller)) throw unknownBlob(f);
     }
-    const analyzed = await this.analyzeFiles(input.files);
+    const analyzed = await this.analyzeFiles(inputFiles);
     const summary = summarize(analyzed);
     if (this.unsafePolicy === 'reject' && summary.safety.verdict === 'unsafe') {
       const list = summary.safety.unsafe_files.map((f) => `${f.path} (${f.findings.map((x) => x.global).join(', ')})`).join('; ');
@@ -591,7 +599,7 @@ export class Registry {
       const existing = this.models.versionByString(model.id, version);
       if (existing) throw versionExists(name, existing);
       if (this.models.aliasTarget(model.id, version)) throw aliasShadowed(name, version);
-      const files: FileRow[] = input.files
+      const files: FileRow[] = inputFiles
         .map((f) => {
           const blob = this.blobs.getBlob(f.digest);
           if (!blob) throw unknownBlob(f);
@@ -961,14 +969,9 @@ function historyEntry(e: EventRow): HistoryEntry {
   };
 }
 
-function parseRecipe(value: unknown): unknown {
+function parseRecipe(field: string, value: unknown): unknown {
   if (value === undefined || value === null || value === '') return null;
-  if (typeof value !== 'string') return value;
-  try {
-    return JSON.parse(value) as unknown;
-  } catch {
-    throw new CairnError('INVALID_ARGUMENT', 'recipe must be JSON');
-  }
+  return parseJsonField(field, value, 'JSON');
 }
 
 function fileDoc(f: FileRow): FileDoc {

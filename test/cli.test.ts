@@ -231,6 +231,16 @@ for (const storage of storageKinds) {
       assert.match(dup.stderr, /^cairn: .*already exists.* \(VERSION_EXISTS\)$/m);
     });
 
+    test('push: names written in NFD on disk are published in NFC', async () => {
+      const nfd = 'cafe\u0301/mode\u0300le.bin';
+      await writeFile(path.join(work, 'nfd'), nfd, 'nfd\n');
+      const out = await cairnJson(['push', `${model}-nfd@1`, 'nfd'], env, work);
+      assert.deepEqual(out.published.files.map((f: { path: string }) => f.path), [nfd.normalize('NFC')]);
+      const pulled = await cairnJson(['pull', `${model}-nfd@1`, '-o', 'nfd-out'], env, work);
+      assert.equal(pulled.summary.files, 1);
+      assert.deepEqual(await listFiles(path.join(work, 'nfd-out')), [nfd.normalize('NFC')]);
+    });
+
     test('alias: set, move, delete', async () => {
       const set = await cairnJson(['alias', model, 'production', '1.0.0'], env, work);
       assert.deepEqual(set, { name: model, alias: 'production', version: '1.0.0', previous: null });
@@ -428,6 +438,32 @@ describe('cairn CLI: usage, connection errors and hostile servers', () => {
       assert.match(run.stderr, /\(UNSAFE_PATH\)/);
       await assert.rejects(fs.stat(path.join(work, 'inner', 'escaped.txt')));
       assert.ok(!fake.requests.some((r) => r.url.includes('/files/')), 'nothing was even downloaded');
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('push refuses paths the server would refuse (case, file/directory, NFC/NFD, invisible characters) before sending anything', async () => {
+    const fake = await fakeServer((_req, res) => sendJson(res, 500, { error: { code: 'INTERNAL', message: 'nothing should reach the server' } }));
+    try {
+      await writeFile(path.join(work, 'case'), 'A.bin', 'upper');
+      await writeFile(path.join(work, 'case'), 'a.bin', 'lower');
+      await writeFile(path.join(work, 'forms'), 'caf\u00e9.bin', 'nfc');
+      await writeFile(path.join(work, 'forms'), 'cafe\u0301.bin', 'nfd');
+      await writeFile(work, 'one.bin', '1');
+      await writeFile(path.join(work, 'hidden'), 'a\u200bb.bin', 'zero-width');
+      const cases: Array<[string[], RegExp]> = [
+        [['case'], /A\.bin.*a\.bin.*differ only in case/],
+        [['forms'], /two files would be stored as café\.bin/],
+        [['a=one.bin', 'a/b=one.bin'], /"a" is also the directory of "a\/b"/],
+        [['hidden'], /<U\+200B>.*invisible/],
+      ];
+      for (const [args, message] of cases) {
+        const run = await cairn(['push', 'refused@1', ...args], { CAIRN_URL: fake.url }, work);
+        assert.equal(run.code, 2, `push ${args.join(' ')}: ${run.stderr}`);
+        assert.match(run.stderr, message);
+      }
+      assert.equal(fake.requests.length, 0, 'nothing was sent');
     } finally {
       await fake.close();
     }

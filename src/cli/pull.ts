@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type CairnClient, ClientError, type FileDoc } from '../client.ts';
 import { CairnError } from '../errors.ts';
-import { checkFilePath } from '../identifiers.ts';
+import { checkPathShape } from '../identifiers.ts';
 import { CliError, type Command, formatBytes, parseNameRef, printJson, say, shortDigest, sleep, str, UsageError } from './common.ts';
 import { Progress } from './progress.ts';
 
@@ -25,7 +25,7 @@ export interface PulledFile {
 /** The path segments of a file path from a version document; anything that could leave the output directory is refused. */
 function safeSegments(filePath: unknown): string[] {
   try {
-    checkFilePath(filePath);
+    checkPathShape(filePath); // the shape only: versions published under older rules stay pullable
   } catch (err) {
     if (err instanceof CairnError) throw new CliError('UNSAFE_PATH', `refusing to write ${JSON.stringify(filePath)}: ${err.message}`);
     throw err;

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ClientError, type CairnClient, type UploadDoc, type VersionDoc } from '../client.ts';
-import { checkAlias, checkFilePath } from '../identifiers.ts';
+import { checkAlias, checkFilePath, VersionPaths } from '../identifiers.ts';
 import {
   check,
   CliError,
@@ -107,12 +107,16 @@ export async function gatherFiles(args: string[], cwd: string): Promise<LocalFil
       throw new UsageError(`${target} is neither a file nor a directory`);
     }
   }
+  // the server's rules, before any byte is sent: paths in NFC (a directory
+  // written on macOS may hold NFD names), no case or file/directory collisions
   const seen = new Map<string, string>();
+  const paths = new VersionPaths();
   for (const f of files) {
-    check(() => checkFilePath(f.path));
+    f.path = check(() => checkFilePath(f.path));
     const other = seen.get(f.path);
     if (other !== undefined) throw new UsageError(`two files would be stored as ${f.path}: ${other} and ${f.local}`);
     seen.set(f.path, f.local);
+    check(() => paths.add(f.path));
   }
   return files;
 }

@@ -3,7 +3,11 @@
 // paths and methods are exactly the app's routes, and every error code it
 // lists maps to the same status in ./error-status.ts.
 import type { ErrorCode } from '../errors.ts';
+import { MAX_FILES_PER_VERSION } from '../identifiers.ts';
+import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from '../json-limits.ts';
+import { MAX_PARENTS } from '../registry.ts';
 import { STATUS_OF } from './error-status.ts';
+import { MAX_FIELDS } from './multipart.ts';
 
 type Json = Record<string, unknown>;
 
@@ -40,6 +44,12 @@ function errors(...codes: ErrorCode[]): Record<string, Json> {
   }
   return out;
 }
+
+const FILE_PATH =
+  'path inside the version: relative, `/`-separated, no `..`, `.` or empty segments, at most 1024 bytes; stored in Unicode NFC. ' +
+  'Refused (400 INVALID_PATH): control, format (zero-width, bidi) and U+FFFD characters (invalid UTF-8 in a multipart filename decodes to U+FFFD), a backslash, a drive letter (`C:x`), a segment ending in `.` or space. ' +
+  'Refused (400 DUPLICATE_PATH): two paths equal ignoring case, a path that is also the directory of another (`a` and `a/b`).';
+const USER_JSON = `any JSON, nested at most ${MAX_JSON_DEPTH} levels, at most ${MAX_JSON_BYTES} bytes (400 INVALID_ARGUMENT otherwise)`;
 
 const pathParam = (name: string, description: string, schema: Json = { type: 'string' }): Json => ({ name, in: 'path', required: true, description, schema });
 const queryParam = (name: string, description: string, schema: Json = { type: 'string' }, required = false): Json => ({ name, in: 'query', required, description, schema });
@@ -79,7 +89,7 @@ const schemas: Record<string, Json> = {
           message: { type: 'string', description: 'for people' },
         },
         additionalProperties: true,
-        description: 'some errors add details, e.g. `offset` on UPLOAD_INCOMPLETE / UPLOAD_OFFSET_MISMATCH, `max_bytes` on PAYLOAD_TOO_LARGE',
+        description: 'some errors add details, e.g. `offset` on UPLOAD_INCOMPLETE / UPLOAD_OFFSET_MISMATCH / UPLOAD_RANGE_EXCEEDED, `max_bytes` on PAYLOAD_TOO_LARGE',
       },
     },
   },
@@ -239,7 +249,7 @@ const schemas: Record<string, Json> = {
   ParentInput: {
     oneOf: [
       { type: 'string', description: '`name@ref`' },
-      { type: 'object', required: ['ref'], properties: { ref: { type: 'string', description: '`name@ref`' }, relation: { type: 'string', description: 'e.g. fine-tune, quantize, distill, merge, retrain' }, recipe: { description: 'any JSON' } } },
+      { type: 'object', required: ['ref'], properties: { ref: { type: 'string', description: '`name@ref`' }, relation: { type: 'string', description: 'e.g. fine-tune, quantize, distill, merge, retrain' }, recipe: { description: USER_JSON } } },
     ],
   },
   PublishManifest: {
@@ -247,26 +257,32 @@ const schemas: Record<string, Json> = {
     required: ['version', 'files'],
     properties: {
       version: ref('Version'),
-      files: { type: 'array', minItems: 1, items: { type: 'object', required: ['path', 'digest'], properties: { path: { type: 'string' }, digest: ref('Digest') } }, description: 'blobs uploaded before (POST /v1/uploads)' },
+      files: {
+        type: 'array',
+        minItems: 1,
+        maxItems: MAX_FILES_PER_VERSION,
+        items: { type: 'object', required: ['path', 'digest'], properties: { path: { type: 'string', description: FILE_PATH }, digest: ref('Digest') } },
+        description: 'blobs uploaded before (POST /v1/uploads)',
+      },
       message: { type: 'string' },
       aliases: { type: 'array', items: ref('Name') },
-      parents: { type: 'array', items: ref('ParentInput') },
-      metadata: { type: 'object' },
+      parents: { type: 'array', maxItems: MAX_PARENTS, items: ref('ParentInput') },
+      metadata: { type: 'object', description: `a JSON object, nested at most ${MAX_JSON_DEPTH} levels, at most ${MAX_JSON_BYTES} bytes` },
     },
   },
   PublishForm: {
     type: 'object',
     required: ['version'],
-    description: 'fields, then one or more file parts: each part\'s filename is the path inside the version (any other field name works for file parts)',
+    description: `fields, then one or more file parts (at most ${MAX_FILES_PER_VERSION}; the next one is refused before it is stored): each part's filename is the path inside the version (any other field name works for file parts). At most ${MAX_FIELDS} fields of at most ${MAX_JSON_BYTES} bytes each.`,
     properties: {
       version: ref('Version'),
       message: { type: 'string' },
       alias: { type: 'array', items: ref('Name'), description: 'repeatable field' },
       parent: { type: 'array', items: { type: 'string' }, description: 'repeatable field, `name@ref`' },
       relation: { type: 'array', items: { type: 'string' }, description: 'one for every parent, or one per parent' },
-      recipe: { type: 'string', description: 'JSON; falls back to metadata.recipe' },
-      metadata: { type: 'string', description: 'a JSON object' },
-      file: { type: 'array', items: { type: 'string', contentMediaType: 'application/octet-stream' } },
+      recipe: { type: 'string', description: `JSON; falls back to metadata.recipe; ${USER_JSON}` },
+      metadata: { type: 'string', description: `a JSON object, nested at most ${MAX_JSON_DEPTH} levels, at most ${MAX_JSON_BYTES} bytes` },
+      file: { type: 'array', items: { type: 'string', contentMediaType: 'application/octet-stream' }, description: `the filename of each part: ${FILE_PATH}` },
     },
   },
   Token: {
@@ -673,12 +689,14 @@ const paths: Record<string, Json> = {
       tags: ['uploads'],
       operationId: 'appendUpload',
       summary: 'Append bytes',
-      description: 'The body is appended at the session offset. With Content-Range its start must equal the offset (409 UPLOAD_OFFSET_MISMATCH otherwise); a body shorter than the range declared leaves 400 UPLOAD_INCOMPLETE with the new offset to resume from.',
+      description:
+        'The body is appended at the session offset. With Content-Range its start must equal the offset (409 UPLOAD_OFFSET_MISMATCH otherwise); a body shorter than the range declared leaves 400 UPLOAD_INCOMPLETE with the new offset to resume from. ' +
+        'No byte past the declared end is stored: 400 UPLOAD_RANGE_EXCEEDED, before anything is read when Content-Length says the body is longer, else at the first byte past the end (the declared bytes are kept); its `offset` is where the session ends.',
       parameters: [UPLOAD_ID, headerParam('Content-Range', '`bytes <start>-<end>/*` (or `/<total>`)')],
       requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
       responses: {
         '202': { description: 'appended', headers: sessionHeaders, content: json(ref('UploadSession')) },
-        ...errors('INVALID_ARGUMENT', 'UPLOAD_NOT_FOUND', 'UPLOAD_OFFSET_MISMATCH', 'UPLOAD_INCOMPLETE', 'UPLOAD_BUSY', 'UPLOAD_FINISHED', 'PAYLOAD_TOO_LARGE', ...ACCESS, 'STORAGE_UNAVAILABLE'),
+        ...errors('INVALID_ARGUMENT', 'UPLOAD_NOT_FOUND', 'UPLOAD_OFFSET_MISMATCH', 'UPLOAD_INCOMPLETE', 'UPLOAD_RANGE_EXCEEDED', 'UPLOAD_BUSY', 'UPLOAD_FINISHED', 'PAYLOAD_TOO_LARGE', ...ACCESS, 'STORAGE_UNAVAILABLE'),
       },
     }),
     put: op({

@@ -84,7 +84,7 @@ export async function publishRawMultipart(
   base: string,
   name: string,
   fields: Record<string, string>,
-  files: Array<{ disposition: string; data: Uint8Array }>,
+  files: Array<{ disposition: string | Buffer; data: Uint8Array; contentType?: string }>,
 ): Promise<JsonResponse> {
   const boundary = `----cairn-test-${randomBytes(8).toString('hex')}`;
   const parts: Buffer[] = [];
@@ -92,7 +92,9 @@ export async function publishRawMultipart(
     parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
   }
   for (const f of files) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; ${f.disposition}\r\nContent-Type: application/octet-stream\r\n\r\n`));
+    // a Buffer disposition goes out byte for byte (bytes that are not UTF-8)
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; `), Buffer.from(f.disposition));
+    parts.push(Buffer.from(`\r\nContent-Type: ${f.contentType ?? 'application/octet-stream'}\r\n\r\n`));
     parts.push(Buffer.from(f.data));
     parts.push(Buffer.from('\r\n'));
   }

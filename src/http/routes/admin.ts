@@ -2,13 +2,14 @@
 // work is done (synchronous: a large store takes a while — clients should
 // use a long timeout). Admin only: the policy table in ../auth.ts sends every
 // unlisted route through the admin scope, and each route checks it again.
-import express, { type Express } from 'express';
+import type { Express, Request } from 'express';
 import { CairnError } from '../../errors.ts';
 import type { GarbageCollector } from '../../maintenance/gc.ts';
 import type { Verifier } from '../../maintenance/verify.ts';
 import { requireScope } from '../auth.ts';
+import { jsonBodyParser } from '../json-body.ts';
 
-const jsonBody = express.json({ limit: '16kb' });
+const jsonBody = jsonBodyParser('16kb');
 
 function optionalBool(body: Record<string, unknown>, field: string): boolean | undefined {
   const v = body[field];
@@ -24,7 +25,7 @@ function optionalSeconds(body: Record<string, unknown>, field: string): number |
   return v;
 }
 
-function bodyOf(req: express.Request): Record<string, unknown> {
+function bodyOf(req: Request): Record<string, unknown> {
   const body = req.body as unknown;
   if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body))) return (body ?? {}) as Record<string, unknown>;
   throw new CairnError('INVALID_ARGUMENT', 'the body must be a JSON object');

@@ -1,6 +1,6 @@
 // Models, versions, files, archives and aliases. Handlers parse, call the
 // registry, and answer; no logic of their own.
-import express, { type Express, type Request, type Response } from 'express';
+import type { Express, Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { CairnError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -11,8 +11,9 @@ import { parseNameRef } from '../../identifiers.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
+import { jsonBodyParser } from '../json-body.ts';
 
-const jsonBody = express.json({ limit: '2mb' });
+const jsonBody = jsonBodyParser('2mb');
 
 function list(value: unknown): unknown[] {
   if (value === undefined) return [];

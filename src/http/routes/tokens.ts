@@ -1,11 +1,12 @@
 // API tokens (admin only; the policy in ../auth.ts checks the scope). The
 // secret is in the answer to POST and nowhere else.
-import express, { type Express } from 'express';
+import type { Express } from 'express';
 import { CairnError } from '../../errors.ts';
 import type { TokenQueries } from '../../metadata/tokens.ts';
 import { actorOf } from '../actor.ts';
+import { jsonBodyParser } from '../json-body.ts';
 
-const jsonBody = express.json({ limit: '64kb' });
+const jsonBody = jsonBodyParser('64kb');
 
 export function registerTokenRoutes(app: Express, { tokens }: { tokens?: TokenQueries }): void {
   const store = (): TokenQueries => {

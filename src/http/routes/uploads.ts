@@ -40,6 +40,34 @@ function limitedBody(req: Request, heldNow: () => number, max: number | undefine
   })();
 }
 
+/**
+ * A PATCH body cut at the end its Content-Range declares: no byte past it is
+ * stored. A Content-Length that says the body is longer is refused before
+ * anything is read (the session is unchanged); a body without one that runs
+ * on keeps the declared bytes — like any cut PATCH, what was received within
+ * the range stays — and is refused at the first byte past the end. Either way
+ * the error's `offset` is where the session ends.
+ */
+function withinRange(req: Request, body: AsyncIterable<Uint8Array>, range: { start: number; end: number }, heldNow: () => number): AsyncIterable<Uint8Array> {
+  const length = range.end - range.start + 1;
+  const overrun = (offset: number) =>
+    new CairnError('UPLOAD_RANGE_EXCEEDED', `the body is longer than the ${length} bytes its Content-Range (bytes ${range.start}-${range.end}) declares; the session ends at ${offset}`, { offset });
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > length) throw overrun(heldNow());
+  return (async function* cut() {
+    let received = 0;
+    for await (const piece of body) {
+      if (received + piece.length > length) {
+        if (length > received) yield piece.subarray(0, length - received);
+        // stored up to the declared end: appendUpload checked that the range starts at the session's offset
+        throw overrun(range.end + 1);
+      }
+      received += piece.length;
+      yield piece;
+    }
+  })();
+}
+
 export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }: { registry: Registry; maxUploadBytes?: number }): void {
   // a session is its starting token's: to any other it answers 404, as if it did not exist
   app.post('/v1/uploads', (req, res) => {
@@ -58,7 +86,9 @@ export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }:
     if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
     if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
     const caller = callerOf(req);
-    const doc = await registry.appendUpload(req.params.id, range?.start, limitedBody(req, () => registry.getUpload(req.params.id, caller).offset, maxUploadBytes), caller);
+    const heldNow = () => registry.getUpload(req.params.id, caller).offset;
+    const body = limitedBody(req, heldNow, maxUploadBytes);
+    const doc = await registry.appendUpload(req.params.id, range?.start, range ? withinRange(req, body, range, heldNow) : body, caller);
     if (range && doc.offset !== range.end + 1) {
       throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
         offset: doc.offset,

@@ -1,12 +1,13 @@
 // Webhooks (admin only; the policy in ../auth.ts checks the scope). The
 // signing secret is in the answer to POST and nowhere else.
-import express, { type Express } from 'express';
+import type { Express } from 'express';
 import type { WebhookQueries } from '../../metadata/webhooks.ts';
 import type { WebhookDispatcher } from '../../webhooks/dispatcher.ts';
 import { parseLimit } from '../../identifiers.ts';
 import { actorOf } from '../actor.ts';
+import { jsonBodyParser } from '../json-body.ts';
 
-const jsonBody = express.json({ limit: '64kb' });
+const jsonBody = jsonBodyParser('64kb');
 
 export function registerWebhookRoutes(app: Express, { webhooks, dispatcher }: { webhooks: WebhookQueries; dispatcher: WebhookDispatcher }): void {
   app.post('/v1/webhooks', jsonBody, async (req, res) => {
