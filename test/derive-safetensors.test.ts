@@ -15,7 +15,7 @@ import { CairnError } from '../src/errors.ts';
 import { InvalidModelFileError, type FileSource } from '../src/formats/types.ts';
 import { bufferSource } from '../src/formats/sources.ts';
 import { derivePython, runPython } from './support/derive-python.ts';
-import { diskSource, writeDerived } from './support/derive-files.ts';
+import { diskSource, drainMeasuringMemory, writeDerived } from './support/derive-files.ts';
 
 let python = '';
 let dir = '';
@@ -281,13 +281,7 @@ describe('derive: safetensors', () => {
       },
     };
     const d = await deriveSafetensors(source, { transform: 'cast', to: 'BF16' });
-    const base = process.memoryUsage().arrayBuffers;
-    let peak = 0;
-    let bytes = 0;
-    for await (const chunk of d.stream()) {
-      bytes += chunk.byteLength;
-      peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
-    }
+    const { bytes, peak } = await drainMeasuringMemory(d);
     assert.equal(bytes, d.size);
     assert.ok(d.size < source.size / 2 + 200);
     assert.ok(biggestRead <= 16 << 20, `largest read ${biggestRead}`);

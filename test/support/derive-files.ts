@@ -43,3 +43,15 @@ export async function writeDerived(d: Derived<unknown>, file: string): Promise<s
   );
   return hash.digest('hex');
 }
+
+/** Reads the derived stream to its end; returns the bytes and how far ArrayBuffer memory grew meanwhile. */
+export async function drainMeasuringMemory(d: Derived<unknown>): Promise<{ bytes: number; peak: number }> {
+  const base = process.memoryUsage().arrayBuffers;
+  let peak = 0;
+  let bytes = 0;
+  for await (const chunk of d.stream()) {
+    bytes += chunk.byteLength;
+    peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+  }
+  return { bytes, peak };
+}
