@@ -10,12 +10,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deriveOnnx, type OnnxParams, type OnnxReport } from '../src/derive/onnx-transforms.ts';
+import { deriveFile } from '../src/derive/index.ts';
 import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/onnx-measure.ts';
 import { CairnError } from '../src/errors.ts';
 import { bufferSource } from '../src/formats/sources.ts';
 import { derivePython, runPython } from './support/derive-python.ts';
 import { diskSource, drainMeasuringMemory, writeDerived } from './support/derive-files.ts';
-import { BUILD_MODEL, CHECK_DERIVED, WRITE_SAMPLES } from './support/derive-onnx-models.ts';
+import { BUILD_EDGE_MODEL, BUILD_MODEL, CHECK_DERIVED, WRITE_SAMPLES } from './support/derive-onnx-models.ts';
 
 interface Checked {
   checker: string;
@@ -42,8 +43,8 @@ async function derive(model: string, params: OnnxParams, tag: string): Promise<{
   return { file, sha, report: d.report() };
 }
 
-function check(parent: string, derived: string): Checked {
-  return JSON.parse(runPython(python, CHECK_DERIVED, [parent, derived, samples])) as Checked;
+function check(parent: string, derived: string, inputs = samples): Checked {
+  return JSON.parse(runPython(python, CHECK_DERIVED, [parent, derived, inputs])) as Checked;
 }
 
 /** The TypeScript measurement agrees with Python's on the same samples and runtime. */
@@ -98,6 +99,24 @@ describe('derive: ONNX', () => {
     assert.equal(measured.samples.count, 6);
     assertMeasurementsAgree(measured, c);
     assert.equal((await derive('opset13', { transform: 'fp16' }, 'fp16-again')).sha, sha, 'deterministic');
+  });
+
+  it('fp16 edge cases: outputs from a Constant and from a value other nodes read, ConstantOfShape without a value, a Loop carrying float state', async () => {
+    const edge = path.join(dir, 'edge.onnx');
+    const edgeSamples = path.join(dir, 'edge-samples.safetensors');
+    runPython(python, BUILD_EDGE_MODEL, [edge, edgeSamples]);
+    models.edge = edge;
+    const { file } = await derive('edge', { transform: 'fp16' }, 'fp16');
+    const c = check(edge, file, edgeSamples);
+    assert.equal(c.checker, 'ok');
+    assert.deepEqual(c.inputs, { x: 'tensor(float)', n: 'tensor(int64)' });
+    for (const [name, o] of Object.entries(c.outputs)) {
+      assert.equal(o.type, 'tensor(float)', `${name} stays float32`);
+      assert.ok(o.cosine > 0.9999, `${name}: cosine ${o.cosine}`);
+    }
+    assert.equal(c.tensors.bias![0], 10);
+    assert.equal(c.tensors.half![0], 10, 'the Loop body computes in float16');
+    assertMeasurementsAgree(await measureOnnx({ parent: edge, derived: file, samples: await loadSamples(diskSource(edgeSamples)) }), c);
   });
 
   it('int8: per-channel DequantizeLinear for Conv (initializer and Constant), MatMul, Gemm transB, If branches; valid, runs, agrees', async () => {
@@ -178,5 +197,15 @@ describe('derive: ONNX', () => {
     assert.equal(bytes, d.size);
     assert.ok(d.size < fs.statSync(big).size * 0.55);
     assert.ok(peak < 40 << 20, `array buffers grew by ${(peak / 2 ** 20).toFixed(1)} MiB while writing ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+  });
+});
+
+describe('derive: deriveFile', () => {
+  it('routes by format and refuses a transform the format has not', async () => {
+    const bytes = new Uint8Array(8);
+    await assert.rejects(deriveFile(bufferSource('m.onnx', bytes), 'onnx', { transform: 'cast', to: 'BF16' }), /cast applies to safetensors files; m.onnx is onnx/);
+    await assert.rejects(deriveFile(bufferSource('m.safetensors', bytes), 'safetensors', { transform: 'fp16' }), /fp16 applies to onnx files/);
+    await assert.rejects(deriveFile(bufferSource('m.bin', bytes), 'pytorch', { transform: 'int8' }), /int8 applies to onnx and safetensors files/);
+    await assert.rejects(deriveFile(bufferSource('m.onnx', bytes), 'onnx', { transform: 'distill' } as never), /unknown transform "distill"/);
   });
 });

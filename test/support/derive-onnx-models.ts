@@ -152,3 +152,34 @@ for k, v in dv.items():
                            'order_ok': bool(p[zero].max(initial=0) <= p[~zero].min(initial=np.inf))}
 print(json.dumps(res))
 `;
+
+/** argv: out.onnx samples.safetensors — graph outputs straight from a Constant, a Relu also read by another node, ConstantOfShape without a value, a Loop carrying float state, Constant value_floats. */
+export const BUILD_EDGE_MODEL = `
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+from safetensors.numpy import save_file
+out, samples = sys.argv[1:3]
+c = lambda name, **kw: helper.make_node('Constant', [], [name], name=name + '_node', **kw)
+body = helper.make_graph(
+    [c('half', value=numpy_helper.from_array(np.array(0.5, np.float32))), helper.make_node('Mul', ['s', 'half'], ['s2'], name='body_mul'),
+     helper.make_node('Identity', ['cond_in'], ['cond_out'], name='body_cond')],
+    'body', [helper.make_tensor_value_info('i', T.INT64, []), helper.make_tensor_value_info('cond_in', T.BOOL, []), helper.make_tensor_value_info('s', T.FLOAT, [2, 4])],
+    [helper.make_tensor_value_info('cond_out', T.BOOL, []), helper.make_tensor_value_info('s2', T.FLOAT, [2, 4])])
+nodes = [
+    helper.make_node('Relu', ['x'], ['y1'], name='relu'),
+    helper.make_node('Add', ['y1', 'bias'], ['y2'], name='add'),
+    c('const_out', value_floats=[2.5, -1.0, 3.0]),
+    helper.make_node('Shape', ['x'], ['x_shape'], name='shape'),
+    helper.make_node('ConstantOfShape', ['x_shape'], ['zeros'], name='zeros'),
+    helper.make_node('Add', ['zeros', 'y1'], ['z'], name='add_zeros'),
+    helper.make_node('Loop', ['n', '', 'x'], ['looped'], body=body, name='loop'),
+]
+g = helper.make_graph(nodes, 'edge', [helper.make_tensor_value_info('x', T.FLOAT, [2, 4]), helper.make_tensor_value_info('n', T.INT64, [])],
+                      [helper.make_tensor_value_info(n, T.FLOAT, [3] if n == 'const_out' else [2, 4]) for n in ['y1', 'y2', 'const_out', 'z', 'looped']],
+                      [numpy_helper.from_array(np.array([0.1, 0.2, 0.3, 0.4], np.float32), 'bias')])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 7
+onnx.checker.check_model(m, full_check=True)
+onnx.save(m, out)
+rng = np.random.default_rng(1)
+save_file({**{f'{i}/x': rng.standard_normal((2, 4)).astype(np.float32) for i in range(3)}, **{f'{i}/n': np.array(i + 1, np.int64) for i in range(3)}}, samples)
+`;
