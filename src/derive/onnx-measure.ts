@@ -9,7 +9,7 @@
 // are generated from the parent's input signature with a seeded generator
 // (floats: standard normal; integers: uniform in [0, 100) unless a value is
 // given; symbolic dimensions: 1 unless a shape is given).
-import ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
 import { f16FromF32, f32FromF16, f32Bits } from './numeric.ts';
@@ -74,8 +74,12 @@ const SAFETENSORS_TYPES: Record<string, ort.Tensor.Type> = {
 
 const SAMPLE_LIMIT = 256 << 20;
 
+/** ONNX Runtime, loaded on first use: its native library costs memory a server that never measures should not pay. */
+const runtime = (): Promise<typeof ort> => import('onnxruntime-node');
+
 /** Samples from a safetensors file: `<input>` is one sample; `<i>/<input>` is sample i. */
 export async function loadSamples(file: FileSource): Promise<Feed[]> {
+  const { Tensor } = await runtime();
   const layout = await readSafetensorsLayout(file);
   const total = layout.tensors.reduce((n, t) => n + t.end - t.begin, 0);
   if (total > SAMPLE_LIMIT) throw new CairnError('INVALID_ARGUMENT', `samples file ${file.path} holds ${total} bytes of tensors; at most ${SAMPLE_LIMIT}`);
@@ -89,7 +93,7 @@ export async function loadSamples(file: FileSource): Promise<Feed[]> {
     const bytes = new Uint8Array(await file.read(t.begin, t.end - t.begin)); // a copy: aligned, owned
     const data = typedArray(type, bytes);
     const feed = feeds.get(index) ?? feeds.set(index, {}).get(index)!;
-    feed[input] = new ort.Tensor(type, data as never, t.shape);
+    feed[input] = new Tensor(type, data as never, t.shape);
   }
   if (feeds.size === 0) throw new CairnError('INVALID_ARGUMENT', `samples file ${file.path} has no tensors`);
   return [...feeds.entries()].sort((a, b) => a[0] - b[0]).map(([, f]) => f);
@@ -134,7 +138,11 @@ function random(seed: number): () => number {
 }
 
 /** Inputs for `session`'s signature: seeded, one Feed per sample. */
-export function generateSamples(inputs: readonly ort.InferenceSession.ValueMetadata[], spec: GenerateSamples): { feeds: Feed[]; shapes: Record<string, number[]> } {
+export async function generateSamples(
+  inputs: readonly ort.InferenceSession.ValueMetadata[],
+  spec: GenerateSamples,
+): Promise<{ feeds: Feed[]; shapes: Record<string, number[]> }> {
+  const { Tensor } = await runtime();
   const next = random(spec.seed);
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
   const shapes: Record<string, number[]> = {};
@@ -175,7 +183,7 @@ export function generateSamples(inputs: readonly ort.InferenceSession.ValueMetad
         default:
           throw new CairnError('INVALID_ARGUMENT', `cannot generate ${m.type} input ${m.name}; give samples instead`);
       }
-      feed[m.name] = new ort.Tensor(m.type, data as never, shape);
+      feed[m.name] = new Tensor(m.type, data as never, shape);
     }
     feeds.push(feed);
   }
@@ -214,8 +222,9 @@ export async function measureOnnx(options: MeasureOptions): Promise<OnnxMeasurem
   const threads = options.threads ?? 1;
   const repeat = options.repeat ?? 3;
   const sessionOptions: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ['cpu'] };
+  const { InferenceSession } = await runtime();
   const open = (m: string | Uint8Array): Promise<ort.InferenceSession> =>
-    (typeof m === 'string' ? ort.InferenceSession.create(m, sessionOptions) : ort.InferenceSession.create(m, sessionOptions)).catch((e: Error) => { // (two overloads)
+    (typeof m === 'string' ? InferenceSession.create(m, sessionOptions) : InferenceSession.create(m, sessionOptions)).catch((e: Error) => { // (two overloads)
       throw new CairnError('INVALID_MODEL_FILE', `ONNX Runtime cannot load the model: ${e.message}`);
     });
   const parent = await open(options.parent);
@@ -229,7 +238,7 @@ export async function measureOnnx(options: MeasureOptions): Promise<OnnxMeasurem
         const shapes = Object.fromEntries(Object.entries(feeds[0] ?? {}).map(([k, t]) => [k, [...t.dims]]));
         samples = { count: feeds.length, source: 'file', shapes };
       } else {
-        const g = generateSamples(parent.inputMetadata, options.samples);
+        const g = await generateSamples(parent.inputMetadata, options.samples);
         feeds = g.feeds;
         samples = { count: feeds.length, source: 'generated', seed: options.samples.seed, shapes: g.shapes };
       }
