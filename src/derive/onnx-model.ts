@@ -138,7 +138,7 @@ class Stripper {
       if (!f) break;
       const child = CHILDREN[kind][f.num];
       const isData = kind === 'tensor' && DATA_FIELDS.has(f.num) && f.wire === WIRE_LEN;
-      if (kind === 'tensor' && (f.num === 13 || f.num === 14)) {
+      if (kind === 'tensor' && (f.num === 13 || (f.num === 14 && f.value !== 0))) {
         throw new CairnError('INVALID_ARGUMENT', 'ONNX models with external data (tensors stored in other files) cannot be derived; save the model as one file');
       }
       if ((child && f.wire === WIRE_LEN) || isData) {

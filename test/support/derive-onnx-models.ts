@@ -153,7 +153,7 @@ for k, v in dv.items():
 print(json.dumps(res))
 `;
 
-/** argv: out.onnx samples.safetensors — graph outputs straight from a Constant, a Relu also read by another node, ConstantOfShape without a value, a Loop carrying float state, Constant value_floats. */
+/** argv: out.onnx samples.safetensors — graph outputs straight from a Constant, a Relu also read by another node, ConstantOfShape without a value, a Loop carrying float state, Constant value_floats, an explicit data_location DEFAULT. */
 export const BUILD_EDGE_MODEL = `
 import sys, numpy as np, onnx
 from onnx import helper, numpy_helper, TensorProto as T
@@ -178,6 +178,8 @@ g = helper.make_graph(nodes, 'edge', [helper.make_tensor_value_info('x', T.FLOAT
                       [helper.make_tensor_value_info(n, T.FLOAT, [3] if n == 'const_out' else [2, 4]) for n in ['y1', 'y2', 'const_out', 'z', 'looped']],
                       [numpy_helper.from_array(np.array([0.1, 0.2, 0.3, 0.4], np.float32), 'bias')])
 m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 7
+m.graph.initializer[0].data_location = onnx.TensorProto.DEFAULT  # written out explicitly: data in the file, not external
+assert m.graph.initializer[0].HasField('data_location')
 onnx.checker.check_model(m, full_check=True)
 onnx.save(m, out)
 rng = np.random.default_rng(1)
