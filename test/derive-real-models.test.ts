@@ -1,0 +1,187 @@
+// LOCAL CHECK on the real models in ../shared/models (relative to the
+// repository root; CAIRN_SHARED_MODELS overrides; /work/shared/models is the
+// usual place). Skipped, saying so, when they are absent (CI has none).
+// Checks issue 15's bars: fp16 ≤ 0.55× with cosine ≥ 0.999 and int8 ≤ 0.35×
+// with cosine ≥ 0.98 on PP-OCRv4 det, both valid under onnx.checker and run by
+// ONNX Runtime (silero VAD too); prune 50% leaves every pruned weight ≥ 49.9%
+// zeros; cast of ppocr-det.fp32.safetensors to BF16 equals PyTorch/ml_dtypes
+// bit for bit. Prints the numbers (sizes, agreement, latency, memory).
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { deriveOnnx, type OnnxParams, type OnnxReport } from '../src/derive/onnx-transforms.ts';
+import { deriveSafetensors } from '../src/derive/safetensors-transforms.ts';
+import { compareSafetensors } from '../src/derive/safetensors-measure.ts';
+import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/onnx-measure.ts';
+import type { Derived } from '../src/derive/stream.ts';
+import { derivePython, runPython } from './support/derive-python.ts';
+import { diskSource, writeDerived } from './support/derive-files.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const candidates = [process.env.CAIRN_SHARED_MODELS, path.resolve(root, '../shared/models'), '/work/shared/models'].filter((d): d is string => !!d);
+const MODELS = candidates.find((d) => fs.existsSync(path.join(d, 'ch_PP-OCRv4_det_infer.onnx')));
+const skip = MODELS ? false : `SKIPPED: no real models in ${candidates.join(' or ')}`;
+if (!MODELS) console.log(`derive-real-models: ${skip}`);
+
+const PPOCR = 'ch_PP-OCRv4_det_infer.onnx';
+const SILERO = 'silero_vad_v5.onnx';
+
+/** Text-like images for the detector (dark strokes on white, PP-OCR's normalisation), and audio chunks for the VAD. */
+const WRITE_SAMPLES = `
+import sys, numpy as np
+from safetensors.numpy import save_file
+rng = np.random.default_rng(3)
+mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]; std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+images = {}
+for i in range(2):
+    img = np.ones((320, 320), np.float32)
+    for line in range(6):
+        y, x = 20 + line * 48, 16
+        while x < 290:
+            w, h = int(rng.integers(6, 18)), int(rng.integers(14, 22))
+            img[y:y + h, x:x + w] = 0.1 * i; x += w + int(rng.integers(3, 9))
+    images[f'{i}/x'] = ((img[None] - mean) / std)[None].astype(np.float32)
+save_file(images, sys.argv[1])
+audio = {}
+t = np.arange(512) / 16000
+for i in range(6):
+    audio[f'{i}/input'] = (0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) * (i % 2) + 0.02 * rng.standard_normal(512))[None].astype(np.float32)
+    audio[f'{i}/state'] = np.zeros((2, 1, 128), np.float32)
+    audio[f'{i}/sr'] = np.array(16000, np.int64)
+save_file(audio, sys.argv[2])
+`;
+
+const CHECK = `
+import sys, onnx, onnxruntime as ort
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])
+print('ok')
+`;
+
+const CAST_REFERENCE = `
+import sys, json, numpy as np, torch, ml_dtypes
+from safetensors import safe_open
+a = safe_open(sys.argv[1], 'pt'); b = safe_open(sys.argv[2], 'pt'); shipped = safe_open(sys.argv[3], 'pt')
+bad_torch = bad_ml = differs_shipped = 0; n = 0
+for k in a.keys():
+    x = a.get_tensor(k); y = b.get_tensor(k).view(torch.int16)
+    bad_torch += int((x.to(torch.bfloat16).view(torch.int16) != y).sum())
+    bad_ml += int((torch.from_numpy(x.numpy().astype(ml_dtypes.bfloat16).view(np.int16)) != y).sum())
+    differs_shipped += int((shipped.get_tensor(k).view(torch.int16) != y).sum())
+    n += x.numel()
+print(json.dumps({'elements': n, 'differ_torch': bad_torch, 'differ_ml_dtypes': bad_ml, 'differ_shipped_bf16': differs_shipped, 'metadata_equal': a.metadata() == b.metadata()}))
+`;
+
+let python = '';
+let dir = '';
+let ppocrSamples = '';
+let sileroSamples = '';
+
+/** Runs a transform to a file, sampling memory while it reads and writes. */
+async function timed<R>(make: () => Promise<Derived<R>>, out: string): Promise<{ report: R; ms: number; memory: { rssMiB: number; heapMiB: number; arrayBuffersMiB: number } }> {
+  const m0 = process.memoryUsage();
+  const peak = { rss: 0, heap: 0, ab: 0 };
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    peak.rss = Math.max(peak.rss, m.rss - m0.rss);
+    peak.heap = Math.max(peak.heap, m.heapUsed - m0.heapUsed);
+    peak.ab = Math.max(peak.ab, m.arrayBuffers - m0.arrayBuffers);
+  };
+  const timer = setInterval(sample, 5);
+  const t0 = performance.now();
+  try {
+    const d = await make();
+    sample();
+    await writeDerived(d, out);
+    sample();
+    const MiB = (n: number): number => Math.round((n / 2 ** 20) * 10) / 10;
+    return { report: d.report(), ms: Math.round(performance.now() - t0), memory: { rssMiB: MiB(peak.rss), heapMiB: MiB(peak.heap), arrayBuffersMiB: MiB(peak.ab) } };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function summary(m: OnnxMeasurement): unknown {
+  return {
+    outputs: m.outputs.map((o) => ({ name: o.name, cosine: o.cosine, minCosine: o.minCosine, maxAbsError: o.maxAbsError, meanAbsError: o.meanAbsError })),
+    latencyMs: m.latencyMs,
+  };
+}
+
+async function onnxCase(t: TestContext, model: string, params: OnnxParams, samples: string): Promise<{ report: OnnxReport; measured: OnnxMeasurement; ratio: number }> {
+  const parent = path.join(MODELS!, model);
+  const out = path.join(dir, `${model}.${params.transform}.onnx`);
+  const { report, ms, memory } = await timed(() => deriveOnnx(diskSource(parent), params), out);
+  assert.equal(runPython(python, CHECK, [out]).trim(), 'ok', 'onnx.checker (full) passes and ONNX Runtime loads it');
+  const measured = await measureOnnx({ parent, derived: out, samples: await loadSamples(diskSource(samples)) });
+  const ratio = report.size.after / report.size.before;
+  t.diagnostic(JSON.stringify({ model, transform: params.transform, size: report.size, ratio: Number(ratio.toFixed(4)), checker: 'ok', ms, memory, ...(summary(measured) as object) }));
+  return { report, measured, ratio };
+}
+
+describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped when absent)', { skip }, () => {
+  before(() => {
+    python = derivePython();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-derive-real-'));
+    ppocrSamples = path.join(dir, 'ppocr-samples.safetensors');
+    sileroSamples = path.join(dir, 'silero-samples.safetensors');
+    runPython(python, WRITE_SAMPLES, [ppocrSamples, sileroSamples]);
+  });
+  after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('PP-OCRv4 det fp16: ≤ 0.55× the size, cosine ≥ 0.999, valid, runs', async (t) => {
+    const { ratio, measured } = await onnxCase(t, PPOCR, { transform: 'fp16' }, ppocrSamples);
+    assert.ok(ratio <= 0.55, `ratio ${ratio}`);
+    assert.ok(measured.outputs[0]!.cosine >= 0.999, `cosine ${measured.outputs[0]!.cosine}`);
+  });
+
+  it('PP-OCRv4 det int8: ≤ 0.35× the size, cosine ≥ 0.98, valid, runs', async (t) => {
+    const { ratio, measured } = await onnxCase(t, PPOCR, { transform: 'int8' }, ppocrSamples);
+    assert.ok(ratio <= 0.35, `ratio ${ratio}`);
+    assert.ok(measured.outputs[0]!.cosine >= 0.98, `cosine ${measured.outputs[0]!.cosine}`);
+  });
+
+  it('silero VAD v5 fp16: ≤ 0.55× the size, cosine ≥ 0.999, valid, runs', async (t) => {
+    const { ratio, measured } = await onnxCase(t, SILERO, { transform: 'fp16' }, sileroSamples);
+    assert.ok(ratio <= 0.55, `ratio ${ratio}`);
+    for (const o of measured.outputs) assert.ok(o.cosine >= 0.999, `${o.name} cosine ${o.cosine}`);
+  });
+
+  it('silero VAD v5 int8: valid, runs in ONNX Runtime', async (t) => {
+    const { measured } = await onnxCase(t, SILERO, { transform: 'int8' }, sileroSamples);
+    assert.ok(measured.outputs.every((o) => Number.isFinite(o.cosine)));
+  });
+
+  for (const model of [PPOCR, SILERO]) {
+    it(`${model} prune 50%: every pruned weight ≥ 49.9% zeros`, async (t) => {
+      const { report } = await onnxCase(t, model, { transform: 'prune', sparsity: 0.5 }, model === PPOCR ? ppocrSamples : sileroSamples);
+      assert.ok(report.transform === 'prune' && report.weights.length > 0);
+      if (report.transform !== 'prune') return;
+      for (const w of report.weights) assert.ok(w.sparsity >= 0.499, `${w.name}: ${w.sparsity}`);
+      t.diagnostic(JSON.stringify({ model, pruned: report.weights.length, achieved: report.achieved, skipped: report.skipped.length }));
+    });
+  }
+
+  it('ppocr-det.fp32.safetensors cast to BF16 equals PyTorch and ml_dtypes bit for bit', async (t) => {
+    const parent = path.join(MODELS!, 'ppocr-det.fp32.safetensors');
+    const out = path.join(dir, 'ppocr-det.bf16.derived.safetensors');
+    const { report, ms, memory } = await timed(() => deriveSafetensors(diskSource(parent), { transform: 'cast', to: 'BF16' }), out);
+    const ref = JSON.parse(runPython(python, CAST_REFERENCE, [parent, out, path.join(MODELS!, 'ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
+    assert.equal(ref.differ_torch, 0);
+    assert.equal(ref.differ_ml_dtypes, 0);
+    assert.equal(ref.metadata_equal, true);
+    const rt = await compareSafetensors(diskSource(parent), diskSource(out));
+    t.diagnostic(JSON.stringify({ file: 'ppocr-det.fp32.safetensors', transform: 'cast BF16', size: report.size, ratio: report.size.after / report.size.before, ms, memory, overflowToInf: report.overflowToInf, reference: ref, roundTripMaxAbsError: rt.maxAbsError }));
+    for (const params of [{ transform: 'int8' }, { transform: 'prune', sparsity: 0.5 }] as const) {
+      const file = path.join(dir, `ppocr-det.${params.transform}.safetensors`);
+      const r = await timed(() => deriveSafetensors(diskSource(parent), params), file);
+      const trip = await compareSafetensors(diskSource(parent), diskSource(file));
+      if (params.transform === 'prune') for (const c of r.report.changed) assert.ok(c.sparsity! >= 0.499, `${c.name}: ${c.sparsity}`);
+      t.diagnostic(JSON.stringify({ file: 'ppocr-det.fp32.safetensors', transform: params.transform, size: r.report.size, ratio: r.report.size.after / r.report.size.before, ms: r.ms, memory: r.memory, roundTripMaxAbsError: trip.maxAbsError, sparsity: r.report.sparsity }));
+    }
+  });
+});
