@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { onnxModel } from './support/fixtures-onnx-tf.ts';
 import { MALICIOUS, pytorchZip, STATE_DICT } from './support/fixtures-pickle-zip.ts';
+import { useJoblibFixtures } from './support/fixtures-python.ts';
 import { validGguf, validSafetensors } from './support/fixtures-safetensors-gguf.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
@@ -121,6 +122,51 @@ describe('CAIRN_UNSAFE=reject', () => {
       assert.equal((await fetch(`${server.url}/v1/models/sneaky/versions/1.0`)).status, 404);
       const ok = await publish(server.url, 'fine', '1.0', { 'weights.pt': pytorchZip({ tensors: STATE_DICT }) });
       assert.equal(ok.status, 201);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('joblib arrays whose dtype has an object field, written by joblib (Python venv: numpy, joblib)', () => {
+  const python = useJoblibFixtures();
+
+  test('CAIRN_UNSAFE=warn: files whose loading runs code are published and flagged unsafe; the harmless dump is safe', async (t) => {
+    const fx = await python.get(t);
+    if (!fx) return;
+    assert.ok(fx.ran('attack') && fx.ran('crafted'), 'joblib.load runs both');
+    const server = await startTestServer('fs');
+    try {
+      const r = await publish(server.url, 'objects', '1.0', { 'attack.joblib': fx.file('attack.joblib'), 'crafted.joblib': fx.file('crafted.joblib') });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.equal(r.body.summary.safety.verdict, 'unsafe');
+      assert.deepEqual(r.body.summary.safety.unsafe_files.map((f: any) => f.path).sort(), ['attack.joblib', 'crafted.joblib']);
+      for (const f of r.body.files) {
+        assert.equal(f.format, 'joblib');
+        assert.ok(f.safety.findings.some((x: any) => x.global === 'os.system'), JSON.stringify(f.safety));
+      }
+      const ok = await publish(server.url, 'objects', '1.1', { 'model.joblib': fx.file('benign-mixed.joblib') });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal(ok.body.summary.safety.verdict, 'safe');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('CAIRN_UNSAFE=reject: refused with 422 UNSAFE_MODEL, nothing published; the harmless dump is accepted', async (t) => {
+    const fx = await python.get(t);
+    if (!fx) return;
+    const server = await startTestServer('fs', { unsafePolicy: 'reject' });
+    try {
+      for (const name of ['crafted.joblib', 'attack.joblib']) {
+        const r = await publish(server.url, 'objects', '1.0', { 'model.joblib': fx.file(name) });
+        assert.equal(r.status, 422, `${name}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error.code, 'UNSAFE_MODEL');
+        assert.match(r.body.error.message, /os\.system/);
+      }
+      assert.equal((await fetch(`${server.url}/v1/models/objects/versions/1.0`)).status, 404);
+      const ok = await publish(server.url, 'objects', '1.0', { 'model.joblib': fx.file('benign-nested.joblib') });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
     } finally {
       await server.stop();
     }

@@ -12,8 +12,10 @@ import { PbReader, ProtobufError } from '../src/formats/protobuf.ts';
 import { detectOnnx } from '../src/formats/onnx.ts';
 import { detectTflite } from '../src/formats/tflite.ts';
 import { detectSavedModelPb, detectTfjs } from '../src/formats/tensorflow.ts';
-import { PbWriter, onnxModel, savedModel, tfliteModel, tfjsModelJson } from './support/fixtures-onnx-tf.ts';
+import { PbWriter, onnxModel, onnxNestedIf, savedModel, tfliteModel, tfjsModelJson } from './support/fixtures-onnx-tf.ts';
+import { virtualSource } from './support/fixtures-pickle-zip.ts';
 import { prng } from './support/prng.ts';
+import { assertSafetyContract } from './support/safety-contract.ts';
 
 async function rejectsInvalid(p: Promise<unknown>, format: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -455,6 +457,43 @@ test('tfjs: other JSON → undefined; broken TF.js → InvalidModelFileError', a
   }
 });
 
+// ---------------------------------------------------------------- walks cut short: unknown, never safe
+
+test('onnx: subgraphs nested deeper than the walk goes make the file unknown, not safe', async () => {
+  const deep = (await detectOnnx(bufferSource('m.onnx', onnxNestedIf(40))))!;
+  assert.equal(deep.safety.verdict, 'unknown');
+  assert.equal(deep.details.skippedSubgraphs, 1);
+  assert.match(deep.safety.incomplete!.join(), /1 subgraphs nested deeper than 32 levels/);
+  const ok = (await detectOnnx(bufferSource('m.onnx', onnxNestedIf(32))))!;
+  assert.equal(ok.safety.verdict, 'safe');
+  assert.equal(ok.parameters, 2);
+});
+
+test('tflite: more subgraphs than are walked, or a structure past the work budget: unknown, not safe', async () => {
+  assert.equal((await detectTflite(bufferSource('m.tflite', tfliteModel({ extraSubgraphs: 63 }))))!.safety.verdict, 'safe');
+  const many = (await detectTflite(bufferSource('m.tflite', tfliteModel({ extraSubgraphs: 64 }))))!;
+  assert.equal(many.safety.verdict, 'unknown');
+  assert.match(many.safety.incomplete!.join(), /first 64 of 65 subgraphs/);
+  const big = (await detectTflite(bufferSource('m.tflite', tfliteModel({ operatorTensors: 1 << 20 }))))!;
+  assert.equal(big.safety.verdict, 'unknown');
+  assert.equal(big.details.partial, true);
+  assert.match(big.safety.incomplete!.join(), /walk stopped/);
+});
+
+test('savedmodel: a graph past the node budget is unknown, and says why', async () => {
+  const f = (await detectSavedModelPb(bufferSource('saved_model.pb', savedModel({ extraNodes: 500_000 }))))!;
+  assert.equal(f.safety.verdict, 'unknown');
+  assert.match(f.safety.incomplete!.join(), /larger than 500000 nodes/);
+});
+
+test('tfjs: a model.json too large to parse is unknown, not safe', async () => {
+  const v = virtualSource('model.json', new TextEncoder().encode('{"weightsManifest": ['), (64 << 20) + 1);
+  const f = (await detectTfjs(v.source))!;
+  assert.equal(f.format, 'tfjs');
+  assert.equal(f.safety.verdict, 'unknown');
+  assert.match(f.safety.incomplete!.join(), /not parsed/);
+});
+
 // ---------------------------------------------------------------- fuzz
 
 
@@ -527,8 +566,9 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 
 test('fuzz: 10,000+ mutated inputs per detector resolve or throw InvalidModelFileError only', { timeout: 120_000 }, async () => {
   const cases: Array<{ name: string; detect: Detector; fixtures: Uint8Array[]; paths: string[]; flat: boolean; prefix?: Uint8Array }> = [
-    { name: 'onnx', detect: detectOnnx, fixtures: [onnxModel()], paths: ['m.onnx', 'm.bin'], flat: false },
-    { name: 'tflite', detect: detectTflite, fixtures: [tfliteModel()], paths: ['m.tflite', 'm.bin'], flat: true, prefix: Uint8Array.from([16, 0, 0, 0, 0x54, 0x46, 0x4c, 0x33]) },
+    // each with a fixture whose walk is cut short (too deep, too many subgraphs), so that path is fuzzed too
+    { name: 'onnx', detect: detectOnnx, fixtures: [onnxModel(), onnxNestedIf(34)], paths: ['m.onnx', 'm.bin'], flat: false },
+    { name: 'tflite', detect: detectTflite, fixtures: [tfliteModel(), tfliteModel({ extraSubgraphs: 64 })], paths: ['m.tflite', 'm.bin'], flat: true, prefix: Uint8Array.from([16, 0, 0, 0, 0x54, 0x46, 0x4c, 0x33]) },
     { name: 'savedmodel', detect: detectSavedModelPb, fixtures: [savedModel(), savedModel({ pyFunc: true })], paths: ['saved_model.pb', 'graph.pb'], flat: false },
     { name: 'tfjs', detect: detectTfjs, fixtures: [tfjsModelJson()], paths: ['model.json', 'x.json', 'blob'], flat: false, prefix: new TextEncoder().encode('{"weightsManifest":') },
   ];
@@ -536,10 +576,10 @@ test('fuzz: 10,000+ mutated inputs per detector resolve or throw InvalidModelFil
   const rssBefore = process.memoryUsage().rss;
   let peakRss = rssBefore;
   const started = Date.now();
-  const summary: Record<string, { results: number; undefined: number; invalid: number; ms: number; slowestMs: number }> = {};
+  const summary: Record<string, { results: number; cutShort: number; undefined: number; invalid: number; ms: number; slowestMs: number }> = {};
   for (const c of cases) {
     const rnd = prng(0xca1 + c.name.length * 7919);
-    const s = (summary[c.name] = { results: 0, undefined: 0, invalid: 0, ms: 0, slowestMs: 0 });
+    const s = (summary[c.name] = { results: 0, cutShort: 0, undefined: 0, invalid: 0, ms: 0, slowestMs: 0 });
     const caseStarted = performance.now();
     // also run each mutation against the other formats' fixtures now and then
     const others = [onnxModel(), tfliteModel(), savedModel(), tfjsModelJson()];
@@ -559,6 +599,8 @@ test('fuzz: 10,000+ mutated inputs per detector resolve or throw InvalidModelFil
           s.results++;
           assert.equal(typeof r.format, 'string');
           assert.ok(JSON.stringify(r).length < 1 << 20, 'result stays small');
+          // never `safe` when the walk was cut short by a budget or depth limit
+          if (assertSafetyContract(r, `${c.name} #${i}`)) s.cutShort++;
         }
       } catch (e) {
         if (e instanceof InvalidModelFileError) s.invalid++;
@@ -569,6 +611,7 @@ test('fuzz: 10,000+ mutated inputs per detector resolve or throw InvalidModelFil
     }
     s.ms = Math.round(performance.now() - caseStarted);
     assert.ok(s.results > 0 && s.invalid > 0, `${c.name}: ${JSON.stringify(s)}`);
+    if (c.name === 'onnx' || c.name === 'tflite') assert.ok(s.cutShort > 0, `${c.name}: the cut-short path was fuzzed: ${JSON.stringify(s)}`);
   }
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   const seconds = (Date.now() - started) / 1000;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { bufferSource } from '../src/formats/sources.ts';
 import { InvalidModelFileError, type FileSource, type FileFormat } from '../src/formats/types.ts';
 import { detectSafetensors, safetensorsTensorRanges } from '../src/formats/safetensors.ts';
+import { assertSafetyContract } from './support/safety-contract.ts';
 import { detectGguf } from '../src/formats/gguf.ts';
 import {
   buildGguf, buildSafetensors, concat, CHAT_TEMPLATE, GGML, patternBytes, prng, rawSafetensors, recordingSource,
@@ -484,7 +485,7 @@ function mutate(base: Built, rnd: () => number, lengthFieldsLE: boolean): Uint8A
   }
 }
 
-async function fuzz(name: string, detector: (f: FileSource) => Promise<unknown>, corpus: Array<{ built: Built; le: boolean }>, paths: string[]): Promise<{ resolved: number; claimed: number; rejected: number; maxMs: number }> {
+async function fuzz(name: string, detector: (f: FileSource) => Promise<FileFormat | undefined>, corpus: Array<{ built: Built; le: boolean }>, paths: string[]): Promise<{ resolved: number; claimed: number; rejected: number; maxMs: number }> {
   const rnd = prng(FUZZ_SEED ^ name.length * 7919);
   const stats = { resolved: 0, claimed: 0, rejected: 0, maxMs: 0 };
   const rss0 = process.memoryUsage().rss;
@@ -500,7 +501,11 @@ async function fuzz(name: string, detector: (f: FileSource) => Promise<unknown>,
     try {
       const r = await Promise.race([detector(bufferSource(path, input)), timeout]);
       stats.resolved++;
-      if (r !== undefined) stats.claimed++;
+      if (r !== undefined) {
+        stats.claimed++;
+        // these walks have no budget that stops early (every limit rejects the file): never cut short
+        assert.equal(assertSafetyContract(r, `${name} #${i}`), false);
+      }
     } catch (e) {
       if (!(e instanceof InvalidModelFileError)) {
         const hex = Buffer.from(input.subarray(0, 256)).toString('hex');

@@ -2,8 +2,8 @@
 // model.weights.h5) and HDF5 files (`.h5`/`.hdf5`, legacy Keras models).
 // Loading a Keras model runs code when its config holds a Lambda layer
 // (marshalled Python bytecode) or a custom class (imported from its module).
-import { InvalidModelFileError, type Detector, type FileFormat, type FileSource, type SafetyFinding } from './types.ts';
-import { extOf, firstLocalName, hasZipMagic, openZipFor, readZipMember, type ZipDirectory } from './zip.ts';
+import { InvalidModelFileError, safetyOf, type Detector, type FileFormat, type FileSource, type SafetyFinding } from './types.ts';
+import { extOf, firstLocalName, hasZipMagic, openZipFor, readZipMember, unreadEntries, type ZipDirectory } from './zip.ts';
 
 export const HDF5_SIGNATURE = Uint8Array.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
 const CONFIG_CAP = 16 * 1024 * 1024;
@@ -12,16 +12,31 @@ const MAX_CLASSES = 200;
 const LAMBDA_REASON = 'a Lambda layer deserializes Python bytecode, which runs when the model is loaded';
 const CUSTOM_REASON = 'custom class runs code on load';
 
+/**
+ * Object and array values walked in a config at most. Every such value takes
+ * at least two bytes of JSON, so a config within CONFIG_CAP is always walked
+ * to the end; the limit is a backstop, and hitting it makes the file unknown.
+ */
+const MAX_CONFIG_NODES = CONFIG_CAP / 2;
+
 interface ConfigWalk {
   classes: string[];
   layers: string[];
   findings: SafetyFinding[];
   notes: string[];
+  /** set when the walk stopped before the end */
+  incomplete: string[];
 }
 
-/** Walks a Keras config JSON: class names, Lambda layers, custom objects. Iterative and bounded. */
-function walkConfig(root: unknown): ConfigWalk {
-  const out: ConfigWalk = { classes: [], layers: [], findings: [], notes: [] };
+type Frame = { arr: unknown[]; i: number; inLayers: boolean } | { obj: Record<string, unknown>; keys: string[]; i: number };
+
+/**
+ * Walks a Keras config JSON in document order: class names, Lambda layers,
+ * custom objects. Iterative (any nesting depth) with O(depth) memory; stops
+ * only at `maxNodes` objects and arrays, and says so.
+ */
+export function walkConfig(root: unknown, maxNodes = MAX_CONFIG_NODES): ConfigWalk {
+  const out: ConfigWalk = { classes: [], layers: [], findings: [], notes: [], incomplete: [] };
   const seenClass = new Set<string>();
   const flagged = new Set<string>();
   const flag = (global: string, reason: string): void => {
@@ -29,14 +44,14 @@ function walkConfig(root: unknown): ConfigWalk {
     flagged.add(global);
     out.findings.push({ global, reason });
   };
-  const stack: Array<{ v: unknown; inLayers: boolean; depth: number }> = [{ v: root, inLayers: false, depth: 0 }];
+  const frames: Frame[] = [];
   let visited = 0;
-  while (stack.length > 0 && visited++ < 2_000_000) {
-    const { v, inLayers, depth } = stack.pop()!;
-    if (depth > 200 || v === null || typeof v !== 'object') continue;
+  const enter = (v: unknown, inLayers: boolean): void => {
+    if (v === null || typeof v !== 'object') return;
+    visited++;
     if (Array.isArray(v)) {
-      for (const x of v) stack.push({ v: x, inLayers, depth: depth + 1 });
-      continue;
+      frames.push({ arr: v, i: 0, inLayers });
+      return;
     }
     const o = v as Record<string, unknown>;
     const cls = typeof o.class_name === 'string' ? o.class_name : undefined;
@@ -57,9 +72,24 @@ function walkConfig(root: unknown): ConfigWalk {
         flag(registered, CUSTOM_REASON);
       }
     }
-    for (const [k, x] of Object.entries(o)) stack.push({ v: x, inLayers: k === 'layers', depth: depth + 1 });
+    frames.push({ obj: o, keys: Object.keys(o), i: 0 });
+  };
+  enter(root, false);
+  while (frames.length > 0) {
+    if (visited > maxNodes) {
+      out.incomplete.push(`config.json holds more than ${maxNodes} objects and arrays: the rest was not checked`);
+      break;
+    }
+    const f = frames[frames.length - 1]!;
+    if ('arr' in f) {
+      if (f.i >= f.arr.length) frames.pop();
+      else enter(f.arr[f.i++], f.inLayers);
+    } else if (f.i >= f.keys.length) frames.pop();
+    else {
+      const k = f.keys[f.i++]!;
+      enter(f.obj[k], k === 'layers');
+    }
   }
-  out.layers.reverse();
   return out;
 }
 
@@ -101,8 +131,11 @@ async function kerasZip(file: FileSource, dir: ZipDirectory, claimed: boolean): 
   if (typeof m.keras_version === 'string') details.keras_version = m.keras_version.slice(0, 64);
   if (typeof m.date_saved === 'string') details.date_saved = m.date_saved.slice(0, 64);
   if (weights) details.weights = weights.name;
+  // a later config.json than the ones read would be the one Keras loads (zipfile takes the last of a name)
+  const unread = unreadEntries(dir);
   if (cfg === undefined) {
-    return { format: 'keras', framework: 'keras', safety: { verdict: 'unknown', findings: [] }, details: { ...details, note: 'config.json could not be read here (too large or unsupported compression)' } };
+    const why = 'config.json could not be read here (too large or unsupported compression)';
+    return { format: 'keras', framework: 'keras', safety: safetyOf([], [...unread, why]), details: { ...details, note: why } };
   }
   const c = cfg && typeof cfg === 'object' ? (cfg as Record<string, unknown>) : {};
   if (typeof c.class_name === 'string') details.model_class = c.class_name;
@@ -114,7 +147,7 @@ async function kerasZip(file: FileSource, dir: ZipDirectory, claimed: boolean): 
   return {
     format: 'keras',
     framework: 'keras',
-    safety: { verdict: walk.findings.length > 0 ? 'unsafe' : 'safe', findings: walk.findings },
+    safety: safetyOf(walk.findings, [...unread, ...walk.incomplete]),
     details,
   };
 }
@@ -156,14 +189,14 @@ export const detectH5: Detector = async (file) => {
   const details: Record<string, unknown> = { superblock_offset: off, superblock_version: head[8] ?? null };
   if (version) details.keras_version = version[1] ?? version[2];
   const findings: SafetyFinding[] = lambda ? [{ global: 'keras.layers.Lambda', reason: LAMBDA_REASON }] : [];
-  if (!lambda) {
-    details.note = keras
-      ? `legacy Keras HDF5 model: its model_config can hold Lambda layers or custom objects; only the first ${H5_SCAN} bytes were searched`
-      : 'HDF5 file: contents not checked';
-  }
+  const note = keras
+    ? `legacy Keras HDF5 model: its model_config can hold Lambda layers or custom objects; only the first ${H5_SCAN} bytes were searched`
+    : 'HDF5 file: contents not checked';
+  if (!lambda) details.note = note;
   const out: FileFormat = {
     format: 'h5',
-    safety: { verdict: lambda ? 'unsafe' : 'unknown', findings },
+    // HDF5 is not parsed: without a Lambda found, it stays unchecked
+    safety: safetyOf(findings, [note]),
     details,
   };
   if (keras || ext === '.h5') out.framework = 'keras';

@@ -1,9 +1,9 @@
 // NumPy .npy arrays and .npz archives (zips of .npy members). The .npy header
 // is a Python dict literal, parsed here by a small literal parser (never
 // evaluated). Object arrays ('O' dtypes) store a pickle: unsafe.
-import { InvalidModelFileError, type Detector, type FileFormat, type FileSource, type SafetyFinding } from './types.ts';
+import { InvalidModelFileError, safetyOf, type Detector, type FileFormat, type FileSource, type SafetyFinding } from './types.ts';
 import { descrItemsize, scanPickle } from './pickle.ts';
-import { extOf, hasZipMagic, openZipFor, readZipMemberPrefix, subSource, zipMemberDataOffset, type ZipDirectory } from './zip.ts';
+import { extOf, hasZipMagic, openZipFor, readZipMemberPrefix, subSource, unreadEntries, zipMemberDataOffset, type ZipDirectory } from './zip.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const MAX_HEADER = (1 << 20) - 16;
@@ -129,6 +129,14 @@ function dtypeOf(descr: Py, depth = 0): Dtype | undefined {
     if (size === undefined) return undefined;
     return { name: dtypeName(descr), itemsize: size, object: false };
   }
+  if (typeof descr === 'object' && descr !== null && 'tuple' in descr) {
+    // a subarray type: (base descr, shape)
+    const [base, shape] = descr.tuple as Py[];
+    const sub = base !== undefined ? dtypeOf(base, depth + 1) : undefined;
+    const mult = shape !== undefined ? elementsOf(shape) : undefined;
+    if (!sub || mult === undefined || (descr.tuple as Py[]).length !== 2) return undefined;
+    return { name: sub.name, itemsize: sub.itemsize * mult, object: sub.object };
+  }
   if (Array.isArray(descr)) {
     // structured: [(name, descr[, shape]), …]
     let itemsize = 0;
@@ -138,22 +146,26 @@ function dtypeOf(descr: Py, depth = 0): Dtype | undefined {
       const t = f.tuple as Py[];
       const sub = t[1] !== undefined ? dtypeOf(t[1], depth + 1) : undefined;
       if (!sub) return undefined;
-      let mult = 1;
-      const shape = t[2];
-      if (shape !== undefined) {
-        const dims = typeof shape === 'number' ? [shape] : typeof shape === 'object' && shape !== null && 'tuple' in shape ? (shape.tuple as Py[]) : undefined;
-        if (!dims) return undefined;
-        for (const d of dims) {
-          if (typeof d !== 'number' || d < 0) return undefined;
-          mult *= d;
-        }
-      }
+      const mult = t[2] === undefined ? 1 : elementsOf(t[2]);
+      if (mult === undefined) return undefined;
       itemsize += sub.itemsize * mult;
       object ||= sub.object;
     }
     return { name: 'structured', itemsize, object };
   }
   return undefined;
+}
+
+/** Elements of a subarray shape: an int or a tuple of ints. */
+function elementsOf(shape: Py): number | undefined {
+  const dims = typeof shape === 'number' ? [shape] : typeof shape === 'object' && shape !== null && 'tuple' in shape ? (shape.tuple as Py[]) : undefined;
+  if (!dims) return undefined;
+  let n = 1;
+  for (const d of dims) {
+    if (typeof d !== 'number' || d < 0) return undefined;
+    n *= d;
+  }
+  return n;
 }
 
 export interface NpyInfo {
@@ -264,22 +276,22 @@ async function npy(file: FileSource): Promise<FileFormat> {
   const details = { version: info.version, dtype: info.dtype, shape: info.shape, fortran_order: info.fortranOrder };
   if (info.object) {
     const { findings, globals } = await objectFindings(file, info.dataOffset, file.path);
-    return { format: 'numpy', framework: 'numpy', safety: { verdict: 'unsafe', findings, globals }, details };
+    return { format: 'numpy', framework: 'numpy', safety: safetyOf(findings, [], globals), details };
   }
   return {
     format: 'numpy',
     framework: 'numpy',
     parameters: info.count,
     dtypes: { [info.dtype]: info.count },
-    safety: { verdict: 'safe', findings: [] },
+    safety: safetyOf([]),
     details,
   };
 }
 
 async function npz(file: FileSource, dir: ZipDirectory, claimed: boolean): Promise<FileFormat | undefined> {
   const files = dir.entries.filter((e) => !e.isDirectory);
-  const members = files.filter((e) => e.name.endsWith('.npy'));
-  if (members.length === 0 || (!claimed && members.length !== files.length)) {
+  const npyNamed = files.filter((e) => e.name.endsWith('.npy')).length;
+  if (npyNamed === 0 || (!claimed && npyNamed !== files.length)) {
     if (claimed) throw new InvalidModelFileError('numpy', 'not a valid .npz file: no .npy members');
     return undefined;
   }
@@ -287,15 +299,28 @@ async function npz(file: FileSource, dir: ZipDirectory, claimed: boolean): Promi
   const dtypes: Record<string, number> = {};
   const findings: SafetyFinding[] = [];
   const globals: string[] = [];
+  const incomplete: string[] = [];
   let parameters = 0;
-  let unchecked = 0;
-  for (const e of members.slice(0, MAX_MEMBERS_CHECKED)) {
-    const info = await parseNpy((o, n) => (o === 0 ? readZipMemberPrefix(file, dir, e, n, 'numpy') : Promise.resolve(undefined)), e.uncompressedSize, e.name);
+  let members = 0;
+  for (const e of files.slice(0, MAX_MEMBERS_CHECKED)) {
+    const read = (o: number, n: number): Promise<Uint8Array | undefined> => (o === 0 ? readZipMemberPrefix(file, dir, e, n, 'numpy') : Promise.resolve(undefined));
+    // np.load(…)[key] reads ANY member that starts with the .npy magic as an array,
+    // whatever its name; other members come back as raw bytes
+    if (!e.name.endsWith('.npy')) {
+      const head = await read(0, MAGIC.length);
+      if (!head) {
+        incomplete.push(`${e.name}: could not be read here, so whether it is an array was not checked`);
+        continue;
+      }
+      if (!MAGIC.every((b, i) => head[i] === b)) continue;
+    }
+    members++;
+    const info = await parseNpy(read, e.uncompressedSize, e.name);
     if (!info) {
-      unchecked++;
+      incomplete.push(`${e.name}: could not be read here (encrypted or unsupported compression)`);
       continue;
     }
-    const name = e.name.slice(0, -4);
+    const name = e.name.endsWith('.npy') ? e.name.slice(0, -4) : e.name;
     if (arrays.length < MAX_MEMBER_DETAILS) arrays.push({ name, dtype: info.dtype, shape: info.shape, count: info.count });
     if (info.object) {
       if (e.method === 0) {
@@ -309,16 +334,16 @@ async function npz(file: FileSource, dir: ZipDirectory, claimed: boolean): Promi
       dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + info.count;
     }
   }
-  unchecked += Math.max(0, members.length - MAX_MEMBERS_CHECKED) + (dir.truncated ? 1 : 0);
-  const verdict = findings.length > 0 ? 'unsafe' : unchecked > 0 ? 'unknown' : 'safe';
-  const details: Record<string, unknown> = { arrays, array_count: members.length, compressed: members.some((e) => e.method !== 0) };
-  if (unchecked > 0) details.unchecked = unchecked;
+  if (files.length > MAX_MEMBERS_CHECKED) incomplete.push(`only the first ${MAX_MEMBERS_CHECKED} of ${files.length} members were checked`);
+  incomplete.push(...unreadEntries(dir));
+  const details: Record<string, unknown> = { arrays, array_count: members, compressed: files.some((e) => e.method !== 0) };
+  if (incomplete.length > 0) details.unchecked = incomplete.length;
   return {
     format: 'numpy',
     framework: 'numpy',
     parameters,
     dtypes,
-    safety: { verdict, findings, ...(globals.length ? { globals } : {}) },
+    safety: safetyOf(findings, incomplete, globals.length ? globals : undefined),
     details,
   };
 }

@@ -5,7 +5,7 @@
 // (also inside If/Loop/Scan subgraphs); tensor payloads (raw_data, float_data…)
 // are skipped by length, never read.
 import { PbReader, ProtobufError, expectWire, WIRE_LEN, WIRE_VARINT, type PbField } from './protobuf.ts';
-import { InvalidModelFileError, type Detector, type FileFormat, type FileSource, type TensorInfo } from './types.ts';
+import { InvalidModelFileError, safetyOf, type Detector, type FileFormat, type FileSource, type TensorInfo } from './types.ts';
 
 /** TensorProto.DataType → dtype name. */
 const ONNX_DTYPES: Record<number, string> = {
@@ -477,7 +477,8 @@ async function parseModel(file: FileSource, strict: boolean): Promise<FileFormat
     dtypes: ctx.dtypes,
     inputs,
     outputs,
-    safety: { verdict: 'safe', findings: [] },
+    // the file holds no code; a graph not walked to its end is still unchecked
+    safety: safetyOf([], ctx.skippedSubgraphs ? [`${ctx.skippedSubgraphs} subgraphs nested deeper than ${MAX_GRAPH_DEPTH} levels were not walked`] : []),
     details: out,
   };
 }

@@ -8,7 +8,9 @@
 //
 // Every limit (opcodes, stack, memo, kept strings, container items) is fixed,
 // so a hostile stream can make the walk give up (verdict `unknown`) but cannot
-// make it allocate without bound or run for long.
+// make it allocate without bound or run for long. So does anything the walker
+// cannot follow byte for byte the way the unpickler reads it (e.g. where a
+// joblib array's data ends): it stops, `unknown`, rather than guess.
 import { InvalidModelFileError, type FileSource, type SafetyFinding, type TensorInfo } from './types.ts';
 
 // ---------------------------------------------------------------------------
@@ -150,14 +152,29 @@ type V =
   | { k: 'none' }
   | { k: 'bool'; v: boolean }
   | { k: 'global'; name: string }
-  | { k: 'tuple'; items: V[] }
-  | { k: 'list'; items: V[] }
-  | { k: 'dict'; items: Array<[V, V]> }
+  // partial: items were dropped (limits), so the container is not known exactly
+  | { k: 'tuple'; items: V[]; partial?: true }
+  | { k: 'list'; items: V[]; partial?: true }
+  | { k: 'dict'; items: Array<[V, V]>; partial?: true }
   | { k: 'set' }
-  | { k: 'call'; fn: V; args: V; state?: V }
+  | Call
   | { k: 'pid'; pid: V }
   | { k: 'tensor'; dtype: string; shape: number[] }
   | { k: 'any' };
+
+/**
+ * An object built by calling fn (REDUCE, INST/OBJ with arguments: `call`) or
+ * by fn.__new__ (NEWOBJ, INST/OBJ without arguments: `new`); `state` is the
+ * last BUILD state applied to it, `attrs` a joblib array wrapper's attributes.
+ */
+interface Call {
+  k: 'call';
+  fn: V;
+  args: V;
+  ctor: 'call' | 'new';
+  state?: V;
+  attrs?: Map<string, V>;
+}
 
 const ANY: V = { k: 'any' };
 const NONE: V = { k: 'none' };
@@ -240,7 +257,8 @@ class PickleError extends Error {
   }
 }
 
-class LimitReached extends Error {}
+/** The walk stops early: a limit was reached, or the stream cannot be followed exactly. Verdict `unknown`. */
+class WalkStopped extends Error {}
 
 const WINDOW = 1 << 20;
 /** bytes buffered before each opcode: the opcode and any fixed-size argument */
@@ -394,6 +412,14 @@ interface State {
   stack: V[];
   marks: number[];
   memo: Map<number, V>;
+  /** joblib's NumpyUnpickler (array data follows each NumpyArrayWrapper BUILD), not a plain unpickler */
+  joblib: boolean;
+  /** end of the last FRAME: the unpickler has already read the file up to here */
+  frameEnd: number;
+}
+
+function newState(joblib: boolean): State {
+  return { stack: [], marks: [], memo: new Map(), joblib, frameEnd: 0 };
 }
 
 class Walker {
@@ -414,7 +440,6 @@ class Walker {
   metadataIncomplete = false;
   protocol = -1;
   readonly results: unknown[] = [];
-  private depth = 0;
 
   constructor(private readonly r: Reader, private readonly opts: PickleScanOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -439,20 +464,24 @@ class Walker {
     return { k: 'global', name: full };
   }
 
-  private keep<T>(items: T[], more: T[]): void {
+  private keep(c: { items: V[]; partial?: true }, more: V[]): void {
     for (const it of more) {
-      if (items.length >= KEEP_PER_CONTAINER) return;
-      if (this.keptItems >= this.limits.maxKeptItems) {
-        this.metadataIncomplete = true;
+      if (c.items.length >= KEEP_PER_CONTAINER) {
+        c.partial = true;
         return;
       }
-      items.push(it);
+      if (this.keptItems >= this.limits.maxKeptItems) {
+        this.metadataIncomplete = true;
+        c.partial = true;
+        return;
+      }
+      c.items.push(it);
       this.keptItems++;
     }
   }
 
   private push(st: State, v: V): void {
-    if (st.stack.length >= this.limits.maxStack) throw new LimitReached(`stack deeper than ${this.limits.maxStack}`);
+    if (st.stack.length >= this.limits.maxStack) throw new WalkStopped(`stack deeper than ${this.limits.maxStack}`);
     st.stack.push(v);
   }
 
@@ -543,7 +572,7 @@ class Walker {
 
   /** What a call builds: tensors from torch rebuild functions, attributes reached through getattr. */
   private call(fn: V, args: V): V {
-    if (fn.k !== 'global') return { k: 'call', fn, args };
+    if (fn.k !== 'global') return { k: 'call', fn, args, ctor: 'call' };
     const a = this.asTuple(args) ?? [];
     switch (fn.name) {
       case 'torch._utils._rebuild_tensor':
@@ -563,7 +592,7 @@ class Walker {
       }
       case 'torch._utils._rebuild_parameter':
       case 'torch._utils._rebuild_parameter_with_state':
-        return a[0]?.k === 'tensor' ? a[0] : { k: 'call', fn, args };
+        return a[0]?.k === 'tensor' ? a[0] : { k: 'call', fn, args, ctor: 'call' };
       case 'builtins.getattr': {
         // getattr(obj, 'attr'): report what it reaches, e.g. os.system
         const obj = a[0];
@@ -580,10 +609,10 @@ class Walker {
           if (why !== undefined) this.flag(target, `reached through builtins.getattr: ${why}`);
           return { k: 'global', name: target };
         }
-        return { k: 'call', fn, args };
+        return { k: 'call', fn, args, ctor: 'call' };
       }
       default:
-        return { k: 'call', fn, args };
+        return { k: 'call', fn, args, ctor: 'call' };
     }
   }
 
@@ -609,38 +638,56 @@ class Walker {
     }
   }
 
-  /** Joblib: after BUILD of a NumpyArrayWrapper the array's bytes follow in the stream. */
-  private async joblibArray(state: V): Promise<void> {
-    const fields = new Map<string, V>();
-    if (state.k === 'dict') for (const [k, v] of state.items) if (k.k === 'str' && k.s !== undefined) fields.set(k.s, v);
-    const shapeV = fields.get('shape');
-    const dtypeV = fields.get('dtype');
-    const shape = shapeV ? this.asTuple(shapeV) : undefined;
-    let count = 1;
-    for (const d of shape ?? []) {
-      if (d.k !== 'int' || d.v < 0) throw new PickleError('invalid joblib array: bad shape', this.r.pos);
-      count *= d.v;
-    }
-    if (!shape) throw new PickleError('invalid joblib array: no shape', this.r.pos);
-    const itemsize = dtypeV ? numpyItemsize(dtypeV) : undefined;
-    if (itemsize === 'object') {
-      // object arrays are written as a nested protocol-2 pickle
-      const nested: State = { stack: [], marks: [], memo: new Map() };
-      if (++this.depth > 32) throw new LimitReached('joblib nesting deeper than 32');
+  /**
+   * Joblib: BUILD of a NumpyArrayWrapper makes joblib's NumpyUnpickler read
+   * the array right there (NumpyArrayWrapper.read_array): when its dtype has
+   * objects (dtype.hasobject), a nested pickle read by a fresh plain
+   * unpickler; otherwise an optional padding byte and padding, then
+   * count × itemsize raw bytes. Anything that makes the extent unclear stops
+   * the walk (unknown).
+   */
+  private async joblibArray(st: State, wrapper: Call, state: V): Promise<void> {
+    const r = this.r;
+    if (st.frameEnd > r.pos) throw new WalkStopped('a joblib array starts inside an unfinished pickle frame: where its data lies depends on the unpickler');
+    const attrs = wrapperAttrs(wrapper);
+    applyBuildState(attrs, state);
+    const shapeV = attrs.get('shape');
+    const dtypeV = attrs.get('dtype');
+    if (!shapeV) throw new PickleError('invalid joblib array: no shape', r.pos);
+    if (!dtypeV) throw new PickleError('invalid joblib array: no dtype', r.pos);
+    const dtype = numpyDtype(dtypeV);
+    if (typeof dtype === 'string') throw new WalkStopped(`joblib array: ${dtype}, so where its data ends is not known`);
+    if (dtype.hasobject) {
+      // the objects are a nested pickle, read by a plain unpickler (no joblib arrays inside)
+      const nested = newState(false);
       await this.walkOne(nested);
-      this.depth--;
+      if (nested.frameEnd > r.pos) throw new WalkStopped('the pickle of a joblib object array has a frame running past its STOP: where the outer pickle resumes depends on the unpickler');
       return;
     }
-    if (itemsize === undefined) throw new PickleError('invalid joblib array: unknown dtype', this.r.pos);
-    const align = fields.get('numpy_array_alignment_bytes');
-    if (align && align.k === 'int') {
-      await this.r.need(1, 'joblib padding length');
-      const pad = this.r.u8();
-      await this.r.skip(pad, 'joblib padding');
+    if (dtype.holdsObjects === undefined) throw new WalkStopped('joblib array: cannot tell whether its dtype holds Python objects');
+    if (dtype.holdsObjects) {
+      this.flag('numpy.dtype(hasobject=False) with object fields', 'a joblib array whose dtype has object fields but flags saying it has none: its raw bytes are read as Python object pointers');
     }
-    const bytes = count * itemsize;
-    if (!Number.isFinite(bytes)) throw new PickleError('invalid joblib array: absurd size', this.r.pos);
-    await this.r.skip(bytes, 'joblib array data');
+    const shape = shapeV.k === 'tuple' || shapeV.k === 'list' ? shapeV : undefined;
+    if (!shape || shape.partial) throw new WalkStopped('joblib array: its shape is not known exactly');
+    // joblib multiplies the dimensions as int64 (numpy.multiply.reduce), wrapping on overflow
+    let count = 1n;
+    for (const d of shape.items) {
+      const n = d.k === 'int' ? d.v : d.k === 'bool' ? Number(d.v) : NaN;
+      if (!Number.isSafeInteger(n)) throw new WalkStopped('joblib array: its shape is not known exactly');
+      count = BigInt.asIntN(64, count * BigInt(n));
+    }
+    if (count < 0n) throw new PickleError('invalid joblib array: negative element count', r.pos);
+    const align = attrs.get('numpy_array_alignment_bytes');
+    if (align?.k === 'any') throw new WalkStopped('joblib array: cannot tell whether padding precedes its data');
+    if (align !== undefined && align.k !== 'none') {
+      // any value but None means: one byte giving the padding length, then the padding
+      await r.need(1, 'joblib padding length');
+      await r.skip(r.u8(), 'joblib padding');
+    }
+    const bytes = count * BigInt(dtype.itemsize);
+    if (bytes > BigInt(r.end - r.pos)) throw new PickleError('truncated joblib file: array data runs past the end of the data', r.pos);
+    await r.skip(Number(bytes), 'joblib array data');
   }
 
   /** Walks one pickle, from its first opcode to STOP (consumed). */
@@ -648,7 +695,7 @@ class Walker {
     const r = this.r;
     const L = this.limits;
     for (;;) {
-      if (++this.ops > L.maxOps) throw new LimitReached(`more than ${L.maxOps} opcodes`);
+      if (++this.ops > L.maxOps) throw new WalkStopped(`more than ${L.maxOps} opcodes`);
       if (!r.has(PREFETCH)) {
         if (r.pos >= r.end) throw new PickleError('truncated pickle: no STOP opcode before the end of the data', r.pos);
         if (!(await r.fill(Math.min(PREFETCH, r.end - r.pos)))) throw new PickleError('truncated pickle: the data ends early', r.pos);
@@ -665,6 +712,7 @@ class Walker {
         case 0x95: { // FRAME
           const n = this.arg(8, 'FRAME');
           if (n > r.end - r.pos) throw new PickleError('truncated pickle: frame runs past the end of the data', at);
+          st.frameEnd = r.pos + n;
           break;
         }
         case 0x2e: { // STOP
@@ -673,7 +721,7 @@ class Walker {
           return v;
         }
         case 0x28: // MARK
-          if (st.marks.length >= L.maxStack) throw new LimitReached('too many MARKs');
+          if (st.marks.length >= L.maxStack) throw new WalkStopped('too many MARKs');
           st.marks.push(st.stack.length);
           break;
         case 0x30: // POP
@@ -768,39 +816,37 @@ class Walker {
         // --- containers
         case 0x29: this.push(st, { k: 'tuple', items: [] }); break;
         case 0x74: { // TUPLE
-          const items: V[] = [];
-          this.keep(items, this.popMark(st));
-          this.push(st, { k: 'tuple', items });
+          const t: V = { k: 'tuple', items: [] };
+          this.keep(t, this.popMark(st));
+          this.push(st, t);
           break;
         }
         case 0x85: case 0x86: case 0x87: { // TUPLE1..3
           const n = op - 0x84;
           const items: V[] = [];
           for (let i = 0; i < n; i++) items.unshift(this.pop(st));
-          if (this.keptItems >= this.limits.maxKeptItems) {
-            this.metadataIncomplete = true;
-            items.length = 0;
-          } else this.keptItems += n;
-          this.push(st, { k: 'tuple', items });
+          const t: V = { k: 'tuple', items: [] };
+          this.keep(t, items);
+          this.push(st, t);
           break;
         }
         case 0x5d: this.push(st, { k: 'list', items: [] }); break;
         case 0x6c: { // LIST
-          const items: V[] = [];
-          this.keep(items, this.popMark(st));
-          this.push(st, { k: 'list', items });
+          const l: V = { k: 'list', items: [] };
+          this.keep(l, this.popMark(st));
+          this.push(st, l);
           break;
         }
         case 0x61: { // APPEND
           const v = this.pop(st);
           const list = this.top(st);
-          if (list.k === 'list') this.keep(list.items, [v]);
+          if (list.k === 'list') this.keep(list, [v]);
           break;
         }
         case 0x65: { // APPENDS
           const vs = this.popMark(st);
           const list = this.top(st);
-          if (list.k === 'list') this.keep(list.items, vs);
+          if (list.k === 'list') this.keep(list, vs);
           break;
         }
         case 0x7d: this.push(st, { k: 'dict', items: [] }); break;
@@ -855,7 +901,7 @@ class Walker {
           const n = r.lineSync(4096) ?? (await r.line(4096, 4096, `${what} name`));
           const g = this.importGlobal(utf8.decode(m.text), utf8.decode(n.text));
           if (op === 0x63) this.push(st, g);
-          else this.push(st, this.call(g, { k: 'tuple', items: this.popMark(st).slice(0, KEEP_PER_CONTAINER) }));
+          else this.push(st, this.instantiate(g, this.popMark(st)));
           break;
         }
         case 0x93: { // STACK_GLOBAL
@@ -892,28 +938,32 @@ class Walker {
         case 0x81: { // NEWOBJ
           const args = this.pop(st);
           const cls = this.pop(st);
-          this.push(st, { k: 'call', fn: cls, args });
+          this.push(st, { k: 'call', fn: cls, args, ctor: 'new' });
           break;
         }
         case 0x92: { // NEWOBJ_EX
           this.pop(st);
           const args = this.pop(st);
           const cls = this.pop(st);
-          this.push(st, { k: 'call', fn: cls, args });
+          this.push(st, { k: 'call', fn: cls, args, ctor: 'new' });
           break;
         }
         case 0x6f: { // OBJ
           const items = this.popMark(st);
           const cls = items[0];
           if (!cls) throw new PickleError('invalid pickle: OBJ without a class', at);
-          this.push(st, { k: 'call', fn: cls, args: { k: 'tuple', items: items.slice(1, 1 + KEEP_PER_CONTAINER) } });
+          this.push(st, this.instantiate(cls, items.slice(1)));
           break;
         }
         case 0x62: { // BUILD
           const state = this.pop(st);
           const obj = this.top(st);
-          if (obj.k === 'call' && obj.state === undefined) obj.state = state;
-          if (this.opts.joblib && obj.k === 'call' && isJoblibWrapper(obj)) await this.joblibArray(state);
+          // the last state wins (a numpy dtype's __setstate__ replaces the previous one)
+          if (obj.k === 'call') obj.state = state;
+          if (st.joblib && obj.k === 'call' && isJoblibWrapper(obj)) {
+            await this.joblibArray(st, obj, state);
+            st.stack[st.stack.length - 1] = ANY; // NumpyUnpickler replaces the wrapper by the array it read
+          }
           break;
         }
         case 0x50: { // PERSID (text)
@@ -940,18 +990,113 @@ class Walker {
       if (d.items.length < KEEP_PER_CONTAINER && this.keptItems < this.limits.maxKeptItems) {
         d.items.push([k, v]);
         this.keptItems++;
-      } else if (d.items.length < KEEP_PER_CONTAINER) this.metadataIncomplete = true;
+      } else {
+        if (d.items.length < KEEP_PER_CONTAINER) this.metadataIncomplete = true;
+        d.partial = true;
+      }
     }
     this.noteItem(k, v);
+  }
+
+  /** INST and OBJ: pickle's _instantiate calls cls(*args), or cls.__new__(cls) when there are none. */
+  private instantiate(cls: V, args: V[]): V {
+    if (args.length === 0) return { k: 'call', fn: cls, args: { k: 'tuple', items: [] }, ctor: 'new' };
+    const t: V = { k: 'tuple', items: [] };
+    this.keep(t, args);
+    return this.call(cls, t);
   }
 }
 
 /** NEWOBJ(NumpyArrayWrapper) or, in protocols 0–1, copyreg._reconstructor(NumpyArrayWrapper, object, None). */
-function isJoblibWrapper(obj: { fn: V; args: V }): boolean {
+function isJoblibWrapper(obj: Call): boolean {
   if (obj.fn.k !== 'global') return false;
   if (obj.fn.name === JOBLIB_WRAPPER) return true;
   const cls = obj.args.k === 'tuple' ? obj.args.items[0] : undefined;
   return obj.fn.name === 'copyreg._reconstructor' && cls?.k === 'global' && cls.name === JOBLIB_WRAPPER;
+}
+
+/** A wrapper's attributes before its first BUILD: none when made without __init__ (how joblib writes it). */
+function wrapperAttrs(obj: Call): Map<string, V> {
+  if (obj.attrs) return obj.attrs;
+  const args = obj.args.k === 'tuple' ? obj.args : undefined;
+  const base = args?.items[1];
+  const made = obj.fn.k === 'global' && obj.fn.name === JOBLIB_WRAPPER
+    ? obj.ctor === 'new'
+    : args !== undefined && !args.partial && args.items.length === 3 && base?.k === 'global' && base.name === 'builtins.object';
+  if (!made) throw new WalkStopped('a joblib array wrapper built by calling its class (joblib never writes that): where its data ends was not followed');
+  obj.attrs = new Map();
+  return obj.attrs;
+}
+
+/** Keys that can never equal an attribute name (a str, or a str subclass built by a call). */
+const NOT_A_NAME = new Set<V['k']>(['int', 'float', 'bool', 'none', 'bytes']);
+
+/** pickle's load_build on a plain object: `state` or `(state, slotstate)` dicts update its attributes. */
+function applyBuildState(attrs: Map<string, V>, state: V): void {
+  const apply = (d: V | undefined): void => {
+    if (d?.k === 'none') return;
+    if (d?.k !== 'dict' || d.partial) throw new WalkStopped('a joblib array wrapper with a state that is not known exactly');
+    for (const [k, v] of d.items) {
+      if (k.k === 'str' && k.s !== undefined) attrs.set(k.s, v);
+      else if (!(k.k === 'str' || NOT_A_NAME.has(k.k))) throw new WalkStopped('a joblib array wrapper with a state key that is not known exactly');
+    }
+  };
+  if (state.k === 'tuple' && !state.partial && state.items.length === 2) {
+    apply(state.items[0]);
+    apply(state.items[1]);
+  } else apply(state);
+}
+
+interface NumpyDtype {
+  itemsize: number;
+  /** dtype.hasobject: what joblib (and numpy) decide by */
+  hasobject: boolean;
+  /** whether it is an object type or has fields or a subarray that are; undefined when that cannot be told */
+  holdsObjects: boolean | undefined;
+}
+
+const NPY_ITEM_HASOBJECT = 0x01;
+
+/**
+ * A numpy dtype as the unpickler builds it: numpy.dtype('V8', False, True)
+ * then BUILD with (version, endian, subarray, names, fields, elsize,
+ * alignment, flags[, metadata]). numpy (≥ 1.7, state versions 3 and 4) takes
+ * the flags — and so hasobject — from the state as they are, and the itemsize
+ * of flexible types (S, U, V) from elsize; it recomputes neither. A string
+ * says why the dtype was not understood.
+ */
+function numpyDtype(v: V, depth = 0): NumpyDtype | string {
+  if (depth > 16) return 'its dtype is nested too deeply';
+  if (v.k !== 'call' || v.fn.k !== 'global' || v.fn.name !== 'numpy.dtype' || v.ctor !== 'call') return 'its dtype is not a numpy.dtype built from a type string';
+  const a0 = v.args.k === 'tuple' ? v.args.items[0] : undefined;
+  if (a0?.k !== 'str' || a0.s === undefined) return 'its dtype is not a numpy.dtype built from a type string';
+  const base = parseTypeString(a0.s);
+  if (!base) return `its dtype ${JSON.stringify(a0.s.slice(0, 40))} is not understood`;
+  const state = v.state;
+  if (state === undefined) return { itemsize: base.itemsize, hasobject: base.object, holdsObjects: base.object };
+  if (state.k !== 'tuple' || state.partial || (state.items.length !== 8 && state.items.length !== 9)) return 'its dtype state is not understood';
+  const [version, , subarray, , fields, elsize, , flagsV] = state.items as [V, V, V, V, V, V, V, V];
+  if (version.k !== 'int' || (version.v !== 3 && version.v !== 4)) return 'its dtype state is of an old version';
+  let flags = flagsV.k === 'int' ? flagsV.v : flagsV.k === 'bool' ? Number(flagsV.v) : NaN;
+  if (!Number.isSafeInteger(flags)) return 'its dtype flags are not known';
+  if (flags < 0 && flags >= -128) flags += 128; // numpy's normalization of a signed char
+  let itemsize = base.itemsize;
+  if (base.flexible) {
+    if (elsize.k !== 'int' || !Number.isSafeInteger(elsize.v) || elsize.v < 0) return 'its dtype has no valid item size';
+    itemsize = elsize.v;
+  }
+  let holds: boolean | undefined = base.object;
+  const merge = (sub: V | undefined): void => {
+    const d = sub === undefined ? 'missing' : numpyDtype(sub, depth + 1);
+    const h = typeof d === 'string' ? undefined : d.hasobject;
+    holds = holds === true || h === true ? true : holds === undefined || h === undefined ? undefined : false;
+  };
+  if (subarray.k !== 'none') merge(subarray.k === 'tuple' && !subarray.partial ? subarray.items[0] : undefined);
+  if (fields.k !== 'none') {
+    if (fields.k !== 'dict' || fields.partial) merge(undefined);
+    else for (const [, f] of fields.items) merge(f.k === 'tuple' ? f.items[0] : undefined);
+  }
+  return { itemsize, hasobject: (flags & NPY_ITEM_HASOBJECT) !== 0, holdsObjects: holds };
 }
 
 function longValue(b: Uint8Array): number {
@@ -962,16 +1107,20 @@ function longValue(b: Uint8Array): number {
   return v;
 }
 
-/** itemsize of a numpy dtype value built in a pickle (numpy.dtype('f8', …) + BUILD state), 'object' for object dtypes. */
-function numpyItemsize(v: V): number | 'object' | undefined {
-  if (v.k !== 'call' || v.fn.k !== 'global' || (v.fn.name !== 'numpy.dtype')) return undefined;
-  const a = v.args.k === 'tuple' ? v.args.items[0] : undefined;
-  if (a?.k !== 'str' || a.s === undefined) return undefined;
-  const size = descrItemsize(a.s);
-  // the BUILD state (version, byteorder, subarray, names, fields, elsize, alignment, flags) has the real itemsize for flexible types
-  const elsize = v.state?.k === 'tuple' ? v.state.items[5] : undefined;
-  if (size !== 'object' && elsize?.k === 'int' && elsize.v >= 0) return elsize.v;
-  return size;
+/** A type string as numpy pickles it ('f8', 'b1', 'O8', 'V8', 'U3', 'M8[ns]'); undefined for anything else. */
+function parseTypeString(s: string): { itemsize: number; object: boolean; flexible: boolean } | undefined {
+  const m = /^[<>|=]?([biufcmMOSUVa?])(\d*)(\[\w+\])?$/.exec(s);
+  if (!m) return undefined;
+  const kind = m[1]!;
+  const n = m[2] ? Number(m[2]) : undefined;
+  switch (kind) {
+    case 'O': return { itemsize: 8, object: true, flexible: false };
+    case '?': return { itemsize: 1, object: false, flexible: false };
+    case 'b': return { itemsize: n ?? 1, object: false, flexible: false };
+    case 'U': return { itemsize: (n ?? 0) * 4, object: false, flexible: true };
+    case 'S': case 'a': case 'V': return { itemsize: n ?? 0, object: false, flexible: true };
+    default: return n === undefined ? undefined : { itemsize: n, object: false, flexible: false };
+  }
 }
 
 /** itemsize of a numpy type string ('f8', '<i4', 'U20' (bytes), 'O8'), 'object' for objects. */
@@ -1021,8 +1170,9 @@ export async function scanPickle(file: FileSource, start = 0, end = file.size, o
   let pickles = 0;
   let lastEnd = start;
   try {
+    let frameEnd = 0;
     for (;;) {
-      const st: State = { stack: [], marks: [], memo: new Map() };
+      const st = newState(opts.joblib === true);
       const begin = r.pos;
       if (pickles > 0) {
         if (wanted !== 'all' && pickles >= wanted) break;
@@ -1032,6 +1182,8 @@ export async function scanPickle(file: FileSource, start = 0, end = file.size, o
         // 'all': whatever follows a STOP is walked as another pickle (pickle.load would
         // read it on the next call) until it stops parsing
         void b;
+        // the C unpickler resumes right after STOP, the Python one after the frame
+        if (frameEnd > begin) throw new WalkStopped('a pickle frame runs past its STOP: where the next pickle starts depends on the unpickler');
       }
       const findingsBefore = w.findings.length;
       try {
@@ -1039,6 +1191,7 @@ export async function scanPickle(file: FileSource, start = 0, end = file.size, o
         if (w.results.length < 16) w.results.push(toPlain(result));
         pickles++;
         lastEnd = r.pos;
+        frameEnd = st.frameEnd;
       } catch (err) {
         if (!(err instanceof PickleError)) throw err;
         if (pickles === 0 || (wanted !== 'all' && pickles < wanted)) {
@@ -1051,7 +1204,7 @@ export async function scanPickle(file: FileSource, start = 0, end = file.size, o
       }
     }
   } catch (err) {
-    if (!(err instanceof LimitReached)) throw err;
+    if (!(err instanceof WalkStopped)) throw err;
     w.incomplete = err.message;
   }
   const verdict = w.findings.length > 0 ? 'unsafe' : w.incomplete ? 'unknown' : 'safe';

@@ -3,9 +3,9 @@
 // (src/formats/pickle.ts): nothing is ever unpickled.
 import { constants as zlibConstants, gunzipSync, inflateSync } from 'node:zlib';
 import { bufferSource } from './sources.ts';
-import { InvalidModelFileError, type Detector, type FileFormat, type FileSource, type Safety, type SafetyFinding } from './types.ts';
+import { InvalidModelFileError, safetyOf, type Detector, type FileFormat, type FileSource, type Safety, type SafetyFinding } from './types.ts';
 import { DTYPE_SIZES, JOBLIB_WRAPPER, looksLikePickleStart, paramsByDtype, scanPickle, type PickleScan, type StorageInfo } from './pickle.ts';
-import { extOf, firstLocalName, hasZipMagic, openZipFor, readZipMember, zipMemberSource, type ZipDirectory, type ZipEntry } from './zip.ts';
+import { extOf, firstLocalName, hasZipMagic, openZipFor, readZipMember, unreadEntries, zipMemberSource, type ZipDirectory, type ZipEntry } from './zip.ts';
 
 /** The legacy torch.save magic number 0x1950a86a20f9469cfc6c, pickled with protocol 2. */
 export const TORCH_LEGACY_MAGIC = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]);
@@ -42,8 +42,7 @@ export class SafetyAcc {
     this.findings.push({ global, reason });
   }
   safety(): Safety {
-    const verdict = this.findings.length > 0 ? 'unsafe' : this.unknown.length > 0 ? 'unknown' : 'safe';
-    return { verdict, findings: this.findings, globals: this.globals };
+    return safetyOf(this.findings, this.unknown, this.globals);
   }
 }
 
@@ -79,7 +78,7 @@ export const detectPytorch: Detector = async (file) => {
     return {
       format: 'pytorch',
       framework: 'pytorch',
-      safety: { verdict: 'unknown', findings: [] },
+      safety: safetyOf([], ['pre-1.0 torch.save tar format: its pickles were not checked']),
       details: { container: 'tar', note: 'pre-1.0 torch.save tar format: its pickles were not checked' },
     };
   }
@@ -105,7 +104,7 @@ async function pytorchZip(file: FileSource, dir: ZipDirectory, claimed: boolean)
     if (e === main) mainScan = scan;
   }
   if (pkls.length > MAX_PKL_MEMBERS) acc.unknown.push(`${pkls.length - MAX_PKL_MEMBERS} more .pkl members were not checked`);
-  if (dir.truncated) acc.unknown.push(`only the first ${dir.entries.length} of ${dir.totalEntries} zip entries were checked`);
+  acc.unknown.push(...unreadEntries(dir));
 
   const torchscript = dir.entries.some((e) => e.name.startsWith(`${prefix}code/`));
   const details: Record<string, unknown> = { container: 'zip', archive: prefix.replace(/\/$/, ''), pickles };
@@ -271,7 +270,7 @@ async function compressedPickle(file: FileSource, comp: Compression, joblibName:
   const unknown = (why: string): FileFormat => ({
     format,
     framework: 'pickle',
-    safety: { verdict: 'unknown', findings: [] },
+    safety: safetyOf([], [why]),
     details: { compression: comp, note: why },
   });
   if (comp !== 'zlib' && comp !== 'gzip') return unknown(`${comp}-compressed pickle: cannot be decompressed here, so it was not checked`);

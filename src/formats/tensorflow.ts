@@ -7,7 +7,7 @@
 // process that loads the model and are unsafe findings; file-system ops are
 // noted. Weights live in variables/, not in the .pb, so no parameter count.
 import { PbReader, ProtobufError, expectWire, WIRE_LEN, WIRE_VARINT, type PbField } from './protobuf.ts';
-import { InvalidModelFileError, type Detector, type FileFormat, type FileSource, type SafetyFinding, type TensorInfo } from './types.ts';
+import { InvalidModelFileError, safetyOf, type Detector, type FileFormat, type FileSource, type SafetyFinding, type TensorInfo } from './types.ts';
 
 // ---------------------------------------------------------------- SavedModel
 
@@ -297,7 +297,6 @@ async function parseSavedModel(file: FileSource, strict: boolean): Promise<FileF
     global: `tf.raw_ops.${op}`,
     reason: `${op} calls a Python function of the loading process: running the graph executes code that is not in the model`,
   }));
-  const verdict = findings.length ? 'unsafe' : ctx.partial ? 'unknown' : 'safe';
 
   const details: Record<string, unknown> = {
     metaGraphs: metaGraphs.map(({ hasInfo: _, ...m }) => m),
@@ -314,7 +313,7 @@ async function parseSavedModel(file: FileSource, strict: boolean): Promise<FileF
     framework: 'tensorflow',
     inputs: sig ? strip(sig.inputs) : [],
     outputs: sig ? strip(sig.outputs) : [],
-    safety: { verdict, findings },
+    safety: safetyOf(findings, ctx.partial ? [`graph larger than ${NODE_BUDGET} nodes: the op scan stopped there`] : []),
     details,
   };
 }
@@ -403,12 +402,8 @@ export const detectTfjs: Detector = async (file) => {
   if (!marked && name !== 'model.json') return undefined;
   if (file.size > TFJS_MAX_SIZE) {
     if (!marked) return undefined;
-    return {
-      format: 'tfjs',
-      framework: 'tfjs',
-      safety: { verdict: 'safe', findings: [] },
-      details: { note: `model.json larger than ${TFJS_MAX_SIZE} bytes: not parsed` },
-    };
+    const note = `model.json larger than ${TFJS_MAX_SIZE} bytes: not parsed`;
+    return { format: 'tfjs', framework: 'tfjs', safety: safetyOf([], [note]), details: { note } };
   }
   let json: unknown;
   try {
@@ -474,7 +469,7 @@ export const detectTfjs: Detector = async (file) => {
     dtypes,
     inputs,
     outputs,
-    safety: { verdict: 'safe', findings: [] },
+    safety: safetyOf([]),
     details,
   };
 };

@@ -4,7 +4,7 @@
 // length is checked against the file size before it is followed, and the total
 // work is budgeted so crafted vectors cannot make it quadratic.
 import { cachedSource } from './sources.ts';
-import { InvalidModelFileError, type Detector, type FileFormat, type FileSource, type TensorInfo } from './types.ts';
+import { InvalidModelFileError, safetyOf, type Detector, type FileFormat, type FileSource, type TensorInfo } from './types.ts';
 
 class FlatError extends Error {
   constructor(message: string) {
@@ -317,7 +317,12 @@ async function parse(file: FileSource): Promise<FileFormat> {
   if (customOps.length) details.customOps = customOps;
   if (metadataNames.length) details.metadata = metadataNames;
   if (signatures.length) details.signatures = signatures;
-  if (f.partial) details.partial = true;
+  const unchecked: string[] = [];
+  if (f.partial) {
+    details.partial = true;
+    unchecked.push(`more than ${WORK_BUDGET} tables and elements: the walk stopped there`);
+  }
+  if (subgraphs[1] > nSub) unchecked.push(`only the first ${nSub} of ${subgraphs[1]} subgraphs were walked`);
   inputs = inputs.slice(0, MAX_LISTED);
   outputs = outputs.slice(0, MAX_LISTED);
   return {
@@ -327,7 +332,8 @@ async function parse(file: FileSource): Promise<FileFormat> {
     dtypes,
     inputs,
     outputs,
-    safety: { verdict: 'safe', findings: [] },
+    // the file holds no code; a structure not walked to its end is still unchecked
+    safety: safetyOf([], unchecked),
     details,
   };
 }

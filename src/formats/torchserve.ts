@@ -5,7 +5,7 @@
 import { bufferSource } from './sources.ts';
 import { InvalidModelFileError, type Detector, type FileFormat, type FileSource } from './types.ts';
 import { detectPytorch, SafetyAcc, scanMember } from './pytorch.ts';
-import { extOf, firstLocalName, hasZipMagic, openZipFor, readZipMember, subSource, zipMemberDataOffset, ZIP_MEMBER_CAP, type ZipDirectory } from './zip.ts';
+import { extOf, firstLocalName, hasZipMagic, openZipFor, readZipMember, subSource, unreadEntries, zipMemberDataOffset, ZIP_MEMBER_CAP, type ZipDirectory } from './zip.ts';
 
 const MANIFEST = 'MAR-INF/MANIFEST.json';
 const MAX_NESTED = 16;
@@ -56,6 +56,7 @@ async function mar(file: FileSource, dir: ZipDirectory, claimed: boolean): Promi
     archiver_version: str(manifest.archiverVersion) ?? null,
   };
   const acc = new SafetyAcc();
+  acc.unknown.push(...unreadEntries(dir));
   acc.finding(`handler:${handler ?? 'unknown'}`, 'a .mar ships a Python handler that runs code when the model is served');
   const pyFiles = dir.entries.filter((e) => e.name.endsWith('.py')).map((e) => e.name);
   if (pyFiles.length > 0) details.python_files = pyFiles.slice(0, 50);
@@ -101,7 +102,7 @@ async function mar(file: FileSource, dir: ZipDirectory, claimed: boolean): Promi
     checked.push({ member: e.name, format: found.format, verdict: found.safety.verdict });
     for (const g of found.safety.globals ?? []) if (!acc.globals.includes(g) && acc.globals.length < 10_000) acc.globals.push(g);
     for (const f of found.safety.findings) acc.finding(f.global, `${f.reason} (in ${e.name})`);
-    if (found.safety.verdict === 'unknown') acc.unknown.push(e.name);
+    if (found.safety.verdict === 'unknown') acc.unknown.push(...(found.safety.incomplete ?? ['not checked']).map((why) => `${e.name}: ${why}`));
     if (found.parameters !== undefined) parameters = (parameters ?? 0) + found.parameters;
     if (found.dtypes) {
       dtypes ??= {};

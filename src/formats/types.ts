@@ -29,11 +29,17 @@ export interface SafetyFinding {
 }
 
 export interface Safety {
-  /** safe: nothing that runs code; unsafe: something that does; unknown: not checkable */
+  /** safe: walked completely, nothing that runs code; unsafe: something that does; unknown: not (completely) checkable */
   verdict: 'safe' | 'unsafe' | 'unknown';
   findings: SafetyFinding[];
   /** every global a pickle imports, for the record */
   globals?: string[];
+  /**
+   * What was not checked, and why: a walk cut short by a budget or depth
+   * limit, a member too large to read, a structure the scanner cannot follow.
+   * Never present on a `safe` verdict (see safetyOf).
+   */
+  incomplete?: string[];
 }
 
 export interface FileFormat {
@@ -70,3 +76,16 @@ export class InvalidModelFileError extends Error {
 export type Detector = (file: FileSource) => Promise<FileFormat | undefined>;
 
 export const SAFE: Safety = { verdict: 'safe', findings: [] };
+
+/**
+ * The one rule every detector's verdict follows: any finding makes the file
+ * unsafe; otherwise any part left unchecked (a budget, a depth limit, …)
+ * makes it unknown — a walk that stopped early is never `safe`.
+ */
+export function safetyOf(findings: SafetyFinding[], incomplete: readonly string[] = [], globals?: string[]): Safety {
+  const verdict = findings.length > 0 ? 'unsafe' : incomplete.length > 0 ? 'unknown' : 'safe';
+  const out: Safety = { verdict, findings };
+  if (globals !== undefined) out.globals = globals;
+  if (incomplete.length > 0) out.incomplete = [...new Set(incomplete)].slice(0, 64);
+  return out;
+}

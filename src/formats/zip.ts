@@ -38,9 +38,9 @@ export interface ZipEntry {
 
 export interface ZipDirectory {
   entries: ZipEntry[];
-  /** entries the end-of-directory record announces */
+  /** entries in the directory: what the end record announces, or (a lower bound of) more when it understates them */
   totalEntries: number;
-  /** true when totalEntries > MAX_ZIP_ENTRIES (only the first ones are listed) */
+  /** true when the directory holds more than MAX_ZIP_ENTRIES entries (only the first ones are listed) */
   truncated: boolean;
   zip64: boolean;
   cdOffset: number;
@@ -139,13 +139,14 @@ export async function readZipDirectory(file: FileSource, format = 'zip'): Promis
   }
   if (totalEntries * CDH_SIZE > cdSize) throw bad(format, `broken zip archive: ${totalEntries} entries cannot fit in a ${cdSize}-byte central directory`);
 
-  const want = Math.min(totalEntries, MAX_ZIP_ENTRIES);
   const entries: ZipEntry[] = [];
   const cdEnd = cdOffset + cdSize;
   let pos = cdOffset;
   let win: Uint8Array = new Uint8Array(0);
   let winStart = cdOffset;
-  while (entries.length < want) {
+  // Python's zipfile (numpy, Keras, TorchServe) reads entries until the directory's SIZE is used up,
+  // whatever the count says: an understated count must not hide the entries after it
+  while (entries.length < MAX_ZIP_ENTRIES && (entries.length < totalEntries || pos < cdEnd)) {
     // make sure the fixed header is in the window, then the variable part
     for (let need = CDH_SIZE, pass = 0; pass < 2; pass++) {
       if (pos + need > cdEnd) throw bad(format, `broken zip archive: central directory entry ${entries.length} runs past the directory`);
@@ -222,7 +223,14 @@ export async function readZipDirectory(file: FileSource, format = 'zip'): Promis
     });
     pos += CDH_SIZE + nameLen + extraLen + commentLen;
   }
-  return { entries, totalEntries, truncated: totalEntries > want, zip64, cdOffset, cdSize };
+  const unread = pos < cdEnd; // stopped at MAX_ZIP_ENTRIES
+  totalEntries = Math.max(totalEntries, entries.length + (unread ? 1 : 0));
+  return { entries, totalEntries, truncated: entries.length < totalEntries, zip64, cdOffset, cdSize };
+}
+
+/** What a detector did not check because the directory was cut at MAX_ZIP_ENTRIES (none when it was not). */
+export function unreadEntries(dir: ZipDirectory): string[] {
+  return dir.truncated ? [`only the first ${dir.entries.length} of ${dir.totalEntries} zip entries were checked`] : [];
 }
 
 /** Offset of a member's data, from its local header (validated against the directory). */

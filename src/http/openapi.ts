@@ -104,6 +104,7 @@ const schemas: Record<string, Json> = {
       verdict: { type: 'string', enum: ['safe', 'unsafe', 'unknown'] },
       findings: { type: 'array', items: { type: 'object', properties: { global: { type: 'string' }, reason: { type: 'string' } } } },
       globals: { type: 'array', items: { type: 'string' } },
+      incomplete: { type: 'array', items: { type: 'string' }, description: 'what was not checked and why (a budget or depth limit, a member too large to read); never present on a `safe` verdict' },
     },
   },
   File: {

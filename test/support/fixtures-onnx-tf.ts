@@ -179,6 +179,32 @@ export function onnxModel(): Uint8Array {
   return w.finish();
 }
 
+/** A model whose If nodes nest `depth` subgraphs, the innermost holding a 2-element initializer. */
+export function onnxNestedIf(depth: number): Uint8Array {
+  const graph = (g: PbWriter, level: number): void => {
+    g.str(2, `g${level}`);
+    if (level === depth) {
+      g.msg(5, (t) => onnxTensor(t, { name: 'deep', dataType: 1, dims: [2], raw: new Uint8Array(8) }));
+      return;
+    }
+    g.msg(1, (n) => {
+      n.str(1, 'cond');
+      n.str(2, `z${level}`);
+      n.str(4, 'If');
+      n.msg(5, (a) => {
+        a.str(1, 'then_branch');
+        a.msg(6, (sub) => graph(sub, level + 1));
+        a.int(20, 5); // GRAPH
+      });
+    });
+  };
+  const w = new PbWriter();
+  w.int(1, 8);
+  w.msg(7, (g) => graph(g, 0));
+  w.msg(8, (o) => o.str(1, '').int(2, 17));
+  return w.finish();
+}
+
 // ---------------------------------------------------------------- SavedModel
 
 function tfTensorInfo(w: PbWriter, tensor: string, dtype: number, dims: number[]): void {
@@ -196,7 +222,7 @@ function tfTensorInfo(w: PbWriter, tensor: string, dtype: number, dims: number[]
  * MatMul and ReadFile nodes, plus a function library; with `pyFunc` it also
  * has an EagerPyFunc node inside a library function.
  */
-export function savedModel(opts: { pyFunc?: boolean } = {}): Uint8Array {
+export function savedModel(opts: { pyFunc?: boolean; extraNodes?: number } = {}): Uint8Array {
   const w = new PbWriter();
   w.int(1, 1);
   w.msg(2, (mg) => {
@@ -213,6 +239,7 @@ export function savedModel(opts: { pyFunc?: boolean } = {}): Uint8Array {
       gd.msg(1, (n) => n.str(1, 'w').str(2, 'Const').msg(5, (attr) => attr.str(1, 'value').msg(2, (v) => v.bytes(8, new Uint8Array(64)))));
       gd.msg(1, (n) => n.str(1, 'y').str(2, 'MatMul').str(3, 'x').str(3, 'w'));
       gd.msg(1, (n) => n.str(1, 'f').str(2, 'ReadFile'));
+      for (let i = 0; i < (opts.extraNodes ?? 0); i++) gd.msg(1, (n) => n.str(2, 'NoOp'));
       gd.msg(2, (lib) =>
         lib.msg(1, (fn) => {
           fn.msg(1, (sig) => sig.str(1, '__inference_call_42'));
@@ -345,14 +372,32 @@ function tfliteTensor(name: string, type: number, shape: number[], buffer: numbe
  * bias `b` int32 [2] (buffer 2), `w_alias` sharing buffer 1 and output
  * `out` float32 [1,2]; operator codes FULLY_CONNECTED and custom
  * `MyCustomOp`; metadata `min_runtime_version`; a signature `serving_default`.
- * Parameters: 8 float32 + 2 int32 = 10.
+ * Parameters: 8 float32 + 2 int32 = 10. `extraSubgraphs` appends empty subgraphs;
+ * `operatorTensors` pads the operator's input and output lists to that length.
  */
-export function tfliteModel(opts: { bigWeights?: { dims: [number, number]; dataOffset: number } } = {}): Uint8Array {
+export function tfliteModel(opts: { bigWeights?: { dims: [number, number]; dataOffset: number }; extraSubgraphs?: number; operatorTensors?: number } = {}): Uint8Array {
   const buffer = (data?: number[]): FbTable => ({ table: [data ? { vec: 'u8', items: data } : undefined] });
   const big = opts.bigWeights;
   const wShape = big ? big.dims : [4, 2];
   // with bigWeights, buffer 1 lives after the FlatBuffer (Buffer.offset/size, as for models over 2 GiB)
   const wBuffer: FbTable = big ? { table: [undefined, { u64: big.dataOffset }, { u64: big.dims[0] * big.dims[1] * 4 }] } : buffer(new Array(32).fill(1));
+  // with operatorTensors, the operator's inputs and outputs lists are padded to that length with -1 (omitted)
+  const io = (list: number[]): FbVector => i32v(opts.operatorTensors ? [...list, ...new Array<number>(opts.operatorTensors - list.length).fill(-1)] : list);
+  const main: FbTable = {
+    table: [
+      objv([
+        tfliteTensor('input', 0, [1, 4], 0, [-1, 4]),
+        tfliteTensor('w', 0, wShape, 1),
+        tfliteTensor('b', 2, [2], 2),
+        tfliteTensor('out', 0, [1, 2], 0),
+        tfliteTensor('w_alias', 0, wShape, 1),
+      ]),
+      i32v([0]),
+      i32v([3]),
+      objv([{ table: [{ u32: 0 }, io([0, 1, 2]), io([3])] }]),
+      str('main'),
+    ],
+  };
   const model: FbTable = {
     table: [
       { u32: 3 },
@@ -360,23 +405,7 @@ export function tfliteModel(opts: { bigWeights?: { dims: [number, number]; dataO
         { table: [{ u8: 9 }, undefined, { i32: 1 }, { i32: 9 }] },
         { table: [{ u8: 32 }, str('MyCustomOp'), { i32: 1 }, { i32: 32 }] },
       ]),
-      objv([
-        {
-          table: [
-            objv([
-              tfliteTensor('input', 0, [1, 4], 0, [-1, 4]),
-              tfliteTensor('w', 0, wShape, 1),
-              tfliteTensor('b', 2, [2], 2),
-              tfliteTensor('out', 0, [1, 2], 0),
-              tfliteTensor('w_alias', 0, wShape, 1),
-            ]),
-            i32v([0]),
-            i32v([3]),
-            objv([{ table: [{ u32: 0 }, i32v([0, 1, 2]), i32v([3])] }]),
-            str('main'),
-          ],
-        },
-      ]),
+      objv([main, ...new Array<FbTable>(opts.extraSubgraphs ?? 0).fill({ table: [] })]),
       str('cairn tflite test'),
       objv([buffer(), wBuffer, buffer([1, 0, 0, 0, 2, 0, 0, 0]), buffer([...new TextEncoder().encode('1.5.0')])]),
       undefined,

@@ -101,6 +101,11 @@ export class PickleWriter {
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  return concatList(parts);
+}
+
+/** concatBytes for more parts than a call takes arguments */
+function concatList(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -379,6 +384,154 @@ export function joblibFile(opts: { sklearn?: boolean; objectArray?: boolean } = 
   return w.stop().bytes();
 }
 
+// ---------------------------------------------------------------------------
+// Joblib files crafted opcode by opcode, for the corners of how joblib's
+// NumpyUnpickler reads an array after BUILD of a NumpyArrayWrapper: a nested
+// pickle when dtype.hasobject (numpy takes it from the pickled dtype flags),
+// else padding then count × itemsize raw bytes. Each case says what a scanner
+// must answer; the `runs` ones call os.system(command) when joblib.load reads
+// them (test/formats-pickle-zip.test.ts proves that with real joblib).
+
+export interface NpDtypeSpec {
+  descr: string;
+  /** the pickled dtype flags: bit 0 is hasobject */
+  flags: number;
+  /** the pickled elsize (numpy uses it for flexible types only) */
+  elsize?: number;
+  fields?: Array<[string, NpDtypeSpec]>;
+}
+
+export const NP_OBJECT: NpDtypeSpec = { descr: 'O8', flags: 63 };
+export const NP_FLOAT64: NpDtypeSpec = { descr: 'f8', flags: 0 };
+/** np.dtype([('a', 'O')]) as numpy pickles it */
+export const NP_OBJECT_FIELD: NpDtypeSpec = { descr: 'V8', flags: 27, elsize: 8, fields: [['a', NP_OBJECT]] };
+
+/** numpy.dtype(descr, False, True), then BUILD (3, endian, None, names, fields, elsize, alignment, flags) */
+export function writeNpDtype(w: PickleWriter, d: NpDtypeSpec): PickleWriter {
+  w.global('numpy', 'dtype').str(d.descr).bool(false).bool(true).tupleN(3).reduce();
+  w.mark().int(3).str(/^[OV]/.test(d.descr) ? '|' : '<').none();
+  if (d.fields) {
+    w.mark();
+    for (const [name] of d.fields) w.str(name);
+    w.tuple().emptyDict().mark();
+    d.fields.forEach(([name, sub], i) => {
+      w.str(name);
+      writeNpDtype(w, sub).int(8 * i).tupleN(2);
+    });
+    w.setitems();
+  } else w.none().none();
+  return w.int(d.elsize ?? -1).int(d.elsize === undefined ? -1 : 8).int(d.flags).tuple().build();
+}
+
+type Attr = [string, (w: PickleWriter) => void];
+
+/** BUILD state of a wrapper: a dict of attributes, as joblib writes it (plus `extra`). */
+function wrapperState(w: PickleWriter, dtype: NpDtypeSpec | undefined, shape: number[] | undefined, extra: Attr[] = []): PickleWriter {
+  const attrs: Attr[] = [];
+  if (dtype) attrs.push(['subclass', (x) => x.global('numpy', 'ndarray')], ['order', (x) => x.str('C')], ['dtype', (x) => writeNpDtype(x, dtype)], ['allow_mmap', (x) => x.bool(false)]);
+  if (shape) attrs.push(['shape', (x) => x.ints(shape)]);
+  w.emptyDict().mark();
+  for (const [k, v] of [...attrs, ...extra]) {
+    w.str(k);
+    v(w);
+  }
+  return w.setitems().build();
+}
+
+const newWrapper = (w: PickleWriter): PickleWriter => w.global('joblib.numpy_pickle', 'NumpyArrayWrapper').emptyTuple().newobj();
+const system = (w: PickleWriter, command: string): PickleWriter => w.global('os', 'system').str(command).tupleN(1).reduce();
+/** the pickle joblib reads for an object array: here one that runs the command */
+const objectPayload = (command: string): Uint8Array => system(new PickleWriter().proto(2), command).pop().none().stop().bytes();
+
+export interface CraftedJoblib {
+  bytes: Uint8Array;
+  verdict: 'unsafe' | 'unknown';
+  /** joblib.load runs the command */
+  runs: boolean;
+}
+
+export function craftedJoblib(command = 'true'): Record<string, CraftedJoblib> {
+  const raw = (n: number): Uint8Array => new Uint8Array(n).fill(0x2e); // raw array bytes: STOP opcodes, to trip a scanner that walks them
+  const out: Record<string, CraftedJoblib> = {};
+  // a dtype with an object field but pickled flags saying "no objects": joblib reads raw bytes as object pointers
+  {
+    const w = newWrapper(new PickleWriter().proto(2));
+    wrapperState(w, { ...NP_OBJECT_FIELD, flags: 0 }, [1]).raw(new Uint8Array(8));
+    out['object field, flags deny it'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: false };
+  }
+  // a float64 dtype whose pickled flags say hasobject: joblib unpickles what follows
+  {
+    const w = newWrapper(new PickleWriter().proto(2));
+    wrapperState(w, { ...NP_FLOAT64, flags: 63 }, [1]).raw(objectPayload(command));
+    out['float64 with the hasobject flag'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: true };
+  }
+  // numpy ignores the pickled elsize of a non-flexible type: 8 bytes of data, not 100
+  {
+    const w = newWrapper(new PickleWriter().proto(2));
+    wrapperState(w, { ...NP_FLOAT64, elsize: 100 }, [1]).raw(raw(8));
+    system(w, command).pop().raw(raw(100));
+    out['elsize of a float64 ignored'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: true };
+  }
+  // the dtype's last BUILD decides: flags 0, then flags 63
+  {
+    const w = new PickleWriter().proto(2);
+    writeNpDtype(w, { descr: 'V8', flags: 0, elsize: 8 }).memo();
+    w.pop();
+    w.binget(0).mark().int(3).str('|').none().none().none().int(8).int(1).int(63).tuple().build().pop();
+    newWrapper(w);
+    w.emptyDict().mark().str('shape').ints([1]).str('dtype').binget(0).setitems().build();
+    w.raw(objectPayload(command));
+    out['dtype rebuilt with the hasobject flag'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: true };
+  }
+  // a memoized wrapper BUILT again: joblib reads a second array, with the merged attributes
+  {
+    const w = new PickleWriter().proto(2);
+    newWrapper(w).memo();
+    wrapperState(w, NP_FLOAT64, [1]).raw(raw(8)).pop();
+    w.binget(0).emptyDict().mark().str('shape').ints([3]).setitems().build().raw(raw(24)).pop();
+    system(w, command).pop().none();
+    out['wrapper built twice'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: true };
+  }
+  // any alignment attribute but None means a padding byte and padding
+  {
+    const w = newWrapper(new PickleWriter().proto(2));
+    wrapperState(w, NP_FLOAT64, [1], [['numpy_array_alignment_bytes', (x) => x.str('x')]]).raw([4, 0x2e, 0x2e, 0x2e, 0x2e]).raw(raw(8));
+    system(w, command).pop();
+    out['padding announced by a string'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: true };
+  }
+  // inside an object array's pickle, a wrapper is a plain object: nothing is read after its BUILD
+  {
+    const nested = newWrapper(new PickleWriter().proto(2));
+    wrapperState(nested, NP_FLOAT64, [1000]).pop();
+    system(nested, command).stop();
+    const w = newWrapper(new PickleWriter().proto(2));
+    wrapperState(w, NP_OBJECT, [1]).raw(nested.bytes());
+    out['wrapper inside an object array pickle'] = { bytes: w.stop().bytes(), verdict: 'unsafe', runs: true };
+  }
+  // a frame that runs past the wrapper's BUILD: the data is read after the frame, the frame's rest later
+  {
+    const body = newWrapper(new PickleWriter());
+    wrapperState(body, NP_FLOAT64, [1]).raw(raw(8));
+    const b = body.bytes();
+    out['frame running past the BUILD'] = { bytes: new PickleWriter().proto(4).frame(b.length).raw(b).stop().bytes(), verdict: 'unknown', runs: false };
+  }
+  // the wrapper made by calling its class (attributes from __init__, not the state)
+  {
+    const w = new PickleWriter().proto(2).global('joblib.numpy_pickle', 'NumpyArrayWrapper');
+    w.mark().global('numpy', 'ndarray').ints([1]).str('C');
+    writeNpDtype(w, NP_FLOAT64).tuple().reduce().emptyDict().build().raw(raw(8));
+    out['wrapper built by calling its class'] = { bytes: w.stop().bytes(), verdict: 'unknown', runs: false };
+  }
+  // an object array's pickle whose frame runs past its STOP
+  {
+    const inner = new PickleWriter().none().stop().raw([0xff, 0xff]).bytes();
+    const w = newWrapper(new PickleWriter().proto(2));
+    wrapperState(w, NP_OBJECT, [1]).raw(new PickleWriter().proto(4).frame(inner.length).raw(inner).bytes());
+    out['object array pickle with a frame past its STOP'] = { bytes: w.stop().bytes(), verdict: 'unknown', runs: false };
+  }
+  return out;
+}
+
 export const zlibCompress = (b: Uint8Array): Uint8Array => new Uint8Array(deflateSync(b));
 
 // ---------------------------------------------------------------------------
@@ -393,7 +546,8 @@ export interface ZipMember {
   align?: number;
 }
 
-export function makeZip(members: ZipMember[], opts: { zip64?: boolean; comment?: string } = {}): Uint8Array {
+/** `eocdEntries`: the entry count written in the end record (default: the true count; 16 bits without ZIP64) */
+export function makeZip(members: ZipMember[], opts: { zip64?: boolean; comment?: string; eocdEntries?: number } = {}): Uint8Array {
   const parts: Uint8Array[] = [];
   const central: Uint8Array[] = [];
   let offset = 0;
@@ -448,7 +602,7 @@ export function makeZip(members: ZipMember[], opts: { zip64?: boolean; comment?:
     central.push(chb);
     offset += lhb.length + body.length;
   }
-  const cd = concatBytes(...central);
+  const cd = concatList(central);
   const cdOffset = offset;
   const tail: Uint8Array[] = [cd];
   const comment = enc.encode(opts.comment ?? '');
@@ -470,15 +624,16 @@ export function makeZip(members: ZipMember[], opts: { zip64?: boolean; comment?:
   }
   const eocd = new DataView(new ArrayBuffer(22 + comment.length));
   eocd.setUint32(0, 0x06054b50, true);
-  eocd.setUint16(8, opts.zip64 ? 0xffff : members.length, true);
-  eocd.setUint16(10, opts.zip64 ? 0xffff : members.length, true);
+  const count = opts.zip64 ? 0xffff : (opts.eocdEntries ?? members.length) & 0xffff;
+  eocd.setUint16(8, count, true);
+  eocd.setUint16(10, count, true);
   eocd.setUint32(12, opts.zip64 ? 0xffffffff : cd.length, true);
   eocd.setUint32(16, opts.zip64 ? 0xffffffff : cdOffset, true);
   eocd.setUint16(20, comment.length, true);
   const eocdb = new Uint8Array(eocd.buffer);
   eocdb.set(comment, 22);
   tail.push(eocdb);
-  return concatBytes(...parts, ...tail);
+  return concatList([...parts, ...tail]);
 }
 
 // ---------------------------------------------------------------------------
