@@ -226,15 +226,17 @@ describe('the attacks of issue 11 item 3, through the server', () => {
     assert.ok(seconds < 10, `publish took ${seconds.toFixed(1)} s (one 2 s budget for the four names)`);
   });
 
-  test('a safetensors header of 1.3M tensors (92 MB): unknown (memory), the server does not balloon', async () => {
+  // Its /healthz latency and the server's RSS are measured in analysis-load.test.ts,
+  // from outside the server: here the test shares the server's heap, and the
+  // garbage of building a 92 MB header costs this process its own GC pauses.
+  test('a safetensors header of 1.3M tensors (92 MB): unknown (memory)', async () => {
     const digest = await upload(hugeHeaderSafetensors());
-    const { res, p99 } = await publishTimed('huge-header', [{ path: 'model.safetensors', digest }]);
+    const { res } = await publishTimed('huge-header', [{ path: 'model.safetensors', digest }]);
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const f = res.body.files[0];
     assert.equal(f.safety.verdict, 'unknown');
     assert.equal(f.details.analysis_stopped.budget, 'memory');
     assert.deepEqual(res.body.summary.safety.unchecked_files, ['model.safetensors']);
-    assert.ok(p99 < 200, `/healthz p99 ${p99.toFixed(0)} ms`);
   });
 });
 
