@@ -24,6 +24,19 @@ export interface Config {
   rateLimit?: number;
   /** webhooks may post to loopback, private and link-local addresses (CAIRN_WEBHOOK_ALLOW_PRIVATE; absent: false) */
   webhookAllowPrivate?: boolean;
+  /** format analysis at publish (absent: the defaults of analysis-pool.ts) */
+  analysis?: AnalysisConfig;
+}
+
+export interface AnalysisConfig {
+  /** worker threads (CAIRN_ANALYSIS_WORKERS) */
+  workers?: number;
+  /** CPU seconds one file's analysis may take (CAIRN_ANALYSIS_FILE_SECONDS) */
+  fileSeconds?: number;
+  /** CPU seconds all analyses of one publish may take (CAIRN_ANALYSIS_PUBLISH_SECONDS) */
+  publishSeconds?: number;
+  /** MiB of heap and buffers one analysis may hold (CAIRN_ANALYSIS_MEMORY_MB) */
+  memoryMb?: number;
 }
 
 export class ConfigError extends Error {
@@ -44,6 +57,14 @@ function parseCount(name: string, value: string | undefined, fallback: number): 
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${name} must be a whole number >= 0, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A whole number >= 1, or undefined when not set (the default applies). */
+function parsePositive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = parseCount(name, value, 0);
+  if (n < 1) throw new ConfigError(`${name} must be a whole number >= 1, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -81,5 +102,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: parseCount('CAIRN_MAX_UPLOAD_BYTES', env.CAIRN_MAX_UPLOAD_BYTES, 100 * 1024 ** 3) || undefined,
     rateLimit: parseCount('CAIRN_RATE_LIMIT', env.CAIRN_RATE_LIMIT, 6000),
     webhookAllowPrivate: parseBool('CAIRN_WEBHOOK_ALLOW_PRIVATE', env.CAIRN_WEBHOOK_ALLOW_PRIVATE, false),
+    analysis: {
+      workers: parsePositive('CAIRN_ANALYSIS_WORKERS', env.CAIRN_ANALYSIS_WORKERS),
+      fileSeconds: parsePositive('CAIRN_ANALYSIS_FILE_SECONDS', env.CAIRN_ANALYSIS_FILE_SECONDS),
+      publishSeconds: parsePositive('CAIRN_ANALYSIS_PUBLISH_SECONDS', env.CAIRN_ANALYSIS_PUBLISH_SECONDS),
+      memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
+    },
   };
 }

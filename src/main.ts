@@ -16,7 +16,7 @@ import { UploadQueries } from './metadata/uploads.ts';
 import { EventQueries } from './metadata/events.ts';
 import { LineageQueries } from './metadata/lineage.ts';
 import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
-import { DETECTORS } from './formats/index.ts';
+import { AnalysisPool } from './formats/analysis-pool.ts';
 import { Registry } from './registry.ts';
 import { TokenQueries } from './metadata/tokens.ts';
 import fs from 'node:fs';
@@ -70,6 +70,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   const chunks = new ChunkStore(driver, blobs, pool, {
     onCorrupt: (info) => log.error('corrupt content refused', info),
   });
+  const analysis = new AnalysisPool(analysisLimits(config), log);
   const events = new EventQueries(db);
   const mirror = new GitMirror({ gitdir: lineageDir(config.dataDir), events, log, fs: options.gitFs });
   const webhooks = new WebhookQueries(db, SecretBox.fromKeyFile(path.join(config.dataDir, 'webhook-key')));
@@ -88,7 +89,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     events,
     lineage: new LineageQueries(db),
     chunks,
-    detectors: DETECTORS,
+    analysis,
     unsafePolicy: config.unsafePolicy,
     log,
     onEvent: () => {
@@ -120,9 +121,20 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     async close() {
       await dispatcher.stop();
       await mirror.stop();
+      await analysis.close();
       await pool.close();
       db.close();
     },
+  };
+}
+
+function analysisLimits(config: Config): ConstructorParameters<typeof AnalysisPool>[0] {
+  const a = config.analysis ?? {};
+  return {
+    ...(a.workers ? { workers: a.workers } : {}),
+    ...(a.fileSeconds ? { fileCpuMs: a.fileSeconds * 1000 } : {}),
+    ...(a.publishSeconds ? { publishCpuMs: a.publishSeconds * 1000 } : {}),
+    ...(a.memoryMb ? { memoryBytes: a.memoryMb * 1024 * 1024 } : {}),
   };
 }
 

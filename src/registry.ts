@@ -6,9 +6,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { blobSource, type BlobStream, type ChunkStore } from './blobs/chunk-store.ts';
-import { analyzeFile, linkVersionFiles, summarize, type VersionSummary as FormatSummary } from './formats/analyze.ts';
-import { cachedSource } from './formats/sources.ts';
-import { InvalidModelFileError, type Detector, type FileFormat } from './formats/types.ts';
+import { InvalidVersionFileError, type AnalysisPool } from './formats/analysis-pool.ts';
+import { linkVersionFiles, summarize, type VersionSummary as FormatSummary } from './formats/analyze.ts';
+import type { FileFormat } from './formats/types.ts';
 import type { Logger } from './log.ts';
 import { CairnError } from './errors.ts';
 import { checkAlias, checkDigest, checkName, checkPathShape, checkRef, checkVersion, isDigest, LATEST, MAX_FILES_PER_VERSION, parseLimit, parseNameRef, tooManyFiles, VersionPaths } from './identifiers.ts';
@@ -242,8 +242,8 @@ export interface RegistryDeps {
   events: EventQueries;
   lineage: LineageQueries;
   chunks: ChunkStore;
-  /** format detectors, tried in order */
-  detectors: Detector[];
+  /** format analysis, in worker threads */
+  analysis: AnalysisPool;
   /** what to do with a version whose files run code when loaded */
   unsafePolicy: 'warn' | 'reject';
   log?: Logger;
@@ -262,7 +262,7 @@ export class Registry {
   readonly chunks: ChunkStore;
   private readonly onEvent: () => void;
   private readonly now: () => Date;
-  private readonly detectors: Detector[];
+  private readonly analysis: AnalysisPool;
   private readonly unsafePolicy: 'warn' | 'reject';
   private readonly log: Logger | undefined;
   /** Sessions with a request in progress: one writer at a time. */
@@ -278,7 +278,7 @@ export class Registry {
     this.lineage = deps.lineage;
     this.chunks = deps.chunks;
     this.onEvent = deps.onEvent ?? (() => {});
-    this.detectors = deps.detectors;
+    this.analysis = deps.analysis;
     this.unsafePolicy = deps.unsafePolicy;
     this.log = deps.log;
     this.now = deps.now ?? (() => new Date());
@@ -667,18 +667,22 @@ export class Registry {
     return this.versionDoc(model, this.models.versionById(versionId)!, input.caller);
   }
 
-  /** Reads each file back from storage (bounded reads) and detects its format. */
+  /**
+   * Detects each file's format in the analysis workers, which read it back
+   * from storage (bounded reads) through this thread.
+   */
   private async analyzeFiles(files: PublishFile[]): Promise<Array<{ path: string; analysis: FileFormat }>> {
-    const out: Array<{ path: string; analysis: FileFormat }> = [];
-    for (const f of files) {
-      if (!this.blobs.getBlob(f.digest)) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
-      try {
-        const source = cachedSource(blobSource(this.chunks, this.blobs, f.digest, f.path));
-        out.push({ path: f.path, analysis: await analyzeFile(this.detectors, source, this.log) });
-      } catch (err) {
-        if (!(err instanceof InvalidModelFileError)) throw err;
-        throw new CairnError('INVALID_MODEL_FILE', `${f.path} is not a valid ${err.format} file: ${err.message}`, { path: f.path, format: err.format });
-      }
+    const toAnalyze = files.map((f) => {
+      const blob = this.blobs.getBlob(f.digest);
+      if (!blob) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
+      return { path: f.path, digest: f.digest, size: blob.size, open: () => blobSource(this.chunks, this.blobs, f.digest, f.path) };
+    });
+    let out;
+    try {
+      out = await this.analysis.analyzeVersion(toAnalyze);
+    } catch (err) {
+      if (!(err instanceof InvalidVersionFileError)) throw err;
+      throw new CairnError('INVALID_MODEL_FILE', `${err.path} is not a valid ${err.format} file: ${err.message}`, { path: err.path, format: err.format });
     }
     linkVersionFiles(out);
     return out;

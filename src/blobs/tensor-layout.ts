@@ -6,8 +6,11 @@
 //
 // Formats: safetensors (u64 LE header length + JSON with `data_offsets`) and
 // GGUF v2/v3 little-endian. Detection is by content (the first bytes), not by
-// name. The header is read from a bounded prefix of the stream
-// (MAX_LAYOUT_HEADER); a larger or malformed header simply disables the
+// name. This runs on the event loop while a file is uploaded, so its cost is
+// bounded: the header is read from a bounded prefix of the stream
+// (MAX_LAYOUT_HEADER; a safetensors JSON header, which JSON.parse must take
+// whole, MAX_SAFETENSORS_LAYOUT_HEADER), and at most MAX_LAYOUT_TENSORS
+// tensors are laid out. A larger or malformed header simply disables the
 // optimisation — the file is then chunked by content only, as before.
 
 /** A tensor's byte range in the file, [begin, end), and its element width in bytes (1 = not a float type we group). */
@@ -25,8 +28,16 @@ export interface TensorLayout {
   tensors: TensorSpan[];
 }
 
-/** Headers larger than this are not parsed (the optimisation is skipped). */
+/** Headers larger than this are not parsed (the optimisation is skipped). GGUF headers hold the vocabulary: several MiB. */
 export const MAX_LAYOUT_HEADER = 16 * 1024 * 1024;
+/**
+ * A safetensors header is JSON, parsed in one go: ~100 ms per MiB of
+ * adversarial JSON (tiny objects), so it is kept to 1 MiB — ~10,000 tensors,
+ * more than real files hold (a 7B model: ~300; SDXL in one file: ~2,500).
+ */
+export const MAX_SAFETENSORS_LAYOUT_HEADER = 1024 * 1024;
+/** More tensors than this: no layout (each becomes a cut, a span, a row in the session's saved layout). */
+export const MAX_LAYOUT_TENSORS = 16_384;
 
 const SAFETENSORS_WIDTH: Record<string, number> = { BF16: 2, F16: 2, F32: 4 };
 const GGUF_WIDTH: Record<number, number> = { 0: 4, 1: 2, 30: 2 }; // F32, F16, BF16
@@ -47,13 +58,21 @@ export function probeLayout(head: Uint8Array, ended: boolean): LayoutProbe {
   return probeSafetensors(head, ended);
 }
 
+const DATA_OFFSETS = Buffer.from('"data_offsets"');
+
 function probeSafetensors(head: Uint8Array, ended: boolean): LayoutProbe {
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const n = view.getBigUint64(0, true);
-  if (n < 2n || n > BigInt(MAX_LAYOUT_HEADER - 8)) return { state: 'none' };
+  if (n < 2n || n > BigInt(MAX_SAFETENSORS_LAYOUT_HEADER - 8)) return { state: 'none' };
   const headerEnd = 8 + Number(n);
   if (head.length > 8 && head[8] !== 0x7b /* { */) return { state: 'none' };
   if (head.length < headerEnd) return ended ? { state: 'none' } : { state: 'need', bytes: headerEnd };
+  // Count the tensors before building any object for them.
+  const bytes = Buffer.from(head.buffer, head.byteOffset, headerEnd);
+  let entries = 0;
+  for (let at = bytes.indexOf(DATA_OFFSETS, 8); at >= 0; at = bytes.indexOf(DATA_OFFSETS, at + DATA_OFFSETS.length)) {
+    if (++entries > MAX_LAYOUT_TENSORS) return { state: 'none' };
+  }
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(head.buffer, head.byteOffset + 8, headerEnd - 8).toString('utf8'));
@@ -89,19 +108,23 @@ function probeGguf(head: Uint8Array, ended: boolean): LayoutProbe {
     if (pos + n > head.length) throw new Truncated();
   };
   const u32 = () => (need(4), (pos += 4), view.getUint32(pos - 4, true));
+  // Two u32 halves, not getBigUint64: BigInt arithmetic made a 10 MiB vocabulary cost ~100 ms.
   const u64 = () => {
     need(8);
     pos += 8;
-    const v = view.getBigUint64(pos - 8, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('too large');
-    return Number(v);
+    const high = view.getUint32(pos - 4, true);
+    if (high > 0x1fffff) throw new Error('too large');
+    return high * 0x1_0000_0000 + view.getUint32(pos - 8, true);
   };
-  const str = () => {
+  const skipStr = () => {
     const n = u64();
     need(n);
-    const s = Buffer.from(head.buffer, head.byteOffset + pos, n).toString('utf8');
     pos += n;
-    return s;
+  };
+  const str = () => {
+    const at = pos + 8;
+    skipStr();
+    return Buffer.from(head.buffer, head.byteOffset + at, pos - at).toString('utf8');
   };
   const FIXED: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
   const skipValue = (type: number): number | undefined => {
@@ -113,7 +136,7 @@ function probeGguf(head: Uint8Array, ended: boolean): LayoutProbe {
       return v;
     }
     if (type === 8) {
-      str();
+      skipStr(); // no decoding: a vocabulary is hundreds of thousands of strings
       return undefined;
     }
     if (type === 9) {
@@ -132,7 +155,7 @@ function probeGguf(head: Uint8Array, ended: boolean): LayoutProbe {
     if (version !== 2 && version !== 3) return { state: 'none' };
     const nTensors = u64();
     const nKv = u64();
-    if (nTensors > 1_000_000 || nKv > 1_000_000) return { state: 'none' };
+    if (nTensors > MAX_LAYOUT_TENSORS || nKv > 1_000_000) return { state: 'none' };
     let alignment = 32;
     for (let i = 0; i < nKv; i++) {
       const key = str();
@@ -142,7 +165,7 @@ function probeGguf(head: Uint8Array, ended: boolean): LayoutProbe {
     if (!(alignment > 0 && (alignment & (alignment - 1)) === 0)) return { state: 'none' };
     const infos: Array<{ offset: number; width: number }> = [];
     for (let t = 0; t < nTensors; t++) {
-      str();
+      skipStr();
       const nDims = u32();
       if (nDims > 8) return { state: 'none' };
       need(nDims * 8);

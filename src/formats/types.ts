@@ -4,7 +4,7 @@
 
 /** Random access to one file's bytes. Reads past the end return what exists. */
 export interface FileSource {
-  /** the path inside the version, e.g. `weights/model.safetensors` (a hint only) */
+  /** the file's name, e.g. `model.safetensors` (a hint only; at publish, without its directory) */
   readonly path: string;
   readonly size: number;
   /** bytes [offset, offset + length) clipped to the file; callers keep `length` bounded (≤ 16 MiB) */
