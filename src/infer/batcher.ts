@@ -54,7 +54,7 @@ export class Batcher {
 
   submit(feeds: Feeds): Promise<Feeds> {
     const rows = this.rowsOf(feeds);
-    if (rows === undefined || !this.merging || rows >= this.options.maxBatchSize) return this.direct(feeds, 1);
+    if (rows === undefined || !this.merging) return this.direct(feeds, 1);
     const key = Object.entries(feeds)
       .map(([name, t]) => `${name}:${t.type}:${t.dims.slice(1).join('x')}`)
       .join('|');
@@ -112,8 +112,10 @@ export class Batcher {
       }
       if (queue.timer) clearTimeout(queue.timer);
       queue.timer = undefined;
-      const batch: Waiting[] = [];
-      let rows = 0;
+      // the oldest always goes (even alone past maxBatchSize); then whoever fits
+      const first = queue.items.shift()!;
+      const batch: Waiting[] = [first];
+      let rows = first.rows;
       while (queue.items.length && rows + queue.items[0]!.rows <= this.options.maxBatchSize) {
         const item = queue.items.shift()!;
         batch.push(item);

@@ -196,16 +196,36 @@ function where(path: number[]): string {
   return path.map((i) => `[${i}]`).join('');
 }
 
+/** Deeper nesting than any tensor has: refused before any recursion. */
+export const MAX_RANK = 32;
+
 /** The shape of a nested list: the lengths down its first elements. Scalars have []. */
-export function nestedShape(value: unknown): number[] {
+export function nestedShape(value: unknown, input = 'value'): number[] {
   const dims: number[] = [];
   let v = value;
   while (Array.isArray(v)) {
+    if (dims.length === MAX_RANK) throw new TensorInputError(`input '${input}': lists nested deeper than ${MAX_RANK} levels`);
     dims.push(v.length);
     if (v.length === 0) break;
     v = v[0];
   }
   return dims;
+}
+
+/** Leaves of a nested list, counted without recursion; past `limit` it stops counting. */
+function countLeaves(value: unknown[], limit: number, input: string): number {
+  let n = 0;
+  const stack: Array<{ list: unknown[]; depth: number }> = [{ list: value, depth: 1 }];
+  while (stack.length) {
+    const { list, depth } = stack.pop()!;
+    for (const e of list) {
+      if (!Array.isArray(e)) n++;
+      else if (depth >= MAX_RANK) throw new TensorInputError(`input '${input}': lists nested deeper than ${MAX_RANK} levels`);
+      else stack.push({ list: e, depth: depth + 1 });
+      if (n > limit) return n;
+    }
+  }
+  return n;
 }
 
 /**
@@ -288,7 +308,7 @@ function decodeB64(b64: string, input: string, path: number[]): string {
  * the same length as its siblings (no ragged lists).
  */
 export function tensorFromNested(value: unknown, type: ElementType, input: string): Tensor {
-  const dims = nestedShape(value);
+  const dims = nestedShape(value, input);
   const count = elementCount(dims);
   const data = allocate(type, count);
   let at = 0;
@@ -317,7 +337,11 @@ export function tensorFromNested(value: unknown, type: ElementType, input: strin
  */
 export function tensorFromFlat(value: unknown, type: ElementType, dims: number[], input: string): Tensor {
   if (!Array.isArray(value)) throw new TensorInputError(`input '${input}': "data" must be a list`);
+  if (dims.length > MAX_RANK) throw new TensorInputError(`input '${input}': shape has more than ${MAX_RANK} dimensions`);
   const count = elementCount(dims);
+  // counted before anything is allocated: the shape is the client's word, the data is what came
+  const given = countLeaves(value, count, input);
+  if (given !== count) throw new TensorInputError(`input '${input}': "data" has ${given > count ? `more than ${count}` : given} elements; shape [${dims.join(', ')}] needs ${count}`);
   const data = allocate(type, count);
   let at = 0;
   const path: number[] = [];
@@ -326,15 +350,11 @@ export function tensorFromFlat(value: unknown, type: ElementType, dims: number[]
       const e = v[i];
       path.push(i);
       if (Array.isArray(e)) walk(e);
-      else {
-        if (at >= count) throw new TensorInputError(`input '${input}': "data" has more than the ${count} elements of shape [${dims.join(', ')}]`);
-        putElement(data, at++, type, e, input, path);
-      }
+      else putElement(data, at++, type, e, input, path);
       path.pop();
     }
   };
   walk(value);
-  if (at !== count) throw new TensorInputError(`input '${input}': "data" has ${at} elements; shape [${dims.join(', ')}] needs ${count}`);
   return { type, dims, data };
 }
 
