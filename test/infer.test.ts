@@ -538,9 +538,16 @@ if ('skip' in fixtures) {
     });
 
     test('readiness waits for every model; a model that never loads keeps it false', async () => {
-      const other = await startInfer(['--url', registry.url, '--cache-dir', cacheDir, '--poll', '0.2', 'gemm', 'missing-model']);
+      // (and sessions on the event loop, --workers 0)
+      const other = await startInfer(['--url', registry.url, '--cache-dir', cacheDir, '--poll', '0.2', '--workers', '0', 'gemm', 'missing-model']);
       try {
         await waitFor('gemm served', async () => (await getJson(`${other.url}/v2/models/gemm/ready`)).status === 200);
+        const [want] = await reference(fx.env, [{ model: model('gemm-v2.onnx'), feeds: { x: refInput('float32', [2, 4], gemmInput) } }]);
+        const res = await postJson(`${other.url}/v2/models/gemm/infer`, { inputs: [{ name: 'x', shape: [2, 4], datatype: 'FP32', data: Array.from(gemmInput) }] });
+        assert.equal(res.status, 200);
+        assert.ok(maxAbsDiff(res.body.outputs[0].data, want!.y!.data as ArrayLike<number>) <= TOLERANCE);
+        const bad = await postJson(`${other.url}/v2/models/gemm/infer`, { inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 'x'] }] });
+        assert.equal(bad.status, 400);
         assert.equal((await getJson(`${other.url}/v2/health/ready`)).status, 503);
         const readyz = await getJson(`${other.url}/readyz`);
         assert.deepEqual(readyz, { status: 503, body: { ready: false, not_ready: ['missing-model'] } });

@@ -30,7 +30,7 @@ function packageVersion(): string {
 export async function startInfer(options: InferOptions, log: Logger): Promise<RunningInfer> {
   const client = new CairnClient({ url: options.registryUrl, token: options.token, userAgent: 'cairn-infer' });
   const cache = await FileCache.open(options.cacheDir);
-  const runtime = new InferenceRuntime({ workers: options.workers, threads: options.threads });
+  const runtime = await InferenceRuntime.start({ workers: options.workers, threads: options.threads });
   const metrics = new InferMetrics();
   metrics.setCacheBytes(cache.size);
   const models = new Map(options.models.map((m) => [m.name, new ServedModel(m, { client, cache, runtime, metrics, log })]));

@@ -66,7 +66,7 @@ export class InferMetrics {
   private readonly requests = new Family('cairn_infer_requests_total', 'Inference requests (predict, infer) by model, version, protocol and HTTP status.');
   private readonly errors = new Family('cairn_infer_request_errors_total', 'Inference requests answered with an error status, by model, version, protocol and status.');
   private readonly latency = new Family('cairn_infer_request_duration_seconds', 'Inference request latency, body read to response written, by model and version.', LATENCY_BUCKETS);
-  private readonly batches = new Family('cairn_infer_batch_size', 'Rows per runtime run (1: not merged), by model and version.', BATCH_BUCKETS);
+  private readonly batches = new Family('cairn_infer_batch_size', 'Rows (dim 0 of the inputs) per runtime run, by model and version: above the requests\' own rows when dynamic batching merged them.', BATCH_BUCKETS);
   private readonly events = new Family('cairn_infer_model_events_total', 'Version events by model: load, load_failed, swap (a label moved), unload.');
   private cacheBytes = 0;
   private readonly started = Date.now() / 1000;

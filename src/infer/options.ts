@@ -54,7 +54,9 @@ registry as they move; <name>@<ref> serves that alias, version or digest only.
   --webhook-url <url>    register this URL (how the registry reaches this server, path
                          /webhooks/cairn) as a webhook at start; needs an admin token.
                          A hook registered by hand: set $CAIRN_INFER_WEBHOOK_SECRET
-  --workers <n>          inference threads, each with a session of every loaded version (default 1)
+  --workers <n>          inference threads, each with a session of every loaded version (default 1;
+                         0: run on the event loop — no thread hop, the least latency for small
+                         models, but each run holds up every other request)
   --threads <n>          ONNX Runtime threads per session (default 0: one per core)
   --batch-size <n>       most rows merged into one run (default ${DEFAULT_BATCHING.maxBatchSize})
   --batch-delay-ms <ms>  how long a batch may wait for company while the model is idle (default 0)
@@ -229,7 +231,7 @@ export function parseInferOptions(argv: string[], env: NodeJS.ProcessEnv, readFi
     pollSeconds: seconds(pick(flags.poll, 'poll_seconds') ?? 1, 'poll'),
     webhookUrl: webhookUrl === undefined ? undefined : url(webhookUrl, 'webhook url'),
     webhookSecret: env.CAIRN_INFER_WEBHOOK_SECRET || undefined,
-    workers: int(pick(flags.workers, 'workers') ?? 1, 'workers', 1, 64),
+    workers: int(pick(flags.workers, 'workers') ?? 1, 'workers', 0, 64),
     threads: int(pick(flags.threads, 'threads') ?? 0, 'threads', 0, 1024),
     maxBodyBytes: int(pick(flags['max-body-bytes'], 'max_body_bytes') ?? 64 * 1024 * 1024, 'max body bytes', 1024),
     models,

@@ -1,12 +1,16 @@
 // The ONNX Runtime side of the server: a few worker threads running
 // session-worker.js. Every loaded version has a session in every worker;
 // a run goes to the worker with the fewest runs queued. Input buffers are
-// transferred to the worker and output buffers back, never copied.
+// transferred to the worker and output buffers back, never copied. With no
+// worker (`--workers 0`) the sessions live on the event loop instead: no
+// thread hop per request (the lowest latency for small models), but each
+// load and run holds the event loop for its whole length.
 import { Worker } from 'node:worker_threads';
+import type { SessionHost } from './session-host.js';
 import { isElementType, type Tensor, type TensorData, type TensorSpec } from './tensors.ts';
 
 export interface RuntimeOptions {
-  /** worker threads, each holding a session of every loaded version */
+  /** worker threads, each holding a session of every loaded version (0: none, run on the event loop) */
   workers: number;
   /** ONNX Runtime intra-op threads per session (0: its default, one per core) */
   threads: number;
@@ -20,7 +24,8 @@ export interface SessionSignature {
 type Reply = { id: number; ok: true; [field: string]: unknown } | { id: number; ok: false; message: string; unsupported?: boolean };
 
 interface Slot {
-  worker: Worker;
+  /** undefined: the event loop's own session host */
+  worker?: Worker;
   pending: Map<number, { resolve: (r: Reply & { ok: true }) => void; reject: (e: Error) => void }>;
   dead?: Error;
 }
@@ -42,27 +47,35 @@ function transferable(t: Tensor): { wire: Tensor; buffer?: ArrayBuffer } {
   return { wire: { ...t, data }, buffer: data.buffer as ArrayBuffer };
 }
 
+function failure(err: unknown): Error {
+  const e = err as Error & { unsupported?: boolean };
+  return e?.unsupported ? new UnsupportedModelError(`unsupported: ${e.message}`) : new RuntimeError(e instanceof Error ? e.message : String(e));
+}
+
 export class InferenceRuntime {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closed = false;
+  private host: SessionHost | undefined;
 
-  constructor(private readonly options: RuntimeOptions) {
-    for (let i = 0; i < Math.max(1, options.workers); i++) this.slots.push(this.spawn());
+  private constructor(private readonly options: RuntimeOptions) {}
+
+  static async start(options: RuntimeOptions): Promise<InferenceRuntime> {
+    const runtime = new InferenceRuntime(options);
+    if (options.workers === 0) {
+      // loaded only here: with workers, the main thread never loads ONNX Runtime
+      const { createSessionHost } = await import('./session-host.js');
+      runtime.host = createSessionHost();
+      runtime.slots.push({ pending: new Map() });
+    } else {
+      for (let i = 0; i < options.workers; i++) runtime.slots.push(runtime.spawn());
+    }
+    return runtime;
   }
 
-  get workers(): number {
+  /** Runs that can go at once: one per worker (one on the event loop without workers). */
+  get parallelRuns(): number {
     return this.slots.length;
-  }
-
-  /** Runs queued across all workers. */
-  get queued(): number {
-    return this.slots.reduce((n, s) => n + s.pending.size, 0);
-  }
-
-  /** Whether some worker has nothing to do. */
-  get hasIdleWorker(): boolean {
-    return this.slots.some((s) => !s.dead && s.pending.size === 0);
   }
 
   private spawn(): Slot {
@@ -75,7 +88,7 @@ export class InferenceRuntime {
       if (slot.pending.size === 0 && !this.closed) worker.unref();
       if (!p) return;
       if (reply.ok) p.resolve(reply);
-      else p.reject(reply.unsupported ? new UnsupportedModelError(`unsupported: ${reply.message}`) : new RuntimeError(reply.message));
+      else p.reject(failure(Object.assign(new Error(reply.message), { unsupported: reply.unsupported })));
     });
     const lost = (err: Error) => {
       slot.dead ??= err;
@@ -91,11 +104,29 @@ export class InferenceRuntime {
     if (this.closed) return Promise.reject(new RuntimeError('the inference runtime is closed'));
     if (slot.dead) return Promise.reject(slot.dead);
     const id = this.nextId++;
+    if (!slot.worker) return this.local(slot, id, message);
+    const worker = slot.worker;
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      if (slot.pending.size === 1) slot.worker.ref(); // work in flight keeps the process alive
-      slot.worker.postMessage({ ...message, id }, transfer);
+      if (slot.pending.size === 1) worker.ref(); // work in flight keeps the process alive
+      worker.postMessage({ ...message, id }, transfer);
     });
+  }
+
+  /** The same request, answered by the event loop's session host. */
+  private async local(slot: Slot, id: number, message: Record<string, unknown>): Promise<Reply & { ok: true }> {
+    const host = this.host!;
+    slot.pending.set(id, { resolve: () => {}, reject: () => {} }); // counted as queued, like a worker's
+    try {
+      const msg = message as never;
+      const op = message.op;
+      const reply = op === 'load' ? await host.load(msg) : op === 'run' ? (await host.run(msg)).reply : await host.release(msg);
+      return { id, ok: true, ...reply };
+    } catch (err) {
+      throw failure(err);
+    } finally {
+      slot.pending.delete(id);
+    }
   }
 
   /** Loads `path` under `key` in every worker; its inputs and outputs. */
@@ -147,6 +178,7 @@ export class InferenceRuntime {
     this.closed = true;
     await Promise.all(
       this.slots.map((s) => {
+        if (!s.worker) return undefined;
         s.worker.ref();
         return s.worker.terminate();
       }),

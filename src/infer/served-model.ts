@@ -258,7 +258,7 @@ export class ServedModel {
       if (this.options.batching && canBatch(inputs, outputs)) {
         entry.batcher = new Batcher(
           (feeds) => runtime.run(entry.key, feeds),
-          runtime.workers,
+          runtime.parallelRuns,
           this.options.batching,
           (size) => metrics.observeBatch(this.name, entry.version, size),
           (why) => log.warn('batching turned off for this version', { model: this.name, version: entry.version, why }),
@@ -298,7 +298,7 @@ export class ServedModel {
       try {
         const t0 = performance.now();
         // one run per worker: each has its own session to warm
-        await Promise.all(Array.from({ length: this.ctx.runtime.workers }, () => this.ctx.runtime.run(entry.key, syntheticFeeds(inputs, size))));
+        await Promise.all(Array.from({ length: this.ctx.runtime.parallelRuns }, () => this.ctx.runtime.run(entry.key, syntheticFeeds(inputs, size))));
         return `ok in ${Math.round(performance.now() - t0)} ms with ${inputs.map((s) => `${s.name}[${syntheticFeeds([s], size)[s.name]!.dims.join(',')}]`).join(' ')}`;
       } catch (err) {
         if (!(err instanceof RuntimeError)) throw err;
@@ -430,7 +430,10 @@ export class ServedModel {
       if (!inputs.some((s) => s.name === name)) throw new TensorInputError(`unknown input '${name}': the model takes ${describeInputs(inputs)}`);
     }
     try {
-      return await (entry.batcher ? entry.batcher.submit(feeds) : this.ctx.runtime.run(entry.key, feeds));
+      if (entry.batcher) return await entry.batcher.submit(feeds);
+      const first = Object.values(feeds)[0];
+      this.ctx.metrics.observeBatch(this.name, entry.version, first && first.dims.length > 0 ? first.dims[0]! : 1);
+      return await this.ctx.runtime.run(entry.key, feeds);
     } catch (err) {
       // the inputs passed every check the signature allows: what the runtime refuses is these values
       if (err instanceof RuntimeError && !/worker exited|runtime is closed/.test(err.message)) {
