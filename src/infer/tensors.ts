@@ -304,6 +304,35 @@ function decodeB64(b64: string, input: string, path: number[]): string {
 }
 
 /**
+ * Copies a list of plain numbers into `out` from `at`, checking each in one
+ * tight loop: every element a number (integers in range for integer types).
+ * False at the first element that is anything else — the caller then goes
+ * element by element, for the message. Types without a fast path say false.
+ */
+function fillNumbers(list: unknown[], out: TensorData, at: number, type: ElementType): boolean {
+  const n = list.length;
+  if (type === 'float32' || type === 'float64') {
+    const o = out as Float32Array;
+    for (let i = 0; i < n; i++) {
+      const v = list[i];
+      if (typeof v !== 'number') return false;
+      o[at + i] = v;
+    }
+    return true;
+  }
+  const info = TYPES[type];
+  if (info.min === undefined) return false; // int64, uint64, bool, string, float16: element by element
+  const { min, max } = info as { min: number; max: number };
+  const o = out as Int32Array;
+  for (let i = 0; i < n; i++) {
+    const v = list[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return false;
+    o[at + i] = v;
+  }
+  return true;
+}
+
+/**
  * A nested JSON list (or a scalar) as a tensor of `type`. Every row must have
  * the same length as its siblings (no ragged lists).
  */
@@ -321,6 +350,10 @@ export function tensorFromNested(value: unknown, type: ElementType, input: strin
     }
     if (!Array.isArray(v)) throw new TensorInputError(`input '${input}': ${where(path) || 'the value'} is ${describe(v)}, but its siblings are lists of ${dims[depth]} (ragged nested list)`);
     if (v.length !== dims[depth]) throw new TensorInputError(`input '${input}': ${where(path)} has ${v.length} elements, its siblings ${dims[depth]} (ragged nested list)`);
+    if (depth === dims.length - 1 && fillNumbers(v, data, at, type)) {
+      at += v.length;
+      return;
+    }
     for (let i = 0; i < v.length; i++) {
       path.push(i);
       walk(v[i], depth + 1);
@@ -346,6 +379,10 @@ export function tensorFromFlat(value: unknown, type: ElementType, dims: number[]
   let at = 0;
   const path: number[] = [];
   const walk = (v: unknown[]): void => {
+    if (!Array.isArray(v[0]) && at + v.length <= count && fillNumbers(v, data, at, type)) {
+      at += v.length;
+      return;
+    }
     for (let i = 0; i < v.length; i++) {
       const e = v[i];
       path.push(i);
