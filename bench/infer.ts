@@ -100,20 +100,29 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU time per request of the process doing the work (all its threads), µs */
+  cpuUs: number;
+}
+
+/** CPU seconds (user + system, all threads) a process has used: /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 }
 
-/** `c` loops calling `once` for `seconds` (after a 1 s warm-up): throughput and latency. */
-async function measure(c: number, once: () => Promise<boolean>): Promise<Result> {
+/** `c` loops calling `once` for `seconds` (after a 1 s warm-up): throughput, latency, and `pid`'s CPU per request. */
+async function measure(c: number, pid: number, once: () => Promise<boolean>): Promise<Result> {
   const warmUntil = performance.now() + 1000;
   await Promise.all(Array.from({ length: c }, async () => {
     while (performance.now() < warmUntil) await once();
   }));
   const latencies: number[] = [];
   let errors = 0;
+  const cpuStart = cpuSeconds(pid);
   const start = performance.now();
   const end = start + seconds * 1000;
   await Promise.all(
@@ -126,8 +135,9 @@ async function measure(c: number, once: () => Promise<boolean>): Promise<Result>
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
+  const cpuUs = ((cpuSeconds(pid) - cpuStart) * 1e6) / latencies.length;
   latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  return { rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUs };
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
@@ -183,7 +193,7 @@ async function main(): Promise<void> {
     }
     const config = path.join(tmp, 'infer.json');
     fs.writeFileSync(config, JSON.stringify({ models: workloads.flatMap((w) => [w.name, { name: `${w.name}-nobatch`, batching: false }]) }));
-    const servers: Array<{ workers: string; url: string }> = [];
+    const servers: Array<{ workers: string; url: string; pid: number }> = [];
     for (const workers of workerCounts) {
       const infer = child(['infer', '--config', config, '--url', registryUrl, '--port', '0', '--cache-dir', path.join(tmp, 'cache'), '--workers', workers, '--threads', threads], { CAIRN_URL: registryUrl });
       inferProcs.push(infer.proc);
@@ -194,29 +204,36 @@ async function main(): Promise<void> {
         if (ready?.status === 200) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      servers.push({ workers, url });
+      servers.push({ workers, url, pid: infer.proc.pid! });
     }
     console.log(`cairn infer on ${os.cpus().length} cores (${os.cpus()[0]?.model}), load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     console.log(`protocol ${protocol}, ${seconds} s per cell, --threads ${threads}; ppocr-det input 1×3×${ocrSize}×${ocrSize}\n`);
-    const rows: string[][] = [['model', 'how', 'c', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs in-process', 'p50 added ms']];
+    const rows: string[][] = [['model', 'how', 'c', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs in-process', 'p50 added ms', 'CPU µs/req']];
     for (const w of workloads) {
-      const session = await ort.InferenceSession.create(path.join(modelsDir, w.file), { intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+      // the session options cairn infer uses (src/infer/runtime.ts)
+      const session = await ort.InferenceSession.create(path.join(modelsDir, w.file), {
+        intraOpNumThreads: Number(threads),
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      });
       const { body, headers } = w.body();
       for (const c of concurrencies) {
-        const inProcess = await measure(c, async () => {
+        const inProcess = await measure(c, process.pid, async () => {
           await session.run(w.feeds());
           return true;
         });
-        rows.push([w.name, 'onnxruntime-node in-process', String(c), inProcess.rps.toFixed(0), inProcess.p50.toFixed(3), inProcess.p99.toFixed(3), '1.00', '']);
+        rows.push([w.name, 'onnxruntime-node in-process', String(c), inProcess.rps.toFixed(0), inProcess.p50.toFixed(3), inProcess.p99.toFixed(3), '1.00', '', inProcess.cpuUs.toFixed(0)]);
         for (const server of servers) {
           for (const [how, model] of [
             ['batching', w.name],
             ['no batching', `${w.name}-nobatch`],
           ] as const) {
             const route = protocol === 'tf' ? `/v1/models/${model}:predict` : `/v2/models/${model}/infer`;
-            const r = await measure(c, () => post(new URL(route, server.url), body, headers));
+            const r = await measure(c, server.pid, () => post(new URL(route, server.url), body, headers));
             const where = server.workers === '0' ? 'event loop' : `${server.workers} worker${server.workers === '1' ? '' : 's'}`;
-            rows.push([w.name, `cairn infer, ${where}, ${how}`, String(c), r.rps.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), (r.rps / inProcess.rps).toFixed(2), (r.p50 - inProcess.p50).toFixed(3) + (r.errors ? ` (${r.errors} errors)` : '')]);
+            rows.push([w.name, `cairn infer, ${where}, ${how}`, String(c), r.rps.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), (r.rps / inProcess.rps).toFixed(2), (r.p50 - inProcess.p50).toFixed(3) + (r.errors ? ` (${r.errors} errors)` : ''), r.cpuUs.toFixed(0)]);
           }
         }
       }

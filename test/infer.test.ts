@@ -442,6 +442,13 @@ if ('skip' in fixtures) {
       const res = await fetch(`${infer.url}/v2/models/gemm/infer`, { method: 'POST', body: huge });
       assert.equal(res.status, 413);
       assert.match(((await res.json()) as { error: string }).error, /at most 1048576/);
+      // without a Content-Length (chunked): counted as it comes, 413 all the same
+      const chunks = async function* () {
+        for (let i = 0; i < 40; i++) yield new Uint8Array(64 * 1024).fill(0x20);
+      };
+      const chunked = await fetch(`${infer.url}/v2/models/gemm/infer`, { method: 'POST', body: chunks() as unknown as BodyInit, duplex: 'half' } as RequestInit);
+      assert.equal(chunked.status, 413);
+      assert.match(((await chunked.json()) as { error: string }).error, /over 1048576 bytes/);
       const ok = await oip([x()]);
       assert.equal(ok.status, 200);
       assert.equal((await getJson(`${infer.url}/healthz`)).status, 200);

@@ -39,27 +39,40 @@ export interface RunningInferServer {
   close(): Promise<void>;
 }
 
-class BodyTooLarge extends Error {}
+class BodyTooLarge extends Error {
+  constructor(
+    message: string,
+    /** the body was not read: the connection closes after the answer rather than read it all */
+    readonly unread: boolean,
+  ) {
+    super(message);
+  }
+}
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new BodyTooLarge(`the request body is ${declared} bytes; this server takes at most ${limit} (--max-body-bytes)`));
+      reject(new BodyTooLarge(`the request body is ${declared} bytes; this server takes at most ${limit} (--max-body-bytes)`, true));
       req.resume();
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
       if (size > limit) {
-        reject(new BodyTooLarge(`the request body is over ${limit} bytes, the most this server takes (--max-body-bytes)`));
-        req.destroy();
+        // the 413 goes out while the rest streams in and is dropped (Node reads a request's
+        // body to its end after the response): clients that send before they read get it
+        req.off('data', onData);
+        chunks.length = 0;
+        req.resume();
+        reject(new BodyTooLarge(`the request body is over ${limit} bytes, the most this server takes (--max-body-bytes)`, false));
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.on('error', reject);
   });
@@ -155,7 +168,7 @@ export async function startHttpServer(options: ServerOptions): Promise<RunningIn
       try {
         body = await readBody(req, limit);
       } catch (err) {
-        if (err instanceof BodyTooLarge) return errorReply(413, err.message);
+        if (err instanceof BodyTooLarge) return errorReply(413, err.message, err.unread ? { headers: { 'content-type': 'application/json', connection: 'close' } } : {});
         throw err;
       }
       bytesIn = body.byteLength;
@@ -170,7 +183,6 @@ export async function startHttpServer(options: ServerOptions): Promise<RunningIn
         const pieces = Array.isArray(reply.body) ? reply.body : [reply.body];
         const bytesOut = pieces.reduce((n, p) => n + Buffer.byteLength(p), 0);
         const headers: Record<string, string | number> = { ...reply.headers, 'content-length': bytesOut, 'x-request-id': id };
-        if (reply.status === 413) headers.connection = 'close'; // the rest of the body is not read
         if (!res.headersSent && !res.destroyed) {
           res.writeHead(reply.status, headers);
           for (const p of pieces.slice(0, -1)) res.write(p);
