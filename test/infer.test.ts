@@ -86,12 +86,13 @@ if ('skip' in fixtures) {
     await publish(r, 'strings', '1', { 'strings.onnx': await fx.file('strings.onnx') });
     await publish(r, 'half', '1', { 'half.onnx': await fx.file('half.onnx') });
     await publish(r, 'flaky', '1.0.0', { 'model.onnx': await fx.file('gemm-v1.onnx') });
+    await publish(r, 'external', '1', { 'onnx/model.onnx': await fx.file('external/model.onnx'), 'onnx/weights.data': await fx.file('external/weights.data'), 'README.md': 'weights next to the graph' });
     cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-infer-cache-'));
     const config = path.join(cacheDir, '..', `${path.basename(cacheDir)}.json`);
     await fs.writeFile(
       config,
       JSON.stringify({
-        models: ['gemm', { name: 'conv', batching: { max_batch_size: 8, max_delay_ms: 20 } }, 'embed', 'stateful', 'strings', 'half', 'flaky'],
+        models: ['gemm', { name: 'conv', batching: { max_batch_size: 8, max_delay_ms: 20 } }, 'embed', 'stateful', 'strings', 'half', 'flaky', 'external'],
         poll_seconds: 0.2,
         max_body_bytes: 1024 * 1024,
       }),
@@ -253,6 +254,15 @@ if ('skip' in fixtures) {
       const text = await res.text();
       assert.equal(res.status, 200, text);
       assert.equal(text, '{"outputs":{"twice":[[3,-4],[NaN,Infinity]],"wide":[[1.5,-2],[NaN,Infinity]]}}');
+    });
+
+    test('a model with its weights in an external data file, in a sub-directory of the version', async () => {
+      const [want] = await reference(fx.env, [{ model: model('gemm-v1.onnx'), feeds: { x: refInput('float32', [2, 4], gemmInput) } }]);
+      const { status, body } = await postJson(`${infer.url}/v1/models/external:predict`, { inputs: nest(gemmInput, [2, 4]) });
+      assert.equal(status, 200, JSON.stringify(body));
+      assertClose(body.outputs.y, want!.y!, 'external y');
+      const own = await getJson(`${infer.url}/status`);
+      assert.equal(own.body.models.find((m: { name: string }) => m.name === 'external').versions[0].file, 'onnx/model.onnx');
     });
 
     test('conv net: nested 4-D tensors', async () => {

@@ -46,6 +46,12 @@ def build(out):
         )
         save(graph, f"gemm-v{version}.onnx")
 
+    # gemm-v1 with its weights in an external data file, as exporters write big models
+    import os
+    os.makedirs(f"{out}/external", exist_ok=True)
+    model = onnx.load(f"{out}/gemm-v1.onnx")
+    onnx.save_model(model, f"{out}/external/model.onnx", save_as_external_data=True, all_tensors_to_one_file=True, location="weights.data", size_threshold=0)
+
     # conv: a small conv net, batchable
     graph = helper.make_graph(
         [
