@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/infer.ts [--models-dir ../shared/models] [--seconds 5]
 //        [--concurrency 1,8,32] [--protocol oip|oip-binary|tf] [--workers 1,0] [--threads 0]
-//        [--ocr-size 64]
+//        [--ocr-size 64] [--models silero-vad,ppocr-det]
 // Each --workers value is one `cairn infer` process (0: runs on its event loop).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +25,7 @@ const protocol = option('protocol', 'oip');
 const workerCounts = option('workers', '1,0').split(',');
 const threads = option('threads', '0');
 const ocrSize = Number(option('ocr-size', '64'));
+const only = option('models', 'silero-vad,ppocr-det').split(',');
 
 // ---- the workloads ----------------------------------------------------------------
 
@@ -57,7 +58,7 @@ function oipBody(inputs: Array<{ name: string; shape: number[]; datatype: string
   return { body: Buffer.from(JSON.stringify({ inputs: inputs.map((i) => ({ ...i, data: Array.from(i.data) })) })), headers: { 'content-type': 'application/json' } };
 }
 
-const workloads: Workload[] = [
+const workloads: Workload[] = ([
   {
     name: 'silero-vad',
     file: 'silero_vad_v5.onnx',
@@ -85,7 +86,7 @@ const workloads: Workload[] = [
         ? { body: Buffer.from(JSON.stringify({ instances: [nest(image, [3, ocrSize, ocrSize])] })), headers: {} }
         : oipBody([{ name: 'x', shape: [1, 3, ocrSize, ocrSize], datatype: 'FP32', data: image }]),
   },
-];
+] satisfies Workload[]).filter((w) => only.includes(w.name));
 
 function nest(flat: Float32Array, shape: number[]): unknown {
   let at = 0;
@@ -160,9 +161,13 @@ function child(args: string[], env: Record<string, string>): { proc: ChildProces
   let log = '';
   const listening = new Promise<string>((resolve, reject) => {
     const onData = (d: Buffer) => {
-      log += d.toString();
+      log = (log + d.toString()).slice(-16_384);
       const m = /"msg":"(?:cairn listening|inference server listening)".*?"url":"([^"]+)"/.exec(log);
-      if (m) resolve(m[1]!);
+      if (!m) return;
+      resolve(m[1]!);
+      // from here on the child's output is drained, not kept: the request log is a line per request
+      proc.stdout!.off('data', onData);
+      proc.stdout!.resume();
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
@@ -197,7 +202,6 @@ async function main(): Promise<void> {
     for (const workers of workerCounts) {
       const infer = child(['infer', '--config', config, '--url', registryUrl, '--port', '0', '--cache-dir', path.join(tmp, 'cache'), '--workers', workers, '--threads', threads], { CAIRN_URL: registryUrl });
       inferProcs.push(infer.proc);
-      infer.proc.stdout!.resume(); // request log lines: not kept
       const url = await infer.listening;
       for (;;) {
         const ready = await fetch(`${url}/v2/health/ready`).catch(() => undefined);
