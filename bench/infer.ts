@@ -49,13 +49,15 @@ function seeded(n: number, seed: number): Float32Array {
 const audio = seeded(512, 1);
 const image = seeded(3 * ocrSize * ocrSize, 2).map((v) => v + 0.5);
 
-function oipBody(inputs: Array<{ name: string; shape: number[]; datatype: string; data: ArrayLike<number> }>): { body: Buffer; headers: Record<string, string> } {
+/** An OIP request: JSON, or (--protocol oip-binary) a JSON header and each input's raw bytes, outputs asked back as bytes. */
+function oipBody(inputs: Array<{ name: string; shape: number[]; datatype: string; data: Float32Array | BigInt64Array }>): { body: Buffer; headers: Record<string, string> } {
   if (protocol === 'oip-binary') {
-    const blobs = inputs.map((i) => Buffer.from(new Uint8Array((i.data as Float32Array).buffer.slice(0))));
+    const blobs = inputs.map((i) => Buffer.from(i.data.buffer, i.data.byteOffset, i.data.byteLength));
     const header = Buffer.from(JSON.stringify({ inputs: inputs.map((i, k) => ({ name: i.name, shape: i.shape, datatype: i.datatype, parameters: { binary_data_size: blobs[k]!.byteLength } })), parameters: { binary_data_output: true } }));
     return { body: Buffer.concat([header, ...blobs]), headers: { 'inference-header-content-length': String(header.byteLength) } };
   }
-  return { body: Buffer.from(JSON.stringify({ inputs: inputs.map((i) => ({ ...i, data: Array.from(i.data) })) })), headers: { 'content-type': 'application/json' } };
+  const json = inputs.map((i) => ({ ...i, data: Array.from(i.data as ArrayLike<number | bigint>, Number) }));
+  return { body: Buffer.from(JSON.stringify({ inputs: json })), headers: { 'content-type': 'application/json' } };
 }
 
 const workloads: Workload[] = ([
@@ -73,8 +75,7 @@ const workloads: Workload[] = ([
         : oipBody([
             { name: 'input', shape: [1, 512], datatype: 'FP32', data: audio },
             { name: 'state', shape: [2, 1, 128], datatype: 'FP32', data: new Float32Array(256) },
-            // INT64 as JSON in both forms: the binary form would need 8 raw bytes
-            ...(protocol === 'oip-binary' ? [] : [{ name: 'sr', shape: [], datatype: 'INT64', data: [16000] }]),
+            { name: 'sr', shape: [], datatype: 'INT64', data: BigInt64Array.from([16000n]) },
           ]),
   },
   {
