@@ -15,7 +15,7 @@ import { Batcher, canBatch, type BatchingOptions, type Feeds } from './batcher.t
 import type { FileCache } from './file-cache.ts';
 import type { InferMetrics } from './metrics.ts';
 import { RuntimeError, UnsupportedModelError, type InferenceRuntime, type SessionSignature } from './runtime.ts';
-import { allocate, checkShape, elementCount, TensorInputError, type Tensor, type TensorSpec } from './tensors.ts';
+import { allocate, checkShape, elementCount, TensorInputError, type TensorSpec } from './tensors.ts';
 
 export interface ModelOptions {
   name: string;
@@ -453,10 +453,3 @@ export class ServedModel {
 export function describeInputs(inputs: TensorSpec[]): string {
   return inputs.map((s) => `${s.name} ${s.type}[${s.shape.map((d) => (typeof d === 'number' ? d : -1)).join(', ')}]`).join(', ');
 }
-
-/** The tensor a protocol parsed, for a model input it knows by name: its element type. */
-export function inputSpec(entry: ServedVersion, name: string): TensorSpec | undefined {
-  return entry.signature?.inputs.find((s) => s.name === name);
-}
-
-export type { Tensor };

@@ -88,10 +88,6 @@ export function elementTypeOfOip(datatype: string): ElementType | undefined {
   return undefined;
 }
 
-export function elementBytes(t: ElementType): number {
-  return TYPES[t].bytes;
-}
-
 /** The problem with a request's tensors: always a 400, the message says which input and what was expected. */
 export class TensorInputError extends Error {
   override readonly name = 'TensorInputError';
@@ -200,7 +196,7 @@ function where(path: number[]): string {
 export const MAX_RANK = 32;
 
 /** The shape of a nested list: the lengths down its first elements. Scalars have []. */
-export function nestedShape(value: unknown, input = 'value'): number[] {
+function nestedShape(value: unknown, input: string): number[] {
   const dims: number[] = [];
   let v = value;
   while (Array.isArray(v)) {
