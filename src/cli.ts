@@ -3,6 +3,7 @@
 // CAIRN_TOKEN is sent as a bearer token). The commands live in src/cli/; this
 // file parses the command line, runs one, and turns failures into exit codes:
 // 0 ok, 1 failure, 2 usage.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CairnClient, ClientError, DEFAULT_URL } from './client.ts';
 import { aliasCommand, logCommand, lsCommand, rmCommand, showCommand, diffCommand, unaliasCommand } from './cli/browse.ts';
@@ -13,7 +14,7 @@ import { tokenCommand } from './cli/token.ts';
 import { webhookCommand } from './cli/webhook.ts';
 import { gcCommand, verifyCommand } from './cli/maintenance.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 
 const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, diffCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, tokenCommand, webhookCommand, gcCommand, verifyCommand];
 
@@ -26,6 +27,9 @@ const GLOBAL_OPTIONS: OptionsConfig = {
 const USAGE = `usage: cairn <command> [options]
 
   serve                              run the server (configured by CAIRN_* variables)
+  infer [<name>[@<ref>]…]            serve ONNX models from the registry for inference
+                                     (TF Serving REST and Open Inference Protocol, port 8500;
+                                     cairn infer --help)
   lineage rebuild                    rebuild <data dir>/lineage.git from the database alone
                                      (same commit ids; run it with the server stopped)
 ${COMMANDS.map((c) => (c.synopsis.length > 34 ? `  ${c.synopsis}\n${' '.repeat(37)}${c.summary}` : `  ${c.synopsis.padEnd(34)} ${c.summary}`)).join('\n')}
@@ -56,6 +60,18 @@ function configOrReport(io: Io): Config | undefined {
   }
 }
 
+/** Resolves once SIGINT or SIGTERM has closed `running`. */
+function closeOnSignal(log: Logger, running: { close(): Promise<void> }): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('shutting down', { signal });
+      running.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
 async function serve(io: Io): Promise<number> {
   const log = createLogger();
   const config = configOrReport(io);
@@ -70,14 +86,30 @@ async function serve(io: Io): Promise<number> {
   if (process.platform === 'linux' && process.env.MALLOC_MMAP_THRESHOLD_ === undefined) {
     log.warn('MALLOC_MMAP_THRESHOLD_ is not set (npm start and bin/cairn.js set 1048576): glibc will keep freed chunk buffers, expect 50-100 MiB more memory');
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info('shutting down', { signal });
-      running.close().then(resolve, resolve);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await closeOnSignal(log, running);
+  return 0;
+}
+
+/** `cairn infer`: the inference server, a separate process and a client of the registry. */
+async function infer(io: Io, args: string[]): Promise<number> {
+  // loaded only here: the other commands never load ONNX Runtime
+  const { INFER_USAGE, InferUsageError, parseInferOptions } = await import('./infer/options.ts');
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(INFER_USAGE);
+    return 0;
+  }
+  let options;
+  try {
+    options = parseInferOptions(args, io.env, (file) => readFileSync(file, 'utf8'), io.cwd);
+  } catch (err) {
+    if (!(err instanceof InferUsageError)) throw err;
+    io.stderr.write(`cairn infer: ${err.message}\n\n${INFER_USAGE}`);
+    return 2;
+  }
+  const log = createLogger();
+  const { startInfer } = await import('./infer/main.ts');
+  const running = await startInfer(options, log);
+  await closeOnSignal(log, running);
   return 0;
 }
 
@@ -155,6 +187,8 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
       return serve({ env, stdout, stderr, cwd });
     case 'lineage':
       return lineage({ env, stdout, stderr, cwd }, rest);
+    case 'infer':
+      return infer({ env, stdout, stderr, cwd }, rest);
     case undefined:
       stderr.write(USAGE);
       return 2;
@@ -164,6 +198,7 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
         stdout.write(USAGE);
         return 0;
       }
+      if (topic === 'infer') return infer({ env, stdout, stderr, cwd }, ['--help']);
       const c = find(topic);
       if (!c) {
         stderr.write(`cairn: unknown command ${JSON.stringify(topic)}\n${USAGE}`);

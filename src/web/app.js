@@ -512,7 +512,34 @@ async function versionView(name, ref) {
 
   render(head, warning ?? '', h('div.columns', null,
     h('div.col-main', null, files, changes ?? '', graph, metadata),
-    h('div.col-side', null, pull, summary)));
+    h('div.col-side', null, pull, serveCard(name, doc) ?? '', summary)));
+}
+
+const OIP_DATATYPES = /** @type {Record<string, string>} */ ({ float32: 'FP32', float64: 'FP64', float16: 'FP16', int8: 'INT8', uint8: 'UINT8', int16: 'INT16', uint16: 'UINT16', int32: 'INT32', uint32: 'UINT32', int64: 'INT64', uint64: 'UINT64', bool: 'BOOL', string: 'BYTES' });
+
+/**
+ * For a version with an ONNX model: how to serve it with `cairn infer`, and
+ * a predict request (TF Serving REST and the Open Inference Protocol) with
+ * the model's input names, zeros standing in for the data.
+ * @param {string} name @param {any} doc
+ */
+function serveCard(name, doc) {
+  const inputs = doc.summary?.inputs ?? [];
+  if (!(doc.summary?.formats ?? []).includes('onnx') || inputs.length === 0) return null;
+  // symbolic dims (batch, length …) as 1: placeholders to replace with real data
+  const shapes = inputs.map((/** @type {any} */ t) => (t.shape ?? []).map((/** @type {number|string} */ d) => (typeof d === 'number' && d >= 0 ? d : 1)));
+  const zero = (/** @type {string} */ dtype) => (dtype === 'bool' ? 'false' : dtype === 'string' ? '""' : '0');
+  const tf = `{inputs:{${inputs.map((/** @type {any} */ t, /** @type {number} */ i) => `${JSON.stringify(t.name)}:z(${JSON.stringify(shapes[i])},${zero(t.dtype)})`).join(',')}}}`;
+  const oip = `{inputs:[${inputs.map((/** @type {any} */ t, /** @type {number} */ i) => `{name:${JSON.stringify(t.name)},shape:${JSON.stringify(shapes[i])},datatype:${JSON.stringify(OIP_DATATYPES[t.dtype] ?? t.dtype)},data:z([${shapes[i].reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1)}],${zero(t.dtype)})}`).join(',')}]}`;
+  const body = (/** @type {string} */ doc) => `node -e 'const z=(s,v)=>s.length?Array.from({length:s[0]},()=>z(s.slice(1),v)):v; console.log(JSON.stringify(${doc}))'`;
+  return h('section.card', { 'data-section': 'serve' },
+    h('h2.card-title', null, 'Serve'),
+    h('p.muted.small', null, 'Serve this version with ', h('code', null, 'cairn infer'), ' (port 8500; ', h('code', null, 'CAIRN_URL'), ' and ', h('code', null, 'CAIRN_TOKEN'), ' set):'),
+    copyBox(`cairn infer ${name}@${doc.version}`, { label: 'infer command' }),
+    h('p.muted.small', null, 'Predict (TF Serving REST); zeros stand in for your data, dims that vary as 1:'),
+    copyBox(`${body(tf)} |\n  curl -s -d @- http://127.0.0.1:8500/v1/models/${name}:predict`, { label: 'predict command' }),
+    h('p.muted.small', null, 'The same with the Open Inference Protocol:'),
+    copyBox(`${body(oip)} |\n  curl -s -d @- http://127.0.0.1:8500/v2/models/${name}/infer`, { label: 'infer request' }));
 }
 
 /**

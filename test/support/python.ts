@@ -7,12 +7,12 @@
 // unreachable, hence --retries 0). Test files run in parallel processes, so
 // the build is serialized by a lock directory; a venv counts as built only
 // once its marker file exists.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { before, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 
@@ -130,4 +130,31 @@ export function usePythonVenv(packages: readonly string[]): { get(t: TestContext
       return undefined;
     },
   };
+}
+
+/** The venv, or why there is none: outside CI a reason to skip, in CI a failure. */
+export async function pythonEnv(packages: readonly string[]): Promise<PythonEnv | { skip: string }> {
+  try {
+    return await pythonVenv(packages);
+  } catch (err) {
+    if (process.env.CI) throw err;
+    return { skip: (err as Error).message };
+  }
+}
+
+/** Runs `python script args…` with `input` on stdin; its stdout. Fails with stderr on a non-zero exit. */
+export function runPython(env: PythonEnv, script: string, args: string[], input = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(env.python, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else reject(new Error(`${basename(script)} exited with ${code}: ${Buffer.concat(err).toString('utf8').slice(-4000)}`));
+    });
+    child.stdin.end(input);
+  });
 }
