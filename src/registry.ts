@@ -11,7 +11,7 @@ import { linkVersionFiles, summarize, type VersionSummary as FormatSummary } fro
 import type { FileFormat } from './formats/types.ts';
 import type { Logger } from './log.ts';
 import { CairnError } from './errors.ts';
-import { checkAlias, checkDigest, checkName, checkPathShape, checkRef, checkVersion, isDigest, LATEST, MAX_FILES_PER_VERSION, parseLimit, parseNameRef, tooManyFiles, VersionPaths } from './identifiers.ts';
+import { checkAlias, checkDigest, checkName, checkPathShape, checkRef, checkVersion, isDigest, LATEST, MAX_FILES_PER_VERSION, MAX_PARENTS, parseLimit, parseNameRef, tooManyFiles, VersionPaths } from './identifiers.ts';
 import { checkJsonValue, MAX_JSON_BYTES } from './json-limits.ts';
 import { isValidTagName, modelPath, stableJson, versionPath } from './lineage/documents.ts';
 import type { BlobIndex } from './metadata/blobs.ts';
@@ -188,8 +188,6 @@ export interface UploadDoc {
 }
 
 const MAX_MESSAGE = 64 * 1024;
-/** Most parents one version may name. */
-export const MAX_PARENTS = 64;
 
 /** JSON with object keys sorted at every level: the form manifest digests are computed over. */
 export function canonicalJson(value: unknown): string {

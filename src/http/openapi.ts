@@ -5,7 +5,7 @@
 import type { ErrorCode } from '../errors.ts';
 import { MAX_FILES_PER_VERSION } from '../identifiers.ts';
 import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from '../json-limits.ts';
-import { MAX_PARENTS } from '../registry.ts';
+import { MAX_PARENTS } from '../identifiers.ts';
 import { STATUS_OF } from './error-status.ts';
 import { MAX_FIELDS } from './multipart.ts';
 
