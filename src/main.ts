@@ -11,13 +11,10 @@ import { createApp } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { BlobIndex } from './metadata/blobs.ts';
 import { Database } from './metadata/db.ts';
-import { ModelQueries } from './metadata/models.ts';
-import { UploadQueries } from './metadata/uploads.ts';
 import { EventQueries } from './metadata/events.ts';
-import { LineageQueries } from './metadata/lineage.ts';
 import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
 import { AnalysisPool } from './formats/analysis-pool.ts';
-import { Registry } from './registry.ts';
+import { createServices, type Services } from './registry/index.ts';
 import { TokenQueries } from './metadata/tokens.ts';
 import fs from 'node:fs';
 import { ConfigError } from './config.ts';
@@ -33,7 +30,9 @@ export interface Cairn {
   config: Config;
   db: Database;
   driver: StorageDriver;
-  registry: Registry;
+  services: Services;
+  /** the chunk store (bytes) */
+  chunks: ChunkStore;
   mirror: GitMirror;
   /** garbage collection (cairn gc, POST /v1/admin/gc) */
   gc: GarbageCollector;
@@ -81,17 +80,14 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (allowPrivate) log.warn('CAIRN_WEBHOOK_ALLOW_PRIVATE=true: webhooks may post to loopback, private and link-local addresses');
   const dispatcher = new WebhookDispatcher({ queries: webhooks, log, allowPrivate, lookup: options.webhookLookup, ...options.webhookTiming });
   await mirror.init();
-  const registry = new Registry({
+  const services = createServices({
     db,
-    models: new ModelQueries(db),
     blobs,
-    uploads: new UploadQueries(db),
     events,
-    lineage: new LineageQueries(db),
     chunks,
     analysis,
     unsafePolicy: config.unsafePolicy,
-    log,
+    mirror,
     onEvent: () => {
       void mirror.kick();
       void dispatcher.kick();
@@ -106,13 +102,14 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     throw new ConfigError((err as Error).message);
   }
   const maintenance = new MaintenanceQueries(db);
-  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id), blobsBeingRead: () => chunks.blobsBeingRead() });
+  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => services.uploads.forget(id), blobsBeingRead: () => chunks.blobsBeingRead() });
   const verifier = new Verifier({ driver, chunks, queries: maintenance, log });
   return {
     config,
     db,
     driver,
-    registry,
+    services,
+    chunks,
     mirror,
     gc,
     verifier,
@@ -173,7 +170,7 @@ export async function startServer(config: Config, log: Logger, options: OpenOpti
   const tokens = config.auth ? new TokenQueries(cairn.db) : undefined;
   if (tokens) ensureAdminToken(tokens, config.dataDir, log);
   const app = createApp({
-    registry: cairn.registry,
+    services: cairn.services,
     db: cairn.db,
     driver: cairn.driver,
     mirror: cairn.mirror,

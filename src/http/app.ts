@@ -6,7 +6,7 @@ import type { StorageDriver } from '../blobs/driver.ts';
 import { CairnError, isCairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Database } from '../metadata/db.ts';
-import type { Registry } from '../registry.ts';
+import type { Services } from '../registry/index.ts';
 import { STATUS_OF } from './error-status.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerModelRoutes } from './routes/models.ts';
@@ -30,7 +30,7 @@ import { registerDocsRoutes } from './routes/docs.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
 
 export interface AppDeps {
-  registry: Registry;
+  services: Services;
   db: Database;
   driver: StorageDriver;
   mirror: GitMirror;
@@ -119,11 +119,11 @@ export function createApp(deps: AppDeps): Express {
   registerMetricsRoutes(app, { metrics }); // read on every model (see authorize)
   registerTokenRoutes(app, deps);
   registerWebhookRoutes(app, deps);
-  registerModelRoutes(app, deps);
-  registerUploadRoutes(app, deps);
-  registerGitRoutes(app, { gitdir: deps.mirror.gitdir });
+  registerModelRoutes(app, { services: deps.services, log: deps.log, maxUploadBytes: deps.maxUploadBytes });
+  registerUploadRoutes(app, { uploads: deps.services.uploads, maxUploadBytes: deps.maxUploadBytes });
+  registerGitRoutes(app, { lineage: deps.services.lineage });
   registerAdminRoutes(app, deps);
-  registerHuggingFaceRoutes(app, deps); // read-only Hugging Face Hub API under /hf
+  registerHuggingFaceRoutes(app, { services: deps.services, log: deps.log }); // read-only Hugging Face Hub API under /hf
   registerWebRoutes(app); // the web UI at / and /ui/: last, so it never shadows an API route
   app.use(routeNotFound());
   app.use(errorHandler(deps.log));

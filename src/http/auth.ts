@@ -4,8 +4,8 @@
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { CairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Caller } from '../registry.ts';
-import { displayPrefix, modelAllowed, type Scope, scopeIncludes, type TokenQueries } from '../metadata/tokens.ts';
+import { type Caller, displayPrefix, modelAllowed, type Scope, scopeIncludes } from '../access.ts';
+import type { TokenQueries } from '../metadata/tokens.ts';
 
 export interface AuthOptions {
   /** undefined: CAIRN_AUTH=off, every request is `anonymous` with every scope */

@@ -4,7 +4,7 @@ import { CairnError } from '../errors.ts';
 import type { Database } from './db.ts';
 import type { EventKind, EventRow } from './events.ts';
 import { SecretBox } from './secret-box.ts';
-import { checkModelPatterns, modelAllowed } from './tokens.ts';
+import { checkModelPatterns, modelAllowed } from '../access.ts';
 
 const KINDS: EventKind[] = ['publish', 'alias', 'unalias', 'delete'];
 

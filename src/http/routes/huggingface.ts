@@ -7,9 +7,9 @@
 // Routes only parse, ask the registry, and answer in the Hub's shapes.
 import type { ErrorRequestHandler, Express, Request, Response } from 'express';
 import { CairnError, isCairnError, type ErrorCode } from '../../errors.ts';
-import type { GitMirror } from '../../lineage/git-mirror.ts';
 import type { Logger } from '../../log.ts';
-import type { FileDoc, Registry, VersionDoc } from '../../registry.ts';
+import type { FileDoc, VersionDoc } from '../../api/index.ts';
+import type { Services } from '../../registry/index.ts';
 import { callerOf } from '../auth.ts';
 import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
@@ -39,24 +39,16 @@ const LFS_POINTER_SIZE = 134;
 /** sha256:<hex> → <hex>, the form the Hub gives LFS files' ids in. */
 const hex = (digest: string) => digest.slice('sha256:'.length);
 
-export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log }: { registry: Registry; mirror: GitMirror; log: Logger }): void {
+export function registerHuggingFaceRoutes(app: Express, { services, log }: { services: Services; log: Logger }): void {
+  const { models, versions } = services;
   /** The version at a revision and its publish commit, once the mirror has written it. */
   async function atRevision(req: Request, name: string, revision: string): Promise<{ version: VersionDoc; commit: string }> {
-    const ref = revision === 'HEAD' ? 'main' : revision;
-    let found = registry.versionAtRevision(name, ref, callerOf(req));
-    if (!found.commit) {
-      await mirror.kick(); // usually only moments behind: let it catch up once
-      found = registry.versionAtRevision(name, ref, callerOf(req));
-    }
-    if (!found.commit) {
-      throw new CairnError('COMMIT_PENDING', `${name}@${found.version.version} has no lineage commit yet (the git mirror is behind: see /readyz); try again shortly`);
-    }
-    return { version: found.version, commit: found.commit };
+    return versions.atRevision(name, revision === 'HEAD' ? 'main' : revision, callerOf(req));
   }
 
   async function modelInfo(req: Request<{ name: string; revision?: string }>, res: Response) {
     const { version, commit } = await atRevision(req, req.params.name, req.params.revision ?? 'main');
-    const model = registry.getModel(req.params.name);
+    const model = models.get(req.params.name);
     res.json({
       _id: `${version.name}@${version.version}`,
       id: version.name,
@@ -109,7 +101,7 @@ export function registerHuggingFaceRoutes(app: Express, { registry, mirror, log 
       res.end();
       return;
     }
-    const opened = await registry.openFile(file, range);
+    const opened = await versions.open(file, range);
     await send(res, opened.stream, log, `hf ${version.name}@${version.version}/${path}`);
   });
 

@@ -4,10 +4,10 @@ import type { Express, Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { CairnError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import type { ParentInput, Registry } from '../../registry.ts';
+import type { Services } from '../../registry/index.ts';
+import type { ParentInput } from '../../registry/publish.ts';
 import { actorOf } from '../actor.ts';
-import { callerOf, requireScope } from '../auth.ts';
-import { parseNameRef } from '../../identifiers.ts';
+import { callerOf } from '../auth.ts';
 import { multipartPublishBody, storedParts } from '../multipart.ts';
 import { answerRange } from '../ranges.ts';
 import { markPull } from '../request-log.ts';
@@ -60,18 +60,18 @@ export async function send(res: Response, body: NodeJS.ReadableStream, log: Logg
   }
 }
 
-export function registerModelRoutes(app: Express, { registry, log, maxUploadBytes }: { registry: Registry; log: Logger; maxUploadBytes?: number }): void {
+export function registerModelRoutes(app: Express, { services, log, maxUploadBytes }: { services: Services; log: Logger; maxUploadBytes?: number }): void {
+  const { models, versions, publishing, aliases, history, lineage } = services;
   app.get('/v1/models', (req, res) => {
     // a token limited to name patterns sees only those models, in its pages and its cursors
-    const page = registry.listModels(req.query, callerOf(req));
-    res.json({ models: page.items, next_cursor: page.next_cursor });
+    res.json(models.list(req.query, callerOf(req)));
   });
 
   app.get('/v1/models/:name', (req, res) => {
-    res.json(registry.getModel(req.params.name));
+    res.json(models.get(req.params.name));
   });
 
-  const multipart = multipartPublishBody(registry, { maxFileBytes: maxUploadBytes });
+  const multipart = multipartPublishBody(publishing, { maxFileBytes: maxUploadBytes });
   app.post('/v1/models/:name/versions', (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('application/json')) return jsonBody(req, res, next);
@@ -83,7 +83,7 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
       const file = f as { path?: unknown; digest?: unknown } | null;
       return { path: file?.path as string, digest: file?.digest as string };
     });
-    const doc = await registry.publish({
+    const doc = await publishing.publish({
       name: req.params.name,
       version: body.version,
       files,
@@ -98,16 +98,15 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
   });
 
   app.get('/v1/models/:name/versions', (req, res) => {
-    const page = registry.listVersions(req.params.name, req.query);
-    res.json({ versions: page.items, next_cursor: page.next_cursor });
+    res.json(versions.list(req.params.name, req.query));
   });
 
   app.get('/v1/models/:name/versions/:ref', (req, res) => {
-    res.json(registry.getVersion(req.params.name, req.params.ref, callerOf(req)));
+    res.json(versions.get(req.params.name, req.params.ref, callerOf(req)));
   });
 
   app.get('/v1/models/:name/versions/:ref/files/*path', async (req: Request<{ name: string; ref: string; path: string[] }>, res) => {
-    const { version, file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'), callerOf(req));
+    const { version, file } = versions.file(req.params.name, req.params.ref, req.params.path.join('/'), callerOf(req));
     markPull(res, version.name, version.version); // counted once a GET completes with 200 or 206
     const etag = `"${file.digest}"`;
     res.set({
@@ -128,12 +127,12 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
       res.end();
       return;
     }
-    const opened = await registry.openFile(file, range);
+    const opened = await versions.open(file, range);
     await send(res, opened.stream, log, `${req.params.name}@${req.params.ref}/${file.path}`);
   });
 
   app.get('/v1/models/:name/versions/:ref/archive', async (req, res) => {
-    const { version, stream } = await registry.archive(req.params.name, req.params.ref, callerOf(req));
+    const { version, stream } = await versions.archive(req.params.name, req.params.ref, callerOf(req));
     res.set({
       'Content-Type': 'application/x-tar',
       'Content-Disposition': `attachment; filename="${version.name}-${version.version}.tar"`,
@@ -150,35 +149,30 @@ export function registerModelRoutes(app: Express, { registry, log, maxUploadByte
 
   // `:ref` only so that the path template matches the GET one (OpenAPI); a version string, not an alias
   app.delete('/v1/models/:name/versions/:ref', (req, res) => {
-    registry.deleteVersion(req.params.name, req.params.ref, actorOf(req));
+    publishing.delete(req.params.name, req.params.ref, actorOf(req));
     res.status(204).end();
   });
 
   app.put('/v1/models/:name/aliases/:alias', jsonBody, (req, res) => {
     const body = (req.body ?? {}) as { version?: unknown };
-    res.json(registry.setAlias(req.params.name, req.params.alias, body.version, actorOf(req)));
+    res.json(aliases.set(req.params.name, req.params.alias, body.version, actorOf(req)));
   });
 
   app.delete('/v1/models/:name/aliases/:alias', (req, res) => {
-    registry.deleteAlias(req.params.name, req.params.alias, actorOf(req));
+    aliases.delete(req.params.name, req.params.alias, actorOf(req));
     res.status(204).end();
   });
 
   // ?from=<ref> (this model) or <name>@<ref> (any model the caller may read)
   app.get('/v1/models/:name/versions/:ref/diff', (req, res) => {
-    const raw = req.query.from;
-    if (typeof raw !== 'string' || raw === '') throw new CairnError('INVALID_ARGUMENT', 'from is required: a ref of this model, or <name>@<ref>');
-    const from = raw.includes('@') ? parseNameRef(raw) : { name: req.params.name, ref: raw };
-    requireScope(req, 'read', from.name);
-    res.json(registry.diffVersions({ name: req.params.name, ref: req.params.ref }, from, callerOf(req)));
+    res.json(versions.diff(req.params.name, req.params.ref, req.query.from, callerOf(req)));
   });
 
   app.get('/v1/models/:name/versions/:ref/lineage', (req, res) => {
-    res.json(registry.lineageGraph(req.params.name, req.params.ref, callerOf(req)));
+    res.json(lineage.graph(req.params.name, req.params.ref, callerOf(req)));
   });
 
   app.get('/v1/models/:name/history', (req, res) => {
-    const page = registry.history(req.params.name, req.query);
-    res.json({ events: page.items, next_cursor: page.next_cursor });
+    res.json(history.page(req.params.name, req.query));
   });
 }

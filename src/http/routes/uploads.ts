@@ -1,7 +1,8 @@
 // Resumable upload sessions and blob presence.
 import type { Express, Request, Response } from 'express';
 import { CairnError } from '../../errors.ts';
-import type { Registry, UploadDoc } from '../../registry.ts';
+import type { UploadDoc } from '../../api/index.ts';
+import type { Uploads } from '../../registry/uploads.ts';
 import { callerOf } from '../auth.ts';
 import { parseContentRange } from '../ranges.ts';
 
@@ -68,15 +69,15 @@ function withinRange(req: Request, body: AsyncIterable<Uint8Array>, range: { sta
   })();
 }
 
-export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }: { registry: Registry; maxUploadBytes?: number }): void {
+export function registerUploadRoutes(app: Express, { uploads, maxUploadBytes }: { uploads: Uploads; maxUploadBytes?: number }): void {
   // a session is its starting token's: to any other it answers 404, as if it did not exist
   app.post('/v1/uploads', (req, res) => {
-    const doc = registry.createUpload(callerOf(req));
+    const doc = uploads.create(callerOf(req));
     sessionHeaders(res, doc).status(201).json(doc);
   });
 
   app.get('/v1/uploads/:id', (req, res) => {
-    const doc = registry.getUpload(req.params.id, callerOf(req));
+    const doc = uploads.get(req.params.id, callerOf(req));
     sessionHeaders(res, doc).json(doc);
   });
 
@@ -86,9 +87,9 @@ export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }:
     if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
     if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
     const caller = callerOf(req);
-    const heldNow = () => registry.getUpload(req.params.id, caller).offset;
+    const heldNow = () => uploads.get(req.params.id, caller).offset;
     const body = limitedBody(req, heldNow, maxUploadBytes);
-    const doc = await registry.appendUpload(req.params.id, range?.start, range ? withinRange(req, body, range, heldNow) : body, caller);
+    const doc = await uploads.append(req.params.id, range?.start, range ? withinRange(req, body, range, heldNow) : body, caller);
     if (range && doc.offset !== range.end + 1) {
       throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
         offset: doc.offset,
@@ -99,19 +100,19 @@ export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }:
 
   app.put('/v1/uploads/:id', async (req, res) => {
     const caller = callerOf(req);
-    const body = hasBody(req) ? limitedBody(req, () => registry.getUpload(req.params.id, caller).offset, maxUploadBytes) : undefined;
-    const blob = await registry.finishUpload(req.params.id, req.query.digest, body, caller);
+    const body = hasBody(req) ? limitedBody(req, () => uploads.get(req.params.id, caller).offset, maxUploadBytes) : undefined;
+    const blob = await uploads.finish(req.params.id, req.query.digest, body, caller);
     res.status(201).location(`/v1/blobs/${blob.digest}`).json(blob);
   });
 
   app.delete('/v1/uploads/:id', async (req, res) => {
-    await registry.cancelUpload(req.params.id, callerOf(req));
+    await uploads.cancel(req.params.id, callerOf(req));
     res.status(204).end();
   });
 
   // 200 only for content the caller may name: uploaded by it, or in a version it may read
   app.head('/v1/blobs/:digest', (req, res) => {
-    const blob = registry.hasBlob(req.params.digest, callerOf(req));
+    const blob = uploads.hasBlob(req.params.digest, callerOf(req));
     if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${req.params.digest}`);
     res.set({ 'Content-Length': String(blob.size), ETag: `"${req.params.digest}"` }).status(200).end();
   });
