@@ -15,12 +15,11 @@ import { EventQueries } from './metadata/events.ts';
 import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
 import { AnalysisPool } from './formats/analysis-pool.ts';
 import { createServices, type Services } from './registry/index.ts';
-import { TokenQueries } from './metadata/tokens.ts';
 import fs from 'node:fs';
 import { ConfigError } from './config.ts';
-import { GarbageCollector, gcSettingsFromEnv } from './maintenance/gc.ts';
-import { Verifier } from './maintenance/verify.ts';
-import { MaintenanceQueries } from './metadata/maintenance.ts';
+import { type GarbageCollector, gcSettingsFromEnv } from './maintenance/gc.ts';
+import type { Verifier } from './maintenance/verify.ts';
+import type { Tokens } from './registry/tokens.ts';
 import { WebhookQueries } from './metadata/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { SecretBox } from './metadata/secret-box.ts';
@@ -38,8 +37,6 @@ export interface Cairn {
   gc: GarbageCollector;
   /** integrity check (cairn verify, POST /v1/admin/verify) */
   verifier: Verifier;
-  webhooks: WebhookQueries;
-  dispatcher: WebhookDispatcher;
   close(): Promise<void>;
 }
 
@@ -80,30 +77,29 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (allowPrivate) log.warn('CAIRN_WEBHOOK_ALLOW_PRIVATE=true: webhooks may post to loopback, private and link-local addresses');
   const dispatcher = new WebhookDispatcher({ queries: webhooks, log, allowPrivate, lookup: options.webhookLookup, ...options.webhookTiming });
   await mirror.init();
-  const services = createServices({
-    db,
-    blobs,
-    events,
-    chunks,
-    analysis,
-    unsafePolicy: config.unsafePolicy,
-    mirror,
-    onEvent: () => {
-      void mirror.kick();
-      void dispatcher.kick();
-    },
-  });
-  void mirror.kick(); // catch up on whatever is still queued from before
-  void dispatcher.kick(); // and on webhook deliveries due or interrupted
   let gcSettings;
   try {
     gcSettings = gcSettingsFromEnv(process.env); // CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  const maintenance = new MaintenanceQueries(db);
-  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => services.uploads.forget(id), blobsBeingRead: () => chunks.blobsBeingRead() });
-  const verifier = new Verifier({ driver, chunks, queries: maintenance, log });
+  const services = createServices({
+    db,
+    driver,
+    blobs,
+    events,
+    chunks,
+    analysis,
+    mirror,
+    webhooks,
+    dispatcher,
+    auth: config.auth,
+    unsafePolicy: config.unsafePolicy,
+    gc: gcSettings,
+    log,
+  });
+  void mirror.kick(); // catch up on whatever is still queued from before
+  void dispatcher.kick(); // and on webhook deliveries due or interrupted
   return {
     config,
     db,
@@ -111,10 +107,8 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     services,
     chunks,
     mirror,
-    gc,
-    verifier,
-    webhooks,
-    dispatcher,
+    gc: services.maintenance.collector,
+    verifier: services.maintenance.verifier,
     async close() {
       await dispatcher.stop();
       await mirror.stop();
@@ -139,9 +133,9 @@ function analysisLimits(config: Config): ConstructorParameters<typeof AnalysisPo
  * First start (no active admin token): creates one named `admin` and writes it
  * to <data dir>/admin-token (mode 0600). The token itself is never logged.
  */
-function ensureAdminToken(tokens: TokenQueries, dataDir: string, log: Logger): void {
-  if (tokens.hasActiveAdmin()) return;
-  const created = tokens.create({ name: tokens.freeAdminName(), scope: 'admin', createdBy: 'cairn' });
+function ensureAdminToken(tokens: Tokens, dataDir: string, log: Logger): void {
+  const created = tokens.createFirstAdmin();
+  if (!created) return;
   const file = path.join(dataDir, 'admin-token');
   fs.mkdirSync(dataDir, { recursive: true });
   fs.rmSync(file, { force: true }); // a new file gets mode 0600 from the start
@@ -167,22 +161,13 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger, options: OpenOptions = {}): Promise<RunningServer> {
   const cairn = await openCairn(config, log, options);
-  const tokens = config.auth ? new TokenQueries(cairn.db) : undefined;
-  if (tokens) ensureAdminToken(tokens, config.dataDir, log);
+  ensureAdminToken(cairn.services.tokens, config.dataDir, log);
   const app = createApp({
     services: cairn.services,
-    db: cairn.db,
-    driver: cairn.driver,
-    mirror: cairn.mirror,
     log,
-    tokens,
     anonymousRead: config.anonymousRead ?? false,
     rateLimit: config.rateLimit,
     maxUploadBytes: config.maxUploadBytes,
-    gc: cairn.gc,
-    verifier: cairn.verifier,
-    webhooks: cairn.webhooks,
-    dispatcher: cairn.dispatcher,
   });
   const server = http.createServer(app);
   // Large uploads and downloads take as long as they take.

@@ -2,28 +2,20 @@
 // not-found, and the error handler that owns the error → status table.
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
-import type { StorageDriver } from '../blobs/driver.ts';
 import { CairnError, isCairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Database } from '../metadata/db.ts';
 import type { Services } from '../registry/index.ts';
 import { STATUS_OF } from './error-status.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerModelRoutes } from './routes/models.ts';
 import { registerUploadRoutes } from './routes/uploads.ts';
 import { registerGitRoutes } from './routes/git.ts';
-import type { GitMirror } from '../lineage/git-mirror.ts';
-import type { TokenQueries } from '../metadata/tokens.ts';
 import { authChallenge, authenticate, authorize, rateLimit } from './auth.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerWebRoutes } from './routes/web.ts';
 import { registerHuggingFaceRoutes } from './routes/huggingface.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
-import type { WebhookQueries } from '../metadata/webhooks.ts';
-import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
-import type { GarbageCollector } from '../maintenance/gc.ts';
-import type { Verifier } from '../maintenance/verify.ts';
 import { Metrics } from './metrics.ts';
 import { requestLog } from './request-log.ts';
 import { registerDocsRoutes } from './routes/docs.ts';
@@ -31,24 +23,14 @@ import { registerMetricsRoutes } from './routes/metrics.ts';
 
 export interface AppDeps {
   services: Services;
-  db: Database;
-  driver: StorageDriver;
-  mirror: GitMirror;
   log: Logger;
-  /** undefined: CAIRN_AUTH=off */
-  tokens?: TokenQueries;
   anonymousRead?: boolean;
   /** requests a minute per client; 0 or undefined: no limit */
   rateLimit?: number;
   /** largest file or upload session; undefined: no limit */
   maxUploadBytes?: number;
-  /** maintenance (POST /v1/admin/gc, /v1/admin/verify); undefined: those answer 404 */
-  gc?: GarbageCollector;
-  verifier?: Verifier;
   /** request counters and histograms for GET /metrics; undefined: a new set */
   metrics?: Metrics;
-  webhooks: WebhookQueries;
-  dispatcher: WebhookDispatcher;
 }
 
 function requestId(): RequestHandler {
@@ -109,20 +91,20 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false); // file ETags are content digests, set by the routes
   app.use(requestId());
-  const metrics = deps.metrics ?? new Metrics({ db: deps.db, mirror: deps.mirror });
+  const metrics = deps.metrics ?? new Metrics({ health: deps.services.health });
   app.use(requestLog(app, { log: deps.log, metrics })); // one log line and one metrics sample per request
-  registerHealthRoutes(app, deps); // open: liveness and readiness need no token
-  app.use(authenticate({ tokens: deps.tokens, anonymousRead: deps.anonymousRead ?? false, log: deps.log }));
+  registerHealthRoutes(app, deps.services); // open: liveness and readiness need no token
+  app.use(authenticate({ tokens: deps.services.tokens.enabled ? deps.services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log: deps.log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
   app.use(authorize());
   registerDocsRoutes(app); // open (see authorize)
   registerMetricsRoutes(app, { metrics }); // read on every model (see authorize)
-  registerTokenRoutes(app, deps);
-  registerWebhookRoutes(app, deps);
+  registerTokenRoutes(app, deps.services);
+  registerWebhookRoutes(app, deps.services);
   registerModelRoutes(app, { services: deps.services, log: deps.log, maxUploadBytes: deps.maxUploadBytes });
   registerUploadRoutes(app, { uploads: deps.services.uploads, maxUploadBytes: deps.maxUploadBytes });
   registerGitRoutes(app, { lineage: deps.services.lineage });
-  registerAdminRoutes(app, deps);
+  registerAdminRoutes(app, deps.services);
   registerHuggingFaceRoutes(app, { services: deps.services, log: deps.log }); // read-only Hugging Face Hub API under /hf
   registerWebRoutes(app); // the web UI at / and /ui/: last, so it never shadows an API route
   app.use(routeNotFound());

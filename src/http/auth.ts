@@ -5,11 +5,11 @@ import express, { type Request, type RequestHandler, type Router } from 'express
 import { CairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type Caller, displayPrefix, modelAllowed, type Scope, scopeIncludes } from '../access.ts';
-import type { TokenQueries } from '../metadata/tokens.ts';
+import type { Authenticator } from '../registry/tokens.ts';
 
 export interface AuthOptions {
   /** undefined: CAIRN_AUTH=off, every request is `anonymous` with every scope */
-  tokens: TokenQueries | undefined;
+  tokens: Authenticator | undefined;
   /** requests without a token may read every model (CAIRN_ANONYMOUS_READ) */
   anonymousRead: boolean;
   log: Logger;
