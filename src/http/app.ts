@@ -1,25 +1,47 @@
-// The express app, assembled in one place, in order: request basics, routes,
-// not-found, and the error handler that owns the error → status table.
+// The express app, assembled in one place, in order: request basics, who is
+// asking, the route table, not-found, and the error handler that owns the
+// error → status table.
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
 import { CairnError, isCairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Services } from '../registry/index.ts';
+import { authChallenge, authenticate, rateLimit } from './auth.ts';
 import { STATUS_OF } from './error-status.ts';
-import { registerHealthRoutes } from './routes/health.ts';
-import { registerModelRoutes } from './routes/models.ts';
-import { registerUploadRoutes } from './routes/uploads.ts';
-import { registerGitRoutes } from './routes/git.ts';
-import { authChallenge, authenticate, authorize, rateLimit } from './auth.ts';
-import { registerTokenRoutes } from './routes/tokens.ts';
-import { registerAdminRoutes } from './routes/admin.ts';
-import { registerWebRoutes } from './routes/web.ts';
-import { registerHuggingFaceRoutes } from './routes/huggingface.ts';
-import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { Metrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
 import { requestLog } from './request-log.ts';
-import { registerDocsRoutes } from './routes/docs.ts';
-import { registerMetricsRoutes } from './routes/metrics.ts';
+import { registerRoutes, type Route, unmatchedNeedsAdmin } from './route.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { docsRoutes } from './routes/docs.ts';
+import { fileRoutes } from './routes/files.ts';
+import { gitRoutes } from './routes/git.ts';
+import { operationRoutes } from './routes/health.ts';
+import { hubErrorCodes, huggingFaceRoutes } from './routes/huggingface.ts';
+import { modelRoutes } from './routes/models.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { uploadRoutes } from './routes/uploads.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { webRoutes } from './routes/web.ts';
+
+/**
+ * The route table, in the order express tries it: every route of the server
+ * is here, with its access and its description. The web UI comes last, so
+ * that it never shadows an API route.
+ */
+export const ROUTES: readonly Route[] = [
+  ...operationRoutes,
+  ...docsRoutes,
+  ...tokenRoutes,
+  ...webhookRoutes,
+  ...modelRoutes,
+  ...fileRoutes,
+  ...uploadRoutes,
+  ...gitRoutes,
+  ...adminRoutes,
+  ...huggingFaceRoutes, // the Hugging Face Hub API under /hf (read-only)
+  ...webRoutes,
+];
 
 export interface AppDeps {
   services: Services;
@@ -87,27 +109,19 @@ function errorHandler(log: Logger): ErrorRequestHandler {
 }
 
 export function createApp(deps: AppDeps): Express {
+  const { services, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false); // file ETags are content digests, set by the routes
   app.use(requestId());
-  const metrics = deps.metrics ?? new Metrics({ health: deps.services.health });
-  app.use(requestLog(app, { log: deps.log, metrics })); // one log line and one metrics sample per request
-  registerHealthRoutes(app, deps.services); // open: liveness and readiness need no token
-  app.use(authenticate({ tokens: deps.services.tokens.enabled ? deps.services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log: deps.log }));
+  const metrics = deps.metrics ?? new Metrics({ health: services.health });
+  app.use(requestLog(app, { log, metrics })); // one log line and one metrics sample per request
+  app.use(authenticate({ tokens: services.tokens.enabled ? services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
-  app.use(authorize());
-  registerDocsRoutes(app); // open (see authorize)
-  registerMetricsRoutes(app, { metrics }); // read on every model (see authorize)
-  registerTokenRoutes(app, deps.services);
-  registerWebhookRoutes(app, deps.services);
-  registerModelRoutes(app, { services: deps.services, log: deps.log, maxUploadBytes: deps.maxUploadBytes });
-  registerUploadRoutes(app, { uploads: deps.services.uploads, maxUploadBytes: deps.maxUploadBytes });
-  registerGitRoutes(app, { lineage: deps.services.lineage });
-  registerAdminRoutes(app, deps.services);
-  registerHuggingFaceRoutes(app, { services: deps.services, log: deps.log }); // read-only Hugging Face Hub API under /hf
-  registerWebRoutes(app); // the web UI at / and /ui/: last, so it never shadows an API route
+  registerRoutes(app, ROUTES, { services, log, maxUploadBytes: deps.maxUploadBytes, metrics, openapi: openApiDocument(ROUTES) });
+  app.use('/hf', hubErrorCodes());
+  app.use(unmatchedNeedsAdmin());
   app.use(routeNotFound());
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(log));
   return app;
 }
