@@ -12,12 +12,11 @@ import type { Logger } from './log.ts';
 import { BlobIndex } from './metadata/blobs.ts';
 import { Database } from './metadata/db.ts';
 import { EventQueries } from './metadata/events.ts';
-import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
+import { GitMirror, lineageDir, rebuildRepository } from './lineage/git-mirror.ts';
 import { AnalysisPool } from './formats/analysis-pool.ts';
 import { createServices, type Services } from './registry/index.ts';
 import fs from 'node:fs';
-import { ConfigError } from './config.ts';
-import { type GarbageCollector, gcSettingsFromEnv } from './maintenance/gc.ts';
+import type { GarbageCollector } from './maintenance/gc.ts';
 import type { Verifier } from './maintenance/verify.ts';
 import type { Tokens } from './registry/tokens.ts';
 import { WebhookQueries } from './metadata/webhooks.ts';
@@ -58,9 +57,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   } else {
     driver = new FsDriver(path.join(config.dataDir, 'blobs'));
   }
-  const db = new Database(path.join(config.dataDir, 'registry.db'));
-  const applied = db.migrate();
-  if (applied.length > 0) log.info('migrations applied', { migrations: applied });
+  const db = openDatabase(config, log);
   const pool = new CodecPool();
   const blobs = new BlobIndex(db);
   const chunks = new ChunkStore(driver, blobs, pool, {
@@ -77,12 +74,6 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (allowPrivate) log.warn('CAIRN_WEBHOOK_ALLOW_PRIVATE=true: webhooks may post to loopback, private and link-local addresses');
   const dispatcher = new WebhookDispatcher({ queries: webhooks, log, allowPrivate, lookup: options.webhookLookup, ...options.webhookTiming });
   await mirror.init();
-  let gcSettings;
-  try {
-    gcSettings = gcSettingsFromEnv(process.env); // CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
   const services = createServices({
     db,
     driver,
@@ -95,7 +86,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     dispatcher,
     auth: config.auth,
     unsafePolicy: config.unsafePolicy,
-    gc: gcSettings,
+    gc: config.gc,
     log,
   });
   void mirror.kick(); // catch up on whatever is still queued from before
@@ -117,6 +108,30 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
       db.close();
     },
   };
+}
+
+/** <data dir>/registry.db, migrated to the latest schema. */
+function openDatabase(config: Config, log: Logger): Database {
+  const db = new Database(path.join(config.dataDir, 'registry.db'));
+  const applied = db.migrate();
+  if (applied.length > 0) log.info('migrations applied', { migrations: applied });
+  return db;
+}
+
+/**
+ * `cairn lineage rebuild`: <data dir>/lineage.git again from the database
+ * alone, with the same commit ids (run it with the server stopped).
+ */
+export async function rebuildLineage(config: Config, log: Logger): Promise<Awaited<ReturnType<typeof rebuildRepository>> & { gitdir: string; seconds: number }> {
+  const db = openDatabase(config, log);
+  try {
+    const started = Date.now();
+    const gitdir = lineageDir(config.dataDir);
+    const result = await rebuildRepository({ gitdir, events: new EventQueries(db), log });
+    return { ...result, gitdir, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    db.close();
+  }
 }
 
 function analysisLimits(config: Config): ConstructorParameters<typeof AnalysisPool>[0] {
