@@ -16,7 +16,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { fileRoutes } from './routes/files.ts';
 import { gitRoutes } from './routes/git.ts';
-import { operationRoutes } from './routes/health.ts';
+import { metricsRoutes, probeRoutes } from './routes/health.ts';
 import { hubErrorCodes, huggingFaceRoutes } from './routes/huggingface.ts';
 import { modelRoutes } from './routes/models.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -25,13 +25,15 @@ import { webhookRoutes } from './routes/webhooks.ts';
 import { webRoutes } from './routes/web.ts';
 
 /**
- * The route table, in the order express tries it: every route of the server
- * is here, with its access and its description. The web UI comes last, so
- * that it never shadows an API route.
+ * Liveness and readiness: registered before authentication and the rate
+ * limit, so that a probe is answered whatever it sends (a stale token too).
  */
-export const ROUTES: readonly Route[] = [
-  ...operationRoutes,
+const PROBES: readonly Route[] = probeRoutes;
+
+/** Every other route, in the order express tries them. The web UI comes last, so that it never shadows an API route. */
+const API: readonly Route[] = [
   ...docsRoutes,
+  ...metricsRoutes,
   ...tokenRoutes,
   ...webhookRoutes,
   ...modelRoutes,
@@ -42,6 +44,9 @@ export const ROUTES: readonly Route[] = [
   ...huggingFaceRoutes, // the Hugging Face Hub API under /hf (read-only)
   ...webRoutes,
 ];
+
+/** The route table: every route of the server, with its access and its description. */
+export const ROUTES: readonly Route[] = [...PROBES, ...API];
 
 export interface AppDeps {
   services: Services;
@@ -116,9 +121,11 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestId());
   const metrics = deps.metrics ?? new Metrics({ health: services.health });
   app.use(requestLog(app, { log, metrics })); // one log line and one metrics sample per request
+  const ctx = { services, log, maxUploadBytes: deps.maxUploadBytes, metrics, openapi: openApiDocument(ROUTES) };
+  registerRoutes(app, PROBES, ctx);
   app.use(authenticate({ tokens: services.tokens.enabled ? services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
-  registerRoutes(app, ROUTES, { services, log, maxUploadBytes: deps.maxUploadBytes, metrics, openapi: openApiDocument(ROUTES) });
+  registerRoutes(app, API, ctx);
   app.use('/hf', hubErrorCodes());
   app.use(unmatchedNeedsAdmin());
   app.use(routeNotFound());

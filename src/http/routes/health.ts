@@ -1,8 +1,9 @@
-// Operations: liveness, readiness, Prometheus metrics.
+// Operations: liveness and readiness (probes), Prometheus metrics.
 import { Health, Readiness } from '../../api/index.ts';
 import { route } from '../route.ts';
 
-export const operationRoutes = [
+/** Answered before anyone is asked who they are (see app.ts). */
+export const probeRoutes = [
   route({
     method: 'get',
     path: '/healthz',
@@ -28,6 +29,9 @@ export const operationRoutes = [
       res.status(readiness.status === 'ready' ? 200 : 503).json(readiness);
     },
   }),
+];
+
+export const metricsRoutes = [
   route({
     method: 'get',
     path: '/metrics',
