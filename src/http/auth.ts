@@ -252,7 +252,7 @@ export function requireScope(req: Request, scope: Scope, model?: string): void {
 /** The request's caller as the registry sees it: what it may read, which uploads are its own. */
 export function callerOf(req: Request): Caller {
   const auth = authOf(req);
-  // the policy lets no request without a scope reach a route that asks; this keeps it that way
+  // no route that asks lets a request without a scope through (its access check); this keeps it that way
   if (auth.scope === undefined) throw new CairnError('UNAUTHORIZED', 'this request needs a token (Authorization: Bearer <token>)');
   return { principal: auth.principal, models: auth.models };
 }
