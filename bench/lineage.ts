@@ -49,7 +49,9 @@ import { rebuildRepository, type GitMirror } from '../src/lineage/git-mirror.ts'
 import type { Logger } from '../src/log.ts';
 import { openCairn, startServer, type Cairn } from '../src/main.ts';
 import { EventQueries } from '../src/metadata/events.ts';
-import type { Caller, PublishInput, Registry } from '../src/registry.ts';
+import type { Caller } from '../src/access.ts';
+import type { Services } from '../src/registry/index.ts';
+import type { PublishInput } from '../src/registry/publish.ts';
 import { prng as rng } from '../test/support/prng.ts';
 
 const execFileP = promisify(execFile);
@@ -339,7 +341,7 @@ class Workload {
 
   constructor(
     /** the registry the next events go to (the steady phase moves to the server's) */
-    public registry: Registry,
+    public registry: Services,
     private readonly digest: string,
     modelCount: number,
     seed: number,
@@ -375,11 +377,11 @@ class Workload {
       const current = model.aliases.get(alias);
       const candidates = model.live.slice(-10).filter((v) => v !== current);
       const target = this.pick(candidates);
-      this.registry.setAlias(model.name, alias, target, actor);
+      this.registry.aliases.set(model.name, alias, target, actor);
       model.aliases.set(alias, target);
     } else if (kind === 'delete') {
       const victim = this.pick(deletable.slice(0, 5));
-      this.registry.deleteVersion(model.name, victim, actor);
+      this.registry.publishing.delete(model.name, victim, actor);
       model.live.splice(model.live.indexOf(victim), 1);
     } else {
       const n = model.next++;
@@ -396,7 +398,7 @@ class Workload {
       };
       if (previous && this.random() < 0.3) input.parents = [{ ref: `${model.name}@${previous}`, relation: 'fine-tuned-from', recipe: { epochs: 1 } }];
       if (this.random() < 0.05) input.aliases = ['staging'];
-      await this.registry.publish(input);
+      await this.registry.publishing.publish(input);
       model.live.push(version);
       if (input.aliases) model.aliases.set('staging', version);
     }
@@ -408,11 +410,11 @@ class Workload {
 /** The bench's registry runs as with CAIRN_AUTH=off. */
 const NO_AUTH: Caller = { principal: undefined, models: [] };
 
-async function storeTinyBlob(registry: Registry): Promise<string> {
+async function storeTinyBlob(registry: Services): Promise<string> {
   async function* source() {
     yield Buffer.from('tiny weights: the bench is about git, not bytes\n');
   }
-  return (await registry.storeFile(source(), NO_AUTH)).digest;
+  return (await registry.publishing.storeFile(source(), NO_AUTH)).digest;
 }
 
 // ---- one size ----------------------------------------------------------------------------
@@ -483,8 +485,8 @@ async function runSize(n: number, options: Options, tmpRoot: string, quiet: bool
   let result: SizeResult;
   try {
     await idle(cairn.mirror);
-    const digest = await storeTinyBlob(cairn.registry);
-    const workload = new Workload(cairn.registry, digest, options.models, options.seed);
+    const digest = await storeTinyBlob(cairn.services);
+    const workload = new Workload(cairn.services, digest, options.models, options.seed);
     say(`${n} events: making them through the registry`);
     const g0 = performance.now();
     // The writer's file system is gated shut while the backlog is made: the drain
@@ -568,7 +570,7 @@ async function runSize(n: number, options: Options, tmpRoot: string, quiet: bool
     if (options.steady > 0) {
       say(`${n} events: ${options.steady} more, one at a time`);
       // The same models, carrying on where the backlog stopped (same trees, same sizes).
-      workload.registry = server.cairn.registry;
+      workload.registry = server.cairn.services;
       const latencies: number[] = [];
       const steadyKinds: Kind[] = [];
       let steadyCpu = 0;

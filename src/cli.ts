@@ -123,25 +123,15 @@ async function lineage(io: Io, args: string[]): Promise<number> {
   }
   const config = configOrReport(io);
   if (!config) return 2;
-  const path = await import('node:path');
-  const { Database } = await import('./metadata/db.ts');
-  const { EventQueries } = await import('./metadata/events.ts');
-  const { lineageDir, rebuildRepository } = await import('./lineage/git-mirror.ts');
-  const db = new Database(path.join(config.dataDir, 'registry.db'));
-  try {
-    db.migrate();
-    const started = Date.now();
-    const result = await rebuildRepository({ gitdir: lineageDir(config.dataDir), events: new EventQueries(db), log: createLogger({ silent: true }) });
-    const doc = { ...result, gitdir: lineageDir(config.dataDir), seconds: (Date.now() - started) / 1000 };
-    if (json) io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    else {
-      io.stdout.write(`rebuilt ${doc.gitdir}: ${result.events} events, head ${result.head ?? '(empty)'}, ${doc.seconds.toFixed(1)} s\n`);
-      if (result.mismatched > 0) io.stdout.write(`${result.mismatched} commit ids differ from the ones recorded before (now updated)\n`);
-    }
-    return 0;
-  } finally {
-    db.close();
+  // loaded only here: client commands start fast without the server's modules
+  const { rebuildLineage } = await import('./main.ts');
+  const doc = await rebuildLineage(config, createLogger({ silent: true }));
+  if (json) io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  else {
+    io.stdout.write(`rebuilt ${doc.gitdir}: ${doc.events} events, head ${doc.head ?? '(empty)'}, ${doc.seconds.toFixed(1)} s\n`);
+    if (doc.mismatched > 0) io.stdout.write(`${doc.mismatched} commit ids differ from the ones recorded before (now updated)\n`);
   }
+  return 0;
 }
 
 export interface Io {

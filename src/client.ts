@@ -1,218 +1,38 @@
 // A small typed client for Cairn's HTTP API (DESIGN "HTTP API"), on Node's
-// global fetch. It depends on the wire contract only, never on server code.
+// global fetch. It depends on the wire contract only (src/api/), never on server code.
 // Bodies stream both ways: uploads take an AsyncIterable, downloads return a
 // Readable; nothing here holds a whole file in memory.
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type {
+  AliasSet,
+  BlobDoc,
+  DeliveryList,
+  GcReport,
+  History,
+  LineageGraph,
+  ModelDoc,
+  ModelList,
+  ModelSummary,
+  PingResult,
+  PublishRequest,
+  RedeliverResult,
+  TokenCreated,
+  TokenList,
+  TokenRequest,
+  UploadDoc,
+  VerifyReport,
+  VersionDiff,
+  VersionDoc,
+  VersionList,
+  VersionSummary,
+  HistoryEntry,
+  WebhookCreated,
+  WebhookList,
+  WebhookRequest,
+} from './api/index.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7070';
-
-// ---- wire types -------------------------------------------------------------
-
-export interface TensorDoc {
-  name: string;
-  dtype: string;
-  shape: Array<number | string>;
-}
-
-export interface SafetyDoc {
-  verdict: 'safe' | 'unsafe' | 'unknown';
-  findings: Array<{ global: string; reason: string }>;
-  globals?: string[];
-}
-
-export interface FileDoc {
-  path: string;
-  size: number;
-  digest: string;
-  /** detected from the content: onnx, safetensors, gguf, pytorch, pickle, … or unknown */
-  format?: string;
-  framework?: string;
-  parameters?: number;
-  dtypes?: Record<string, number>;
-  inputs?: TensorDoc[];
-  outputs?: TensorDoc[];
-  safety?: SafetyDoc;
-  details?: Record<string, unknown>;
-  [extra: string]: unknown;
-}
-
-export interface FormatSummaryDoc {
-  framework: string | null;
-  formats: string[];
-  parameters: number | null;
-  dtypes: Record<string, number>;
-  inputs: TensorDoc[];
-  outputs: TensorDoc[];
-  safety: { verdict: 'safe' | 'unsafe' | 'unknown'; unsafe_files: Array<{ path: string; findings: SafetyDoc['findings'] }>; unchecked_files: string[] };
-}
-
-export interface VersionSummary {
-  version: string;
-  number: number;
-  digest: string;
-  size: number;
-  created_at: string;
-  created_by: string;
-  message: string;
-  aliases: string[];
-  [extra: string]: unknown;
-}
-
-export interface VersionDoc extends VersionSummary {
-  name: string;
-  files: FileDoc[];
-  parents: ParentDoc[];
-  metadata: Record<string, unknown>;
-  summary?: FormatSummaryDoc;
-}
-
-export interface ModelSummary {
-  name: string;
-  description: string;
-  created_at: string;
-  updated_at: string;
-  latest_version: string | null;
-  versions: number;
-  [extra: string]: unknown;
-}
-
-export interface ModelDoc {
-  name: string;
-  description: string;
-  created_at: string;
-  updated_at: string;
-  aliases: Record<string, string>;
-  latest: VersionSummary | null;
-  counts: { versions: number };
-  [extra: string]: unknown;
-}
-
-export interface UploadDoc {
-  id: string;
-  offset: number;
-  created_at?: string;
-  updated_at?: string;
-}
-
-export interface BlobDoc {
-  digest: string;
-  size: number;
-}
-
-export interface AliasDoc {
-  alias: string;
-  version: string;
-  previous: string | null;
-}
-
-export interface PublishRequest {
-  version: string;
-  files: Array<{ path: string; digest: string }>;
-  message?: string;
-  aliases?: string[];
-  /** `<name>@<ref>`, or with the relation (`fine-tuned-from`, `quantized-from`, … default `derived-from`) and a recipe */
-  parents?: Array<string | ParentRequest>;
-  metadata?: Record<string, unknown>;
-}
-
-export interface ParentRequest {
-  ref: string;
-  relation?: string;
-  recipe?: unknown;
-}
-
-export interface ParentDoc {
-  name: string;
-  version: string;
-  digest: string;
-  relation: string;
-  recipe?: unknown;
-  /** a parent the token may not read: name, version and digest are "hidden" */
-  hidden?: boolean;
-  [extra: string]: unknown;
-}
-
-export interface HistoryEntry {
-  id: number;
-  /** the lineage commit; null while the git mirror has not written it yet */
-  commit: string | null;
-  event: 'publish' | 'alias' | 'unalias' | 'delete';
-  version: string | null;
-  alias: string | null;
-  author: string;
-  time: string;
-  subject: string;
-  message: string;
-}
-
-export interface LineageGraph {
-  root: { name: string; version: string };
-  nodes: Array<{ name: string; version: string; number: number; digest: string; deleted: boolean }>;
-  edges: Array<{ from: string; to: string; relation: string; recipe: unknown }>;
-}
-
-export interface TokenDoc {
-  name: string;
-  /** the first characters of the token, to tell tokens apart */
-  prefix: string;
-  scope: 'read' | 'write' | 'admin';
-  scopes: Array<'read' | 'write' | 'admin'>;
-  /** name patterns (`*` wildcards); empty: every model */
-  models: string[];
-  created_at: string;
-  created_by: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  [extra: string]: unknown;
-}
-
-export interface CreateTokenRequest {
-  name: string;
-  scopes: Array<'read' | 'write' | 'admin'>;
-  models?: string[];
-  expires_in_days?: number;
-}
-
-export interface VersionDiff {
-  from: { name: string; version: string; digest: string };
-  to: { name: string; version: string; digest: string };
-  files: Array<{
-    path: string;
-    status: 'added' | 'removed' | 'changed' | 'unchanged';
-    from: { size: number; digest: string } | null;
-    to: { size: number; digest: string } | null;
-    /** bytes of the `to` file in chunks the `from` version also has */
-    shared_bytes: number;
-  }>;
-  summary: { added: number; removed: number; changed: number; unchanged: number; to_bytes: number; shared_bytes: number; new_stored_bytes: number };
-  [extra: string]: unknown;
-}
-
-export interface WebhookDoc {
-  id: number;
-  url: string;
-  /** event kinds (publish, alias, unalias, delete); empty: all */
-  events: string[];
-  /** model name patterns; empty: all */
-  models: string[];
-  created_by: string;
-  created_at: string;
-  [extra: string]: unknown;
-}
-
-export interface WebhookDelivery {
-  id: number;
-  webhook_id: number;
-  event_id: number;
-  state: 'pending' | 'delivered' | 'failed';
-  attempts: number;
-  next_at: string;
-  last_status: number | null;
-  last_error: string | null;
-  delivered_at: string | null;
-  [extra: string]: unknown;
-}
 
 export interface ModelFilter {
   /** text in the name or description */
@@ -227,33 +47,6 @@ export interface ModelFilter {
 export interface PageQuery {
   limit?: number;
   cursor?: string;
-}
-
-export interface VerifyReport {
-  ok: boolean;
-  quick: boolean;
-  versions_checked: number;
-  files_checked: number;
-  chunks_checked: number;
-  bytes_read: number;
-  problems: Array<{ model: string; version: string; path: string; chunk: string | null; problem: 'missing' | 'corrupt' | 'size_mismatch' }>;
-  seconds: number;
-  [extra: string]: unknown;
-}
-
-export interface GcReport {
-  dry_run: boolean;
-  grace_seconds: number;
-  upload_ttl_seconds: number;
-  chunks_deleted: number;
-  bytes_freed: number;
-  orphan_objects_deleted: number;
-  orphan_bytes_freed: number;
-  orphan_objects_pending: number;
-  blobs_deleted: number;
-  uploads_expired: number;
-  seconds: number;
-  [extra: string]: unknown;
 }
 
 // ---- errors -----------------------------------------------------------------
@@ -427,7 +220,7 @@ export class CairnClient {
 
   // ---- models and versions ----------------------------------------------
 
-  listModels(query: PageQuery & ModelFilter = {}): Promise<{ models: ModelSummary[]; next_cursor: string | null }> {
+  listModels(query: PageQuery & ModelFilter = {}): Promise<ModelList> {
     const { q, format, framework, unsafe, limit, cursor } = query;
     return this.json('GET', '/v1/models', {
       query: { q, format, framework, unsafe: unsafe === undefined ? undefined : String(unsafe), limit, cursor },
@@ -449,7 +242,7 @@ export class CairnClient {
     return this.json('GET', `/v1/models/${seg(name)}`);
   }
 
-  listVersions(name: string, query: PageQuery = {}): Promise<{ versions: VersionSummary[]; next_cursor: string | null }> {
+  listVersions(name: string, query: PageQuery = {}): Promise<VersionList> {
     return this.json('GET', `/v1/models/${seg(name)}/versions`, { query: { limit: query.limit, cursor: query.cursor } });
   }
 
@@ -463,7 +256,7 @@ export class CairnClient {
     } while (cursor);
   }
 
-  history(name: string, query: PageQuery = {}): Promise<{ events: HistoryEntry[]; next_cursor: string | null }> {
+  history(name: string, query: PageQuery = {}): Promise<History> {
     return this.json('GET', `/v1/models/${seg(name)}/history`, { query: { limit: query.limit, cursor: query.cursor } });
   }
 
@@ -499,7 +292,7 @@ export class CairnClient {
     await this.empty('DELETE', `/v1/models/${seg(name)}/versions/${seg(version)}`);
   }
 
-  setAlias(name: string, alias: string, version: string): Promise<AliasDoc> {
+  setAlias(name: string, alias: string, version: string): Promise<AliasSet> {
     return this.json('PUT', `/v1/models/${seg(name)}/aliases/${seg(alias)}`, { json: { version } });
   }
 
@@ -589,11 +382,11 @@ export class CairnClient {
   // ---- tokens (admin) -----------------------------------------------------
 
   /** Creates a token; `token` (the secret) is in this answer only. */
-  createToken(body: CreateTokenRequest): Promise<TokenDoc & { token: string }> {
+  createToken(body: TokenRequest): Promise<TokenCreated> {
     return this.json('POST', '/v1/tokens', { json: body });
   }
 
-  listTokens(): Promise<{ tokens: TokenDoc[] }> {
+  listTokens(): Promise<TokenList> {
     return this.json('GET', '/v1/tokens');
   }
 
@@ -604,11 +397,11 @@ export class CairnClient {
   // ---- webhooks (admin) ---------------------------------------------------
 
   /** Creates a webhook; `secret` (the signing key) is in this answer only. */
-  createWebhook(body: { url: string; events?: string[]; models?: string[] }): Promise<WebhookDoc & { secret: string }> {
+  createWebhook(body: WebhookRequest): Promise<WebhookCreated> {
     return this.json('POST', '/v1/webhooks', { json: body });
   }
 
-  listWebhooks(): Promise<{ webhooks: WebhookDoc[] }> {
+  listWebhooks(): Promise<WebhookList> {
     return this.json('GET', '/v1/webhooks');
   }
 
@@ -616,15 +409,15 @@ export class CairnClient {
     await this.empty('DELETE', `/v1/webhooks/${id}`);
   }
 
-  webhookDeliveries(id: number, limit?: number): Promise<{ deliveries: WebhookDelivery[] }> {
+  webhookDeliveries(id: number, limit?: number): Promise<DeliveryList> {
     return this.json('GET', `/v1/webhooks/${id}/deliveries${limit ? `?limit=${limit}` : ''}`);
   }
 
-  pingWebhook(id: number): Promise<{ delivered: boolean; status: number | null; error: string | null }> {
+  pingWebhook(id: number): Promise<PingResult> {
     return this.json('POST', `/v1/webhooks/${id}/ping`);
   }
 
-  redeliverWebhook(id: number): Promise<{ requeued: number; deliveries: WebhookDelivery[] }> {
+  redeliverWebhook(id: number): Promise<RedeliverResult> {
     return this.json('POST', `/v1/webhooks/${id}/redeliver`);
   }
 }

@@ -1,5 +1,6 @@
 // Typed configuration from the environment, validated once at start (DESIGN "Configuration").
 import path from 'node:path';
+import { parseDuration } from './durations.ts';
 
 export interface S3Config {
   bucket: string;
@@ -26,6 +27,15 @@ export interface Config {
   webhookAllowPrivate?: boolean;
   /** format analysis at publish (absent: the defaults of analysis-pool.ts) */
   analysis?: AnalysisConfig;
+  /** garbage collection (absent: the defaults of maintenance/gc.ts) */
+  gc?: GcConfig;
+}
+
+export interface GcConfig {
+  /** keep anything younger than this (CAIRN_GC_GRACE, e.g. 1h) */
+  graceSeconds?: number;
+  /** upload sessions idle longer than this expire (CAIRN_UPLOAD_TTL, e.g. 24h) */
+  uploadTtlSeconds?: number;
 }
 
 export interface AnalysisConfig {
@@ -68,6 +78,15 @@ function parsePositive(name: string, value: string | undefined): number | undefi
   return n;
 }
 
+/** A duration (`3600`, `30m`, `1h`, `7d`), or undefined when not set (the default applies). */
+function parseSeconds(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = parseDuration(value);
+  if (n === undefined) throw new ConfigError(`${name} must be a duration like 3600, 30m, 1h or 7d, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The one place that reads the environment (DESIGN "Configuration"); a bad value is a ConfigError naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = Number(env.CAIRN_PORT ?? '7070');
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -107,6 +126,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       fileSeconds: parsePositive('CAIRN_ANALYSIS_FILE_SECONDS', env.CAIRN_ANALYSIS_FILE_SECONDS),
       publishSeconds: parsePositive('CAIRN_ANALYSIS_PUBLISH_SECONDS', env.CAIRN_ANALYSIS_PUBLISH_SECONDS),
       memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
+    },
+    gc: {
+      graceSeconds: parseSeconds('CAIRN_GC_GRACE', env.CAIRN_GC_GRACE),
+      uploadTtlSeconds: parseSeconds('CAIRN_UPLOAD_TTL', env.CAIRN_UPLOAD_TTL),
     },
   };
 }

@@ -84,6 +84,8 @@ const DRIVE = /^[A-Za-z]:/;
 
 /** Most files one version may hold (multipart or JSON publish, cairn push). */
 export const MAX_FILES_PER_VERSION = 10_000;
+/** Most parents one version may name. */
+export const MAX_PARENTS = 64;
 
 /** A path with invisible characters spelled out, for messages. */
 function showPath(value: string): string {

@@ -11,19 +11,14 @@ import { createApp } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { BlobIndex } from './metadata/blobs.ts';
 import { Database } from './metadata/db.ts';
-import { ModelQueries } from './metadata/models.ts';
-import { UploadQueries } from './metadata/uploads.ts';
 import { EventQueries } from './metadata/events.ts';
-import { LineageQueries } from './metadata/lineage.ts';
-import { GitMirror, lineageDir } from './lineage/git-mirror.ts';
+import { GitMirror, lineageDir, rebuildRepository } from './lineage/git-mirror.ts';
 import { AnalysisPool } from './formats/analysis-pool.ts';
-import { Registry } from './registry.ts';
-import { TokenQueries } from './metadata/tokens.ts';
+import { createServices, type Services } from './registry/index.ts';
 import fs from 'node:fs';
-import { ConfigError } from './config.ts';
-import { GarbageCollector, gcSettingsFromEnv } from './maintenance/gc.ts';
-import { Verifier } from './maintenance/verify.ts';
-import { MaintenanceQueries } from './metadata/maintenance.ts';
+import type { GarbageCollector } from './maintenance/gc.ts';
+import type { Verifier } from './maintenance/verify.ts';
+import type { Tokens } from './registry/tokens.ts';
 import { WebhookQueries } from './metadata/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { SecretBox } from './metadata/secret-box.ts';
@@ -33,14 +28,14 @@ export interface Cairn {
   config: Config;
   db: Database;
   driver: StorageDriver;
-  registry: Registry;
+  services: Services;
+  /** the chunk store (bytes) */
+  chunks: ChunkStore;
   mirror: GitMirror;
   /** garbage collection (cairn gc, POST /v1/admin/gc) */
   gc: GarbageCollector;
   /** integrity check (cairn verify, POST /v1/admin/verify) */
   verifier: Verifier;
-  webhooks: WebhookQueries;
-  dispatcher: WebhookDispatcher;
   close(): Promise<void>;
 }
 
@@ -62,9 +57,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   } else {
     driver = new FsDriver(path.join(config.dataDir, 'blobs'));
   }
-  const db = new Database(path.join(config.dataDir, 'registry.db'));
-  const applied = db.migrate();
-  if (applied.length > 0) log.info('migrations applied', { migrations: applied });
+  const db = openDatabase(config, log);
   const pool = new CodecPool();
   const blobs = new BlobIndex(db);
   const chunks = new ChunkStore(driver, blobs, pool, {
@@ -81,43 +74,32 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (allowPrivate) log.warn('CAIRN_WEBHOOK_ALLOW_PRIVATE=true: webhooks may post to loopback, private and link-local addresses');
   const dispatcher = new WebhookDispatcher({ queries: webhooks, log, allowPrivate, lookup: options.webhookLookup, ...options.webhookTiming });
   await mirror.init();
-  const registry = new Registry({
+  const services = createServices({
     db,
-    models: new ModelQueries(db),
+    driver,
     blobs,
-    uploads: new UploadQueries(db),
     events,
-    lineage: new LineageQueries(db),
     chunks,
     analysis,
+    mirror,
+    webhooks,
+    dispatcher,
+    auth: config.auth,
     unsafePolicy: config.unsafePolicy,
+    gc: config.gc,
     log,
-    onEvent: () => {
-      void mirror.kick();
-      void dispatcher.kick();
-    },
   });
   void mirror.kick(); // catch up on whatever is still queued from before
   void dispatcher.kick(); // and on webhook deliveries due or interrupted
-  let gcSettings;
-  try {
-    gcSettings = gcSettingsFromEnv(process.env); // CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
-  const maintenance = new MaintenanceQueries(db);
-  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id), blobsBeingRead: () => chunks.blobsBeingRead() });
-  const verifier = new Verifier({ driver, chunks, queries: maintenance, log });
   return {
     config,
     db,
     driver,
-    registry,
+    services,
+    chunks,
     mirror,
-    gc,
-    verifier,
-    webhooks,
-    dispatcher,
+    gc: services.maintenance.collector,
+    verifier: services.maintenance.verifier,
     async close() {
       await dispatcher.stop();
       await mirror.stop();
@@ -126,6 +108,30 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
       db.close();
     },
   };
+}
+
+/** <data dir>/registry.db, migrated to the latest schema. */
+function openDatabase(config: Config, log: Logger): Database {
+  const db = new Database(path.join(config.dataDir, 'registry.db'));
+  const applied = db.migrate();
+  if (applied.length > 0) log.info('migrations applied', { migrations: applied });
+  return db;
+}
+
+/**
+ * `cairn lineage rebuild`: <data dir>/lineage.git again from the database
+ * alone, with the same commit ids (run it with the server stopped).
+ */
+export async function rebuildLineage(config: Config, log: Logger): Promise<Awaited<ReturnType<typeof rebuildRepository>> & { gitdir: string; seconds: number }> {
+  const db = openDatabase(config, log);
+  try {
+    const started = Date.now();
+    const gitdir = lineageDir(config.dataDir);
+    const result = await rebuildRepository({ gitdir, events: new EventQueries(db), log });
+    return { ...result, gitdir, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    db.close();
+  }
 }
 
 function analysisLimits(config: Config): ConstructorParameters<typeof AnalysisPool>[0] {
@@ -142,9 +148,9 @@ function analysisLimits(config: Config): ConstructorParameters<typeof AnalysisPo
  * First start (no active admin token): creates one named `admin` and writes it
  * to <data dir>/admin-token (mode 0600). The token itself is never logged.
  */
-function ensureAdminToken(tokens: TokenQueries, dataDir: string, log: Logger): void {
-  if (tokens.hasActiveAdmin()) return;
-  const created = tokens.create({ name: tokens.freeAdminName(), scope: 'admin', createdBy: 'cairn' });
+function ensureAdminToken(tokens: Tokens, dataDir: string, log: Logger): void {
+  const created = tokens.createFirstAdmin();
+  if (!created) return;
   const file = path.join(dataDir, 'admin-token');
   fs.mkdirSync(dataDir, { recursive: true });
   fs.rmSync(file, { force: true }); // a new file gets mode 0600 from the start
@@ -170,22 +176,13 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger, options: OpenOptions = {}): Promise<RunningServer> {
   const cairn = await openCairn(config, log, options);
-  const tokens = config.auth ? new TokenQueries(cairn.db) : undefined;
-  if (tokens) ensureAdminToken(tokens, config.dataDir, log);
+  ensureAdminToken(cairn.services.tokens, config.dataDir, log);
   const app = createApp({
-    registry: cairn.registry,
-    db: cairn.db,
-    driver: cairn.driver,
-    mirror: cairn.mirror,
+    services: cairn.services,
     log,
-    tokens,
     anonymousRead: config.anonymousRead ?? false,
     rateLimit: config.rateLimit,
     maxUploadBytes: config.maxUploadBytes,
-    gc: cairn.gc,
-    verifier: cairn.verifier,
-    webhooks: cairn.webhooks,
-    dispatcher: cairn.dispatcher,
   });
   const server = http.createServer(app);
   // Large uploads and downloads take as long as they take.

@@ -353,8 +353,8 @@ for (const kind of storageKinds) {
     });
     const blobRow = (digest: string) => srv.cairn.db.first<{ digest: string }>('SELECT digest FROM blobs WHERE digest = ?', [digest]);
     const untilNotRead = async (digest: string) => {
-      for (let i = 0; i < 200 && srv.cairn.registry.chunks.blobsBeingRead().includes(digest); i++) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(!srv.cairn.registry.chunks.blobsBeingRead().includes(digest), 'released once the download is over');
+      for (let i = 0; i < 200 && srv.cairn.chunks.blobsBeingRead().includes(digest); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(!srv.cairn.chunks.blobsBeingRead().includes(digest), 'released once the download is over');
     };
 
     test('a download that started before its version was deleted completes byte-exact through gc with grace 0', async () => {

@@ -23,7 +23,7 @@ describe('Hugging Face clients (/hf)', () => {
   async function publishCommit(name: string, version: string): Promise<string> {
     for (let i = 0; i < 100; i++) {
       const history = await call(srv.url, 'GET', `/v1/models/${name}/history`);
-      const entry = (history.body.items ?? history.body.events ?? []).find((e: { event: string; version: string; commit: string | null }) => e.event === 'publish' && e.version === version);
+      const entry = (history.body.events as Array<{ event: string; version: string; commit: string | null }>).find((e) => e.event === 'publish' && e.version === version);
       if (entry?.commit) return entry.commit as string;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { MAX_FILES_PER_VERSION } from '../src/identifiers.ts';
 import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from '../src/json-limits.ts';
 import { MAX_FIELDS } from '../src/http/multipart.ts';
-import { MAX_PARENTS } from '../src/registry.ts';
+import { MAX_PARENTS } from '../src/identifiers.ts';
 import { digestOf, randomBytesFor } from './support/bytes.ts';
 import { assertError, bodyOf, call, filePath, publishForm, publishRawMultipart, pull, type FilePart, type JsonResponse } from './support/http-client.ts';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';

@@ -1,5 +1,6 @@
 // The small commands: ls, show, alias / unalias, rm.
-import type { FormatSummaryDoc, ModelFilter, ModelSummary, VersionDoc, VersionSummary } from '../client.ts';
+import type { FormatSummary, ModelSummary, VersionDoc, VersionSummary } from '../api/index.ts';
+import type { ModelFilter } from '../client.ts';
 import { checkAlias, checkName, checkVersion } from '../identifiers.ts';
 import {
   check,
@@ -168,7 +169,7 @@ function tensor(t: { name: string; dtype: string; shape: Array<number | string> 
   return `${t.name} ${t.dtype}[${t.shape.join(',')}]`;
 }
 
-function safetyLine(s: FormatSummaryDoc['safety']): string {
+function safetyLine(s: FormatSummary['safety']): string {
   if (s.verdict === 'unsafe') return `UNSAFE — loading ${s.unsafe_files.map((f) => f.path).join(', ')} can run code`;
   if (s.verdict === 'unknown') return `unknown — not checked: ${s.unchecked_files.join(', ')}`;
   return 'safe — no file runs code when loaded';

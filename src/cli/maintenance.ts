@@ -1,5 +1,5 @@
 // Maintenance commands: `gc` and `verify` (admin; they run on the server).
-import { parseDuration } from '../maintenance/gc.ts';
+import { parseDuration } from '../durations.ts';
 import { type Command, flag, formatBytes, printJson, say, shortDigest, str, table, UsageError } from './common.ts';
 
 function noArgs(args: string[]): void {

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ClientError, type CairnClient, type UploadDoc, type VersionDoc } from '../client.ts';
+import type { Relation, UploadDoc, VersionDoc } from '../api/index.ts';
+import { ClientError, type CairnClient } from '../client.ts';
 import { checkAlias, checkFilePath, VersionPaths } from '../identifiers.ts';
 import {
   check,
@@ -326,7 +327,8 @@ Options:
     if (sources.length === 0) throw new UsageError('push needs at least one file or directory');
     const aliases = strs(values, 'alias').map((a) => check(() => checkAlias(a)));
     const metadata = parseMetadata(str(values, 'metadata'));
-    const relation = str(values, 'relation');
+    // checked by the server, which names the relations it knows
+    const relation = str(values, 'relation') as Relation | undefined;
     const parents = strs(values, 'parent').map((p) => {
       const parent = parseNameRef(p, 'ref', '--parent <name>@<ref>');
       return { ref: `${parent.name}@${parent.ref}`, relation };

@@ -1,6 +1,6 @@
 // `cairn token create|ls|revoke`: API tokens, with an admin token in CAIRN_TOKEN.
 import { check, type Command, positiveInt, printJson, say, str, strs, table, UsageError } from './common.ts';
-import { checkScope, checkTokenName } from '../metadata/tokens.ts';
+import { checkScope, checkTokenName } from '../access.ts';
 
 function day(iso: string | null | undefined): string {
   return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';

@@ -1,7 +1,7 @@
 // `cairn webhook add|ls|rm|deliveries|redeliver`: webhooks, with an admin token in CAIRN_TOKEN.
+import { EVENT_KINDS, type EventKind } from '../api/index.ts';
 import { type Command, positiveInt, printJson, say, str, strs, table, UsageError } from './common.ts';
 
-const KINDS = ['publish', 'alias', 'unalias', 'delete'];
 
 function when(iso: string | null | undefined): string {
   return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
@@ -46,9 +46,10 @@ Options:
       case 'add': {
         if (arg === undefined) throw new UsageError('missing URL');
         const events = strs(values, 'events');
-        for (const e of events) if (!KINDS.includes(e)) throw new UsageError(`--events takes ${KINDS.join(', ')}, not ${JSON.stringify(e)}`);
+        const isKind = (e: string): e is EventKind => (EVENT_KINDS as readonly string[]).includes(e);
+        for (const e of events) if (!isKind(e)) throw new UsageError(`--events takes ${EVENT_KINDS.join(', ')}, not ${JSON.stringify(e)}`);
         const models = strs(values, 'models');
-        const created = await ctx.client.createWebhook({ url: arg, events, models });
+        const created = await ctx.client.createWebhook({ url: arg, events: events.filter(isKind), models });
         if (ctx.json) {
           printJson(ctx, created);
           return 0;

@@ -1,54 +1,63 @@
-// The express app, assembled in one place, in order: request basics, routes,
-// not-found, and the error handler that owns the error → status table.
+// The express app, assembled in one place, in order: request basics, who is
+// asking, the route table, not-found, and the error handler that owns the
+// error → status table.
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
-import type { StorageDriver } from '../blobs/driver.ts';
 import { CairnError, isCairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Database } from '../metadata/db.ts';
-import type { Registry } from '../registry.ts';
+import type { Services } from '../registry/index.ts';
+import { authChallenge, authenticate, rateLimit } from './auth.ts';
 import { STATUS_OF } from './error-status.ts';
-import { registerHealthRoutes } from './routes/health.ts';
-import { registerModelRoutes } from './routes/models.ts';
-import { registerUploadRoutes } from './routes/uploads.ts';
-import { registerGitRoutes } from './routes/git.ts';
-import type { GitMirror } from '../lineage/git-mirror.ts';
-import type { TokenQueries } from '../metadata/tokens.ts';
-import { authChallenge, authenticate, authorize, rateLimit } from './auth.ts';
-import { registerTokenRoutes } from './routes/tokens.ts';
-import { registerAdminRoutes } from './routes/admin.ts';
-import { registerWebRoutes } from './routes/web.ts';
-import { registerHuggingFaceRoutes } from './routes/huggingface.ts';
-import { registerWebhookRoutes } from './routes/webhooks.ts';
-import type { WebhookQueries } from '../metadata/webhooks.ts';
-import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
-import type { GarbageCollector } from '../maintenance/gc.ts';
-import type { Verifier } from '../maintenance/verify.ts';
 import { Metrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
 import { requestLog } from './request-log.ts';
-import { registerDocsRoutes } from './routes/docs.ts';
-import { registerMetricsRoutes } from './routes/metrics.ts';
+import { registerRoutes, type Route, unmatchedNeedsAdmin } from './route.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { docsRoutes } from './routes/docs.ts';
+import { fileRoutes } from './routes/files.ts';
+import { gitRoutes } from './routes/git.ts';
+import { metricsRoutes, probeRoutes } from './routes/health.ts';
+import { hubErrorCodes, huggingFaceRoutes } from './routes/huggingface.ts';
+import { modelRoutes } from './routes/models.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { uploadRoutes } from './routes/uploads.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { webRoutes } from './routes/web.ts';
+
+/**
+ * Liveness and readiness: registered before authentication and the rate
+ * limit, so that a probe is answered whatever it sends (a stale token too).
+ */
+const PROBES: readonly Route[] = probeRoutes;
+
+/** Every other route, in the order express tries them. The web UI comes last, so that it never shadows an API route. */
+const API: readonly Route[] = [
+  ...docsRoutes,
+  ...metricsRoutes,
+  ...tokenRoutes,
+  ...webhookRoutes,
+  ...modelRoutes,
+  ...fileRoutes,
+  ...uploadRoutes,
+  ...gitRoutes,
+  ...adminRoutes,
+  ...huggingFaceRoutes, // the Hugging Face Hub API under /hf (read-only)
+  ...webRoutes,
+];
+
+/** The route table: every route of the server, with its access and its description. */
+export const ROUTES: readonly Route[] = [...PROBES, ...API];
 
 export interface AppDeps {
-  registry: Registry;
-  db: Database;
-  driver: StorageDriver;
-  mirror: GitMirror;
+  services: Services;
   log: Logger;
-  /** undefined: CAIRN_AUTH=off */
-  tokens?: TokenQueries;
   anonymousRead?: boolean;
   /** requests a minute per client; 0 or undefined: no limit */
   rateLimit?: number;
   /** largest file or upload session; undefined: no limit */
   maxUploadBytes?: number;
-  /** maintenance (POST /v1/admin/gc, /v1/admin/verify); undefined: those answer 404 */
-  gc?: GarbageCollector;
-  verifier?: Verifier;
   /** request counters and histograms for GET /metrics; undefined: a new set */
   metrics?: Metrics;
-  webhooks: WebhookQueries;
-  dispatcher: WebhookDispatcher;
 }
 
 function requestId(): RequestHandler {
@@ -105,27 +114,21 @@ function errorHandler(log: Logger): ErrorRequestHandler {
 }
 
 export function createApp(deps: AppDeps): Express {
+  const { services, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false); // file ETags are content digests, set by the routes
   app.use(requestId());
-  const metrics = deps.metrics ?? new Metrics({ db: deps.db, mirror: deps.mirror });
-  app.use(requestLog(app, { log: deps.log, metrics })); // one log line and one metrics sample per request
-  registerHealthRoutes(app, deps); // open: liveness and readiness need no token
-  app.use(authenticate({ tokens: deps.tokens, anonymousRead: deps.anonymousRead ?? false, log: deps.log }));
+  const metrics = deps.metrics ?? new Metrics({ health: services.health });
+  app.use(requestLog(app, { log, metrics })); // one log line and one metrics sample per request
+  const ctx = { services, log, maxUploadBytes: deps.maxUploadBytes, metrics, openapi: openApiDocument(ROUTES) };
+  registerRoutes(app, PROBES, ctx);
+  app.use(authenticate({ tokens: services.tokens.enabled ? services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
-  app.use(authorize());
-  registerDocsRoutes(app); // open (see authorize)
-  registerMetricsRoutes(app, { metrics }); // read on every model (see authorize)
-  registerTokenRoutes(app, deps);
-  registerWebhookRoutes(app, deps);
-  registerModelRoutes(app, deps);
-  registerUploadRoutes(app, deps);
-  registerGitRoutes(app, { gitdir: deps.mirror.gitdir });
-  registerAdminRoutes(app, deps);
-  registerHuggingFaceRoutes(app, deps); // read-only Hugging Face Hub API under /hf
-  registerWebRoutes(app); // the web UI at / and /ui/: last, so it never shadows an API route
+  registerRoutes(app, API, ctx);
+  app.use('/hf', hubErrorCodes());
+  app.use(unmatchedNeedsAdmin());
   app.use(routeNotFound());
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(log));
   return app;
 }

@@ -1,15 +1,16 @@
-// Access control: who is asking (authenticate), what each route needs
-// (authorize: one table, default deny), and a per-client request rate limit.
-// Routes never look at headers themselves; they ask requireScope/canRead.
-import express, { type Request, type RequestHandler, type Router } from 'express';
+// Access control: who is asking (authenticate), whether they hold what a
+// route needs (requireScope: each route declares its access in the route
+// table, ./route.ts), and a per-client request rate limit. Routes never look
+// at headers themselves.
+import type { Request, RequestHandler } from 'express';
 import { CairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Caller } from '../registry.ts';
-import { displayPrefix, modelAllowed, type Scope, scopeIncludes, type TokenQueries } from '../metadata/tokens.ts';
+import { type Caller, displayPrefix, modelAllowed, type Scope, scopeIncludes } from '../access.ts';
+import type { Authenticator } from '../registry/tokens.ts';
 
 export interface AuthOptions {
   /** undefined: CAIRN_AUTH=off, every request is `anonymous` with every scope */
-  tokens: TokenQueries | undefined;
+  tokens: Authenticator | undefined;
   /** requests without a token may read every model (CAIRN_ANONYMOUS_READ) */
   anonymousRead: boolean;
   log: Logger;
@@ -248,62 +249,12 @@ export function requireScope(req: Request, scope: Scope, model?: string): void {
   throw new CairnError('FORBIDDEN', model === '*' ? `token ${auth.actor} is limited to models ${auth.models.join(', ')}; this needs every model` : `token ${auth.actor} may not ${scope} model ${model}`);
 }
 
-/** Whether the request may read this model: list endpoints show only those. */
-export function canRead(req: Request, model: string): boolean {
-  const auth = authOf(req);
-  return auth.scope !== undefined && modelAllowed(auth.models, model);
-}
-
 /** The request's caller as the registry sees it: what it may read, which uploads are its own. */
 export function callerOf(req: Request): Caller {
   const auth = authOf(req);
-  // the policy lets no request without a scope reach a route that asks; this keeps it that way
+  // no route that asks lets a request without a scope through (its access check); this keeps it that way
   if (auth.scope === undefined) throw new CairnError('UNAUTHORIZED', 'this request needs a token (Authorization: Bearer <token>)');
   return { principal: auth.principal, models: auth.models };
-}
-
-const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-function need(scope: Scope, model?: string): RequestHandler {
-  return function requireScopeFor(req, _res, next) {
-    requireScope(req, scope, model);
-    next('router'); // allowed: on to the routes
-  };
-}
-
-/**
- * What each route needs, in one table. Anything not listed needs admin.
- * - reads of a model (GET/HEAD under /v1/models/{name}): read on that model;
- *   `GET /v1/models` needs read and lists only the models the token may read
- * - publish, alias, delete: write on that model
- * - uploads and blob checks: write (blobs belong to no model)
- * - /v1/tokens and /v1/admin (gc, verify): admin
- * - /git/ (the whole lineage, every model): read on every model
- * - the web UI's static files (`/`, `/ui/…`): open; the UI sends the user's token to the API
- */
-export function authorize(): Router {
-  const policy = express.Router();
-  policy.get('/v1/models', need('read'));
-  policy.get(['/openapi.json', '/docs'], function openRoute(_req, _res, next) {
-    next('router');
-  });
-  policy.get('/metrics', need('read', '*'));
-  policy.all(['/v1/models/:name', '/v1/models/:name/*rest'], function requireModelScope(req, _res, next) {
-    requireScope(req, READS.has(req.method) ? 'read' : 'write', String(req.params.name));
-    next('router');
-  });
-  policy.get(['/hf/api/models/:name', '/hf/api/models/:name/*rest', '/hf/:name/resolve/*rest'], function requireHubReadScope(req, _res, next) {
-    requireScope(req, 'read', String(req.params.name));
-    next('router');
-  });
-  policy.all(['/v1/uploads', '/v1/uploads/*rest', '/v1/blobs/*rest'], need('write'));
-  policy.all(['/v1/tokens', '/v1/tokens/*rest', '/v1/admin', '/v1/admin/*rest'], need('admin'));
-  policy.all(['/git', '/git/*rest'], need('read', '*'));
-  policy.get(['/', '/ui', '/ui/*rest'], function openWebUi(_req, _res, next) {
-    next('router');
-  });
-  policy.use(need('admin'));
-  return policy;
 }
 
 /**

@@ -2,8 +2,7 @@
 // exposition format (version 0.0.4) without a client library. Request
 // metrics are recorded by ./request-log.ts; storage, upload and mirror gauges
 // are read from SQLite at scrape time, so they are right after a restart too.
-import type { GitMirror } from '../lineage/git-mirror.ts';
-import type { Database } from '../metadata/db.ts';
+import type { Health } from '../registry/health.ts';
 
 /** Upper bounds (seconds) of the request duration histogram. */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -97,37 +96,6 @@ export interface RequestSample {
   bytesOut: number;
 }
 
-export interface StorageTotals {
-  /** bytes in the storage backend: sum of chunks.stored_size */
-  stored: number;
-  /** sum of the file sizes of live (not deleted) versions */
-  logical: number;
-  chunks: number;
-  /** upload sessions not finished yet */
-  uploadsOpen: number;
-  /** webhook deliveries still to send, and those that ran out of attempts */
-  webhooksPending: number;
-  webhooksFailed: number;
-}
-
-/** Scrape-time figures from SQLite. */
-export function storageTotals(db: Database): StorageTotals {
-  const chunks = db.first<{ n: number; stored: number | null }>('SELECT count(*) AS n, sum(stored_size) AS stored FROM chunks')!;
-  const logical = db.first<{ logical: number | null }>('SELECT sum(size) AS logical FROM versions WHERE deleted_at IS NULL')!;
-  const uploads = db.first<{ n: number }>('SELECT count(*) AS n FROM uploads WHERE digest IS NULL')!;
-  const hooks = db.first<{ pending: number | null; failed: number | null }>(
-    "SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM webhook_deliveries",
-  )!;
-  return {
-    stored: chunks.stored ?? 0,
-    logical: logical.logical ?? 0,
-    chunks: chunks.n,
-    uploadsOpen: uploads.n,
-    webhooksPending: hooks.pending ?? 0,
-    webhooksFailed: hooks.failed ?? 0,
-  };
-}
-
 const PROCESS_START_SECONDS = Date.now() / 1000 - process.uptime();
 
 export class Metrics {
@@ -137,7 +105,7 @@ export class Metrics {
   readonly bytesSent = new Counter('cairn_http_bytes_sent_total', 'Response body bytes sent, by method and route pattern.');
   readonly pulls = new Counter('cairn_pulls_total', 'Completed downloads (file GETs, 200 or 206, and archives) by model and resolved version.');
 
-  constructor(private readonly sources: { db: Database; mirror: GitMirror; now?: () => number }) {}
+  constructor(private readonly sources: { health: Health; now?: () => number }) {}
 
   recordRequest(s: RequestSample): void {
     const base = { method: s.method, route: s.route };
@@ -159,14 +127,14 @@ export class Metrics {
     this.bytesReceived.render(out);
     this.bytesSent.render(out);
     this.pulls.render(out);
-    const totals = storageTotals(this.sources.db);
+    const totals = this.sources.health.storageTotals();
     gauge(out, 'cairn_storage_bytes_stored', 'Bytes held in the storage backend (compressed chunks, each stored once).', totals.stored);
     gauge(out, 'cairn_storage_bytes_logical', 'Sum of the file sizes of every live version (before dedup and compression).', totals.logical);
     gauge(out, 'cairn_storage_chunks', 'Chunks recorded in the database.', totals.chunks);
     gauge(out, 'cairn_upload_sessions_open', 'Resumable upload sessions not finished yet.', totals.uploadsOpen);
     gauge(out, 'cairn_webhook_deliveries_pending', 'Webhook deliveries not sent yet (new, or waiting to retry).', totals.webhooksPending);
     gauge(out, 'cairn_webhook_deliveries_failed', 'Webhook deliveries that ran out of attempts (redeliver sends them again).', totals.webhooksFailed);
-    const mirror = this.sources.mirror.status();
+    const mirror = this.sources.health.mirrorStatus();
     const now = this.sources.now?.() ?? Date.now();
     const oldest = mirror.oldest_pending ? Math.max(0, (now - Date.parse(mirror.oldest_pending)) / 1000) : 0;
     gauge(out, 'cairn_lineage_mirror_pending_events', 'Events not yet written to the lineage git repository.', mirror.pending);

@@ -5,7 +5,7 @@ import multer from 'multer';
 import { CairnError, isCairnError } from '../errors.ts';
 import { MAX_FILES_PER_VERSION, tooManyFiles, VersionPaths } from '../identifiers.ts';
 import { MAX_JSON_BYTES } from '../json-limits.ts';
-import type { Registry } from '../registry.ts';
+import type { Publishing } from '../registry/publish.ts';
 import { callerOf } from './auth.ts';
 
 export interface StoredPart {
@@ -31,7 +31,7 @@ interface Busboy extends NodeJS.WritableStream {
 export const MAX_FIELDS = 256;
 const MAX_FIELD_BYTES = MAX_JSON_BYTES;
 
-function chunkStoreEngine(registry: Registry): multer.StorageEngine {
+function chunkStoreEngine(publishing: Publishing): multer.StorageEngine {
   return {
     _handleFile(req: Request, file, callback) {
       const paths: VersionPaths = ((req as unknown as Record<symbol, VersionPaths>)[PATHS_SEEN] ??= new VersionPaths());
@@ -44,7 +44,7 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
         // When the version field came before the files, refuse a taken version
         // before streaming any bytes.
         const body = req.body as Record<string, unknown> | undefined;
-        if (body?.version !== undefined) registry.assertCanPublish(String(req.params.name), body.version);
+        if (body?.version !== undefined) publishing.assertCanPublish(String(req.params.name), body.version);
       } catch (err) {
         file.stream.resume();
         callback(err as Error);
@@ -52,7 +52,7 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
       }
       // Do not let the chunk store's early exit destroy the part stream: multer
       // would report that abort (as a malformed body) before the real error.
-      registry.storeFile(file.stream.iterator({ destroyOnReturn: false }), caller).then(
+      publishing.storeFile(file.stream.iterator({ destroyOnReturn: false }), caller).then(
         (stored) => callback(null, { path, digest: stored.digest, size: stored.size } as Partial<Express.Multer.File>),
         (err: Error) => {
           file.stream.resume();
@@ -67,7 +67,7 @@ function chunkStoreEngine(registry: Registry): multer.StorageEngine {
   };
 }
 
-export function multipartPublishBody(registry: Registry, { maxFileBytes }: { maxFileBytes?: number } = {}): RequestHandler {
+export function multipartPublishBody(publishing: Publishing, { maxFileBytes }: { maxFileBytes?: number } = {}): RequestHandler {
   const options: multer.Options & { streamHandler: (req: Request, busboy: Busboy) => void } = {
     // multer skips a file part without a filename in silence, and busboy
     // leaves the name out when it cannot decode `filename*=` (an unknown
@@ -78,7 +78,7 @@ export function multipartPublishBody(registry: Registry, { maxFileBytes }: { max
       });
       req.pipe(busboy);
     },
-    storage: chunkStoreEngine(registry),
+    storage: chunkStoreEngine(publishing),
     preservePath: true, // the part's filename is the path inside the version
     defParamCharset: 'utf8',
     limits: {

@@ -1,7 +1,8 @@
 // Queries for the event log: the git mirror's outbox and the history index.
+import type { EventKind } from '../api/index.ts';
 import type { Database } from './db.ts';
 
-export type EventKind = 'publish' | 'alias' | 'unalias' | 'delete';
+export type { EventKind };
 
 export interface EventRow {
   id: number;

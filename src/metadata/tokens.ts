@@ -2,18 +2,13 @@
 // returned once by create() and never stored; the table holds its sha256.
 import { createHash, randomBytes } from 'node:crypto';
 import { CairnError } from '../errors.ts';
+import { checkModelPatterns, checkScope, checkTokenName, displayPrefix, impliedScopes, SCOPES, scopeIncludes } from '../access.ts';
+import type { Scope, TokenCreated, TokenDoc } from '../api/index.ts';
 import type { Database } from './db.ts';
 
-export type Scope = 'read' | 'write' | 'admin';
-export const SCOPES: readonly Scope[] = ['read', 'write', 'admin'];
-
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const PATTERN_RE = /^[a-z0-9*][a-z0-9._*-]{0,127}$/;
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const TOKEN_PREFIX = 'cairn_';
 const TOKEN_RE = /^cairn_[0-9A-Za-z]{32}$/;
-/** characters of a token kept for display: `cairn_` and 6 more */
-const DISPLAY_CHARS = 12;
 
 interface TokenRow {
   id: number;
@@ -28,21 +23,6 @@ interface TokenRow {
   last_used_at: string | null;
   revoked_at: string | null;
   revoked_by: string | null;
-}
-
-/** What the API shows of a token: everything but the secret and its hash. */
-export interface TokenDoc {
-  name: string;
-  prefix: string;
-  scope: Scope;
-  /** the scopes held: admin implies write, write implies read */
-  scopes: Scope[];
-  /** name patterns; empty: every model */
-  models: string[];
-  created_at: string;
-  created_by: string;
-  expires_at: string | null;
-  last_used_at: string | null;
 }
 
 /** Who a valid token belongs to and what it may do. */
@@ -67,83 +47,6 @@ export function generateToken(): string {
     }
   }
   return out;
-}
-
-/** The part of a presented credential that is safe to log. */
-export function displayPrefix(token: string): string {
-  return token.slice(0, DISPLAY_CHARS).replace(/[^\x21-\x7e]/g, '?');
-}
-
-export function scopeIncludes(held: Scope, needed: Scope): boolean {
-  return SCOPES.indexOf(held) >= SCOPES.indexOf(needed);
-}
-
-export function impliedScopes(scope: Scope): Scope[] {
-  return SCOPES.slice(0, SCOPES.indexOf(scope) + 1);
-}
-
-/**
- * Whether `name` matches `pattern`, where `*` stands for any run of characters
- * (and nothing else is special). Greedy two pointers: on a mismatch only the
- * last `*` is retried one character further, so the work is at most
- * O(pattern × name) — a regular expression with a `.*` per star backtracks
- * exponentially (`*a*a*a*a*a*a*b` against 128 `a`s: minutes of CPU).
- */
-export function globMatch(pattern: string, name: string): boolean {
-  let p = 0;
-  let n = 0;
-  let star = -1; // position of the last `*` seen in the pattern
-  let resume = 0; // where in the name that `*` stops swallowing characters
-  while (n < name.length) {
-    if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      resume = n;
-    } else if (p < pattern.length && pattern[p] === name[n]) {
-      p++;
-      n++;
-    } else if (star >= 0) {
-      p = star + 1;
-      n = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
-}
-
-/** Whether a model name is within a token's patterns (none: every model). `*` as a name asks for every model. */
-export function modelAllowed(patterns: readonly string[], model: string): boolean {
-  if (patterns.length === 0 || patterns.includes('*')) return true;
-  if (model === '*') return false;
-  return patterns.some((p) => globMatch(p, model));
-}
-
-export function checkTokenName(name: unknown): string {
-  if (typeof name !== 'string' || !NAME_RE.test(name)) {
-    throw new CairnError('INVALID_NAME', `token name must match ${NAME_RE.source}, got ${JSON.stringify(name)}`);
-  }
-  return name;
-}
-
-export function checkScope(scope: unknown): Scope {
-  if (typeof scope !== 'string' || !SCOPES.includes(scope as Scope)) {
-    throw new CairnError('INVALID_ARGUMENT', `scope must be one of ${SCOPES.join(', ')}, got ${JSON.stringify(scope)}`);
-  }
-  return scope as Scope;
-}
-
-/** Model name patterns (`*` wildcards), as tokens and webhooks take them; none: every model. */
-export function checkModelPatterns(models: unknown): string[] {
-  if (models === undefined || models === null) return [];
-  const list = Array.isArray(models) ? models : [models];
-  if (list.length > 100) throw new CairnError('INVALID_ARGUMENT', 'at most 100 model patterns');
-  for (const p of list) {
-    if (typeof p !== 'string' || !PATTERN_RE.test(p)) {
-      throw new CairnError('INVALID_ARGUMENT', `model pattern must be a model name with optional * wildcards, got ${JSON.stringify(p)}`);
-    }
-  }
-  return [...new Set(list as string[])].sort();
 }
 
 function tokenDoc(row: TokenRow): TokenDoc {
@@ -177,7 +80,7 @@ export class TokenQueries {
   constructor(private readonly db: Database, private readonly now: () => Date = () => new Date()) {}
 
   /** Creates a token; the secret is in the answer and nowhere else. */
-  create(input: CreateTokenInput): { token: string } & TokenDoc {
+  create(input: CreateTokenInput): TokenCreated {
     const name = checkTokenName(input.name);
     const given = input.scopes !== undefined ? (Array.isArray(input.scopes) ? input.scopes : [input.scopes]) : [input.scope];
     if (given.length === 0 || given[0] === undefined) throw new CairnError('INVALID_ARGUMENT', `scopes is required: one or more of ${SCOPES.join(', ')}`);

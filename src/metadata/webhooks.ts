@@ -2,9 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { CairnError } from '../errors.ts';
 import type { Database } from './db.ts';
-import type { EventKind, EventRow } from './events.ts';
+import type { EventKind, WebhookDelivery, WebhookDoc, WebhookCreated } from '../api/index.ts';
+import type { EventRow } from './events.ts';
 import { SecretBox } from './secret-box.ts';
-import { checkModelPatterns, modelAllowed } from './tokens.ts';
+import { checkModelPatterns, modelAllowed } from '../access.ts';
 
 const KINDS: EventKind[] = ['publish', 'alias', 'unalias', 'delete'];
 
@@ -20,28 +21,8 @@ interface WebhookRow {
   cursor: number;
 }
 
-export interface WebhookDoc {
-  id: number;
-  url: string;
-  /** event kinds it gets; empty: all */
-  events: EventKind[];
-  /** model name patterns; empty: all */
-  models: string[];
-  created_by: string;
-  created_at: string;
-}
-
-export interface DeliveryRow {
-  id: number;
-  webhook_id: number;
-  event_id: number;
-  state: 'pending' | 'delivered' | 'failed';
-  attempts: number;
-  next_at: string;
-  last_status: number | null;
-  last_error: string | null;
-  delivered_at: string | null;
-}
+/** A delivery as the API shows it. */
+export type DeliveryRow = WebhookDelivery;
 
 /** The event a delivery carries, with its model's name. */
 export type DeliveryEvent = Pick<EventRow, 'id' | 'kind' | 'version' | 'alias' | 'actor' | 'time' | 'subject' | 'message'> & { model: string };
@@ -118,7 +99,7 @@ export class WebhookQueries {
   }
 
   /** A new hook; it gets the events from now on. The secret is in this answer only. */
-  create(input: { url: unknown; events?: unknown; models?: unknown; createdBy: string }, now = new Date()): WebhookDoc & { secret: string } {
+  create(input: { url: unknown; events?: unknown; models?: unknown; createdBy: string }, now = new Date()): WebhookCreated {
     const url = checkUrl(input.url);
     const events = checkKinds(input.events);
     const models = checkModelPatterns(input.models);

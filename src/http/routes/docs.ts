@@ -1,7 +1,7 @@
 // The API description: GET /openapi.json (OpenAPI 3.1) and GET /docs, the
 // same document as one self-contained HTML page (no scripts, no CDN).
-import type { Express } from 'express';
-import { OPENAPI_DOCUMENT } from '../openapi.ts';
+import { HTML } from '../openapi.ts';
+import { route } from '../route.ts';
 
 type Json = Record<string, any>;
 
@@ -102,13 +102,29 @@ ${schemas}
 `;
 }
 
-export function registerDocsRoutes(app: Express): void {
-  const body = JSON.stringify(OPENAPI_DOCUMENT);
-  const html = renderDocs(OPENAPI_DOCUMENT);
-  app.get('/openapi.json', (_req, res) => {
-    res.type('application/json').send(body);
-  });
-  app.get('/docs', (_req, res) => {
-    res.type('text/html').set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'").send(html);
-  });
-}
+export const docsRoutes = [
+  route({
+    method: 'get',
+    path: '/openapi.json',
+    access: 'open',
+    doc: { id: 'openapi', tag: 'operations', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } }, errors: [] },
+    handle: ({ openapi }) => {
+      const body = JSON.stringify(openapi);
+      return (_req, res) => {
+        res.type('application/json').send(body);
+      };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/docs',
+    access: 'open',
+    doc: { id: 'docs', tag: 'operations', summary: 'This document as a readable HTML page', responses: { 200: { description: 'HTML', content: HTML } }, errors: [] },
+    handle: ({ openapi }) => {
+      const html = renderDocs(openapi);
+      return (_req, res) => {
+        res.type('text/html').set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'").send(html);
+      };
+    },
+  }),
+];

@@ -1,30 +1,52 @@
-// Liveness and readiness.
-import type { Express } from 'express';
-import type { StorageDriver } from '../../blobs/driver.ts';
-import type { GitMirror } from '../../lineage/git-mirror.ts';
-import type { Database } from '../../metadata/db.ts';
+// Operations: liveness and readiness (probes), Prometheus metrics.
+import { Health, Readiness } from '../../api/index.ts';
+import { route } from '../route.ts';
 
-export function registerHealthRoutes(app: Express, { db, driver, mirror }: { db: Database; driver: StorageDriver; mirror: GitMirror }): void {
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
+/** Answered before anyone is asked who they are (see app.ts). */
+export const probeRoutes = [
+  route({
+    method: 'get',
+    path: '/healthz',
+    access: 'open',
+    doc: { id: 'health', tag: 'operations', summary: 'Liveness', responses: { 200: { description: 'alive', schema: Health } }, errors: [] },
+    handle: () => (_req, res) => {
+      res.json({ status: 'ok' });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/readyz',
+    access: 'open',
+    doc: {
+      id: 'ready',
+      tag: 'operations',
+      summary: 'Readiness: database and storage reachable; git mirror lag reported, never a reason to refuse',
+      responses: { 200: { description: 'ready', schema: Readiness }, 503: { description: 'database or storage unavailable (same body, status `not ready`)', schema: Readiness } },
+      errors: [],
+    },
+    handle: ({ services }) => async (_req, res) => {
+      const readiness = await services.health.readiness();
+      res.status(readiness.status === 'ready' ? 200 : 503).json(readiness);
+    },
+  }),
+];
 
-  app.get('/readyz', async (_req, res) => {
-    const checks: Record<string, string> = {};
-    try {
-      db.first('SELECT 1');
-      checks.db = 'ok';
-    } catch (err) {
-      checks.db = `error: ${(err as Error).message}`;
-    }
-    try {
-      await driver.ping();
-      checks.storage = 'ok';
-    } catch (err) {
-      checks.storage = `error: ${(err as Error).message}`;
-    }
-    const ready = Object.values(checks).every((c) => c === 'ok');
-    // git is a mirror: its lag is reported, never a reason to refuse traffic
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', storage: driver.name, checks, mirror: mirror.status() });
-  });
-}
+export const metricsRoutes = [
+  route({
+    method: 'get',
+    path: '/metrics',
+    // labels name models and versions
+    access: { scope: 'read', model: '*' },
+    doc: {
+      id: 'metrics',
+      tag: 'operations',
+      summary: 'Prometheus metrics (text format 0.0.4)',
+      description: 'Needs read on every model (labels name models and versions); open with CAIRN_AUTH=off or CAIRN_ANONYMOUS_READ=true.',
+      responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      errors: [],
+    },
+    handle: ({ metrics }) => (_req, res) => {
+      res.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8').set('Cache-Control', 'no-store').send(metrics.render());
+    },
+  }),
+];

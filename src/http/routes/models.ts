@@ -1,17 +1,16 @@
-// Models, versions, files, archives and aliases. Handlers parse, call the
-// registry, and answer; no logic of their own.
-import type { Express, Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
+// Models, versions, aliases, lineage and history: parse, call a service, answer.
+import type { RequestHandler } from 'express';
+import { AliasRequest, AliasSet, History, LineageGraph, ModelDoc, ModelList, PublishForm, PublishRequest, Version, VersionDiff, VersionDoc, VersionList } from '../../api/index.ts';
 import { CairnError } from '../../errors.ts';
-import type { Logger } from '../../log.ts';
-import type { ParentInput, Registry } from '../../registry.ts';
+import { MAX_FILES_PER_VERSION } from '../../identifiers.ts';
+import { MAX_JSON_BYTES } from '../../json-limits.ts';
+import type { ParentInput } from '../../registry/publish.ts';
 import { actorOf } from '../actor.ts';
-import { callerOf, requireScope } from '../auth.ts';
-import { parseNameRef } from '../../identifiers.ts';
-import { multipartPublishBody, storedParts } from '../multipart.ts';
-import { answerRange } from '../ranges.ts';
-import { markPull } from '../request-log.ts';
+import { callerOf } from '../auth.ts';
 import { jsonBodyParser } from '../json-body.ts';
+import { MAX_FIELDS, multipartPublishBody, storedParts } from '../multipart.ts';
+import { CURSOR, LIMIT, LOCATION, pathParam, query, REF_ERRORS, STORAGE } from '../openapi.ts';
+import { route } from '../route.ts';
 
 const jsonBody = jsonBodyParser('2mb');
 
@@ -42,143 +41,226 @@ function parentInputs(body: Record<string, unknown>): ParentInput[] {
   return refs.map((ref, i) => ({ ref, relation: relations.length === 1 ? relations[0] : relations[i], recipe }));
 }
 
-export function contentDisposition(path: string): string {
-  const base = path.slice(path.lastIndexOf('/') + 1);
-  const ascii = base.replace(/[^\x20-\x7e]|["\\]/g, '_');
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base)}`;
-}
-
-/** Streams a body to the client; a failure after the headers cuts the connection. */
-export async function send(res: Response, body: NodeJS.ReadableStream, log: Logger, what: string): Promise<void> {
-  try {
-    await pipeline(body, res);
-  } catch (err) {
-    if (!res.writableFinished) {
-      log.warn('response cut', { what, error: (err as Error).message });
-      res.destroy();
-    }
-  }
-}
-
-export function registerModelRoutes(app: Express, { registry, log, maxUploadBytes }: { registry: Registry; log: Logger; maxUploadBytes?: number }): void {
-  app.get('/v1/models', (req, res) => {
-    // a token limited to name patterns sees only those models, in its pages and its cursors
-    const page = registry.listModels(req.query, callerOf(req));
-    res.json({ models: page.items, next_cursor: page.next_cursor });
-  });
-
-  app.get('/v1/models/:name', (req, res) => {
-    res.json(registry.getModel(req.params.name));
-  });
-
-  const multipart = multipartPublishBody(registry, { maxFileBytes: maxUploadBytes });
-  app.post('/v1/models/:name/versions', (req, res, next) => {
+/** multipart/form-data (file parts stream into storage) or application/json (a manifest of uploaded blobs). */
+function publishBody(multipart: RequestHandler): RequestHandler {
+  return function publishBodyParser(req, res, next) {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('application/json')) return jsonBody(req, res, next);
     next(new CairnError('UNSUPPORTED_MEDIA_TYPE', 'publish with multipart/form-data (file parts) or application/json (a manifest of uploaded blobs)'));
-  }, async (req, res) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const multipartFiles = req.is('multipart/form-data') ? storedParts(req) : undefined;
-    const files = multipartFiles ?? list(body.files).map((f) => {
-      const file = f as { path?: unknown; digest?: unknown } | null;
-      return { path: file?.path as string, digest: file?.digest as string };
-    });
-    const doc = await registry.publish({
-      name: req.params.name,
-      version: body.version,
-      files,
-      message: body.message,
-      aliases: list(body.aliases ?? body.alias),
-      metadata: body.metadata,
-      parents: parentInputs(body),
-      actor: actorOf(req),
-      caller: callerOf(req),
-    });
-    res.status(201).location(`/v1/models/${doc.name}/versions/${encodeURIComponent(doc.version)}`).json(doc);
-  });
-
-  app.get('/v1/models/:name/versions', (req, res) => {
-    const page = registry.listVersions(req.params.name, req.query);
-    res.json({ versions: page.items, next_cursor: page.next_cursor });
-  });
-
-  app.get('/v1/models/:name/versions/:ref', (req, res) => {
-    res.json(registry.getVersion(req.params.name, req.params.ref, callerOf(req)));
-  });
-
-  app.get('/v1/models/:name/versions/:ref/files/*path', async (req: Request<{ name: string; ref: string; path: string[] }>, res) => {
-    const { version, file } = registry.fileInfo(req.params.name, req.params.ref, req.params.path.join('/'), callerOf(req));
-    markPull(res, version.name, version.version); // counted once a GET completes with 200 or 206
-    const etag = `"${file.digest}"`;
-    res.set({
-      ETag: etag,
-      'Accept-Ranges': 'bytes',
-      'Content-Type': 'application/octet-stream',
-      'Content-Disposition': contentDisposition(file.path),
-      'X-Content-Digest': file.digest,
-    });
-    const ifNoneMatch = req.headers['if-none-match']?.split(',').map((t) => t.trim().replace(/^W\//, ''));
-    if (ifNoneMatch?.includes('*') || ifNoneMatch?.includes(etag)) {
-      res.status(304).end();
-      return;
-    }
-    const ifRange = req.headers['if-range'];
-    const { range, length } = answerRange(res, ifRange && ifRange !== etag ? undefined : req.headers.range, file.size);
-    if (req.method === 'HEAD' || length === 0) {
-      res.end();
-      return;
-    }
-    const opened = await registry.openFile(file, range);
-    await send(res, opened.stream, log, `${req.params.name}@${req.params.ref}/${file.path}`);
-  });
-
-  app.get('/v1/models/:name/versions/:ref/archive', async (req, res) => {
-    const { version, stream } = await registry.archive(req.params.name, req.params.ref, callerOf(req));
-    res.set({
-      'Content-Type': 'application/x-tar',
-      'Content-Disposition': `attachment; filename="${version.name}-${version.version}.tar"`,
-      ETag: `"${version.digest}"`,
-    });
-    if (req.method === 'HEAD') {
-      stream.destroy();
-      res.end();
-      return;
-    }
-    markPull(res, version.name, version.version);
-    await send(res, stream, log, `${version.name}@${version.version} archive`);
-  });
-
-  // `:ref` only so that the path template matches the GET one (OpenAPI); a version string, not an alias
-  app.delete('/v1/models/:name/versions/:ref', (req, res) => {
-    registry.deleteVersion(req.params.name, req.params.ref, actorOf(req));
-    res.status(204).end();
-  });
-
-  app.put('/v1/models/:name/aliases/:alias', jsonBody, (req, res) => {
-    const body = (req.body ?? {}) as { version?: unknown };
-    res.json(registry.setAlias(req.params.name, req.params.alias, body.version, actorOf(req)));
-  });
-
-  app.delete('/v1/models/:name/aliases/:alias', (req, res) => {
-    registry.deleteAlias(req.params.name, req.params.alias, actorOf(req));
-    res.status(204).end();
-  });
-
-  // ?from=<ref> (this model) or <name>@<ref> (any model the caller may read)
-  app.get('/v1/models/:name/versions/:ref/diff', (req, res) => {
-    const raw = req.query.from;
-    if (typeof raw !== 'string' || raw === '') throw new CairnError('INVALID_ARGUMENT', 'from is required: a ref of this model, or <name>@<ref>');
-    const from = raw.includes('@') ? parseNameRef(raw) : { name: req.params.name, ref: raw };
-    requireScope(req, 'read', from.name);
-    res.json(registry.diffVersions({ name: req.params.name, ref: req.params.ref }, from, callerOf(req)));
-  });
-
-  app.get('/v1/models/:name/versions/:ref/lineage', (req, res) => {
-    res.json(registry.lineageGraph(req.params.name, req.params.ref, callerOf(req)));
-  });
-
-  app.get('/v1/models/:name/history', (req, res) => {
-    const page = registry.history(req.params.name, req.query);
-    res.json({ events: page.items, next_cursor: page.next_cursor });
-  });
+  };
 }
+
+const READ = { scope: 'read', model: 'name' } as const;
+const WRITE = { scope: 'write', model: 'name' } as const;
+
+export const modelRoutes = [
+  route({
+    method: 'get',
+    path: '/v1/models',
+    access: { scope: 'read' },
+    doc: {
+      id: 'listModels',
+      tag: 'models',
+      summary: 'List or search models, by name',
+      description: 'A token limited to name patterns sees only those models (a page may be shorter than `limit`).',
+      params: [
+        query('q', 'substring of the model name'),
+        query('format', 'only models whose latest version has a file of this format'),
+        query('framework', 'only models whose latest version has this framework'),
+        query('unsafe', 'true: only models whose latest version is unsafe; false: only the others', { type: 'string', enum: ['true', 'false'] }),
+        LIMIT,
+        CURSOR,
+      ],
+      responses: { 200: { description: 'a page of models', schema: ModelList } },
+      errors: ['INVALID_ARGUMENT'],
+    },
+    // a token limited to name patterns sees only those models, in its pages and its cursors
+    handle: ({ services }) => (req, res) => {
+      res.json(services.models.list(req.query, callerOf(req)));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/models/:name',
+    access: READ,
+    doc: { id: 'getModel', tag: 'models', summary: 'A model: aliases, latest version, counts', responses: { 200: { description: 'the model', schema: ModelDoc } }, errors: ['INVALID_NAME', 'MODEL_NOT_FOUND'] },
+    handle: ({ services }) => (req, res) => {
+      res.json(services.models.get(req.params.name));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/models/:name/versions',
+    access: WRITE,
+    doc: {
+      id: 'publish',
+      tag: 'versions',
+      summary: 'Publish a version',
+      description:
+        'Either `multipart/form-data` (fields and file parts; each file streams into storage as it arrives) or `application/json` (a manifest naming blobs uploaded before through /v1/uploads). The version becomes visible at once and in full, or not at all. The model is created by its first publish. Needs write on the model, and read on the model of each parent (403 otherwise). A JSON manifest may name only blobs this token uploaded or that a live version it may read holds; any other digest is 400 UNKNOWN_BLOB, as if it were not stored.',
+      body: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              ...PublishForm,
+              description: `fields, then one or more file parts (at most ${MAX_FILES_PER_VERSION}; the next one is refused before it is stored): each part's filename is the path inside the version (any other field name works for file parts). At most ${MAX_FIELDS} fields of at most ${MAX_JSON_BYTES} bytes each.`,
+            },
+            encoding: { alias: { style: 'form', explode: true }, parent: { style: 'form', explode: true } },
+          },
+          'application/json': { schema: PublishRequest },
+        },
+      },
+      responses: { 201: { description: 'published', headers: LOCATION('/v1/models/{name}/versions/{version}'), schema: VersionDoc } },
+      errors: [
+        'INVALID_NAME',
+        'INVALID_VERSION',
+        'INVALID_ALIAS',
+        'INVALID_PATH',
+        'INVALID_DIGEST',
+        'INVALID_ARGUMENT',
+        'INVALID_PARENT',
+        'DUPLICATE_PATH',
+        'UNKNOWN_BLOB',
+        'VERSION_EXISTS',
+        'PAYLOAD_TOO_LARGE',
+        'UNSUPPORTED_MEDIA_TYPE',
+        'INVALID_MODEL_FILE',
+        'UNSAFE_MODEL',
+        ...STORAGE,
+      ],
+    },
+    before: ({ services, maxUploadBytes }) => [publishBody(multipartPublishBody(services.publishing, { maxFileBytes: maxUploadBytes }))],
+    handle: ({ services }) => async (req, res) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const multipartFiles = req.is('multipart/form-data') ? storedParts(req) : undefined;
+      const files =
+        multipartFiles ??
+        list(body.files).map((f) => {
+          const file = f as { path?: unknown; digest?: unknown } | null;
+          return { path: file?.path as string, digest: file?.digest as string };
+        });
+      const doc = await services.publishing.publish({
+        name: req.params.name,
+        version: body.version,
+        files,
+        message: body.message,
+        aliases: list(body.aliases ?? body.alias),
+        metadata: body.metadata,
+        parents: parentInputs(body),
+        actor: actorOf(req),
+        caller: callerOf(req),
+      });
+      res.status(201).location(`/v1/models/${doc.name}/versions/${encodeURIComponent(doc.version)}`).json(doc);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/models/:name/versions',
+    access: READ,
+    doc: { id: 'listVersions', tag: 'versions', summary: 'Versions, newest first', params: [LIMIT, CURSOR], responses: { 200: { description: 'a page of versions', schema: VersionList } }, errors: ['INVALID_NAME', 'INVALID_ARGUMENT', 'MODEL_NOT_FOUND'] },
+    handle: ({ services }) => (req, res) => {
+      res.json(services.versions.list(req.params.name, req.query));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/models/:name/versions/:ref',
+    access: READ,
+    doc: { id: 'getVersion', tag: 'versions', summary: 'A version document', responses: { 200: { description: 'the version', schema: VersionDoc } }, errors: REF_ERRORS },
+    handle: ({ services }) => (req, res) => {
+      res.json(services.versions.get(req.params.name, req.params.ref, callerOf(req)));
+    },
+  }),
+  // `:ref` only so that the path template matches the GET one; a version string, not an alias
+  route({
+    method: 'delete',
+    path: '/v1/models/:name/versions/:ref',
+    access: WRITE,
+    doc: {
+      id: 'deleteVersion',
+      tag: 'versions',
+      summary: 'Delete a version',
+      description: '`ref` must be the version string itself (not an alias or digest). The version string stays taken. Aliases on it must be moved or removed first. Needs write on the model.',
+      params: [pathParam('ref', 'the version to delete', Version)],
+      responses: { 204: { description: 'deleted' } },
+      errors: ['INVALID_NAME', 'INVALID_VERSION', 'MODEL_NOT_FOUND', 'VERSION_NOT_FOUND', 'VERSION_DELETED', 'VERSION_HAS_ALIASES'],
+    },
+    handle: ({ services }) => (req, res) => {
+      services.publishing.delete(req.params.name, req.params.ref, actorOf(req));
+      res.status(204).end();
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/models/:name/versions/:ref/diff',
+    access: READ,
+    doc: {
+      id: 'diffVersions',
+      tag: 'versions',
+      summary: 'What changed from another version to this one, and how many bytes their chunks share',
+      description:
+        'Per path: added, removed, changed or unchanged, and `shared_bytes` — the part of the file that lies in chunks the other version has (content-defined chunks: a shifted or partly changed file still shares most of them). The summary adds the stored bytes this version costs beyond the other.',
+      params: [query('from', 'the base: a ref of this model, or `<name>@<ref>` of another (read access to it is needed)', { type: 'string' }, true)],
+      responses: { 200: { description: 'the diff', schema: VersionDiff } },
+      errors: [...REF_ERRORS, 'INVALID_ARGUMENT'],
+    },
+    handle: ({ services }) => (req, res) => {
+      res.json(services.versions.diff(req.params.name, req.params.ref, req.query.from, callerOf(req)));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/models/:name/versions/:ref/lineage',
+    access: READ,
+    doc: {
+      id: 'getLineage',
+      tag: 'lineage',
+      summary: 'Ancestors and descendants, across models, as a graph',
+      description: 'Only versions of models the caller may read: another is left out with its edges (and their recipes), and the graph does not go on through it.',
+      responses: { 200: { description: 'the graph', schema: LineageGraph } },
+      errors: REF_ERRORS,
+    },
+    handle: ({ services }) => (req, res) => {
+      res.json(services.lineage.graph(req.params.name, req.params.ref, callerOf(req)));
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/models/:name/history',
+    access: READ,
+    doc: { id: 'getHistory', tag: 'lineage', summary: "A model's events, newest first", params: [LIMIT, CURSOR], responses: { 200: { description: 'a page of events', schema: History } }, errors: ['INVALID_NAME', 'INVALID_ARGUMENT', 'MODEL_NOT_FOUND'] },
+    handle: ({ services }) => (req, res) => {
+      res.json(services.history.page(req.params.name, req.query));
+    },
+  }),
+  route({
+    method: 'put',
+    path: '/v1/models/:name/aliases/:alias',
+    access: WRITE,
+    doc: {
+      id: 'setAlias',
+      tag: 'aliases',
+      summary: 'Set or move an alias',
+      description: 'Needs write on the model.',
+      body: { required: true, content: { 'application/json': { schema: AliasRequest } } },
+      responses: { 200: { description: 'set', schema: AliasSet } },
+      errors: ['INVALID_NAME', 'INVALID_ALIAS', 'INVALID_VERSION', 'MODEL_NOT_FOUND', 'VERSION_NOT_FOUND', 'VERSION_DELETED'],
+    },
+    before: () => [jsonBody],
+    handle: ({ services }) => (req, res) => {
+      const body = (req.body ?? {}) as { version?: unknown };
+      res.json(services.aliases.set(req.params.name, req.params.alias, body.version, actorOf(req)));
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/v1/models/:name/aliases/:alias',
+    access: WRITE,
+    doc: { id: 'deleteAlias', tag: 'aliases', summary: 'Remove an alias', responses: { 204: { description: 'removed' } }, errors: ['INVALID_NAME', 'INVALID_ALIAS', 'MODEL_NOT_FOUND', 'ALIAS_NOT_FOUND'] },
+    handle: ({ services }) => (req, res) => {
+      services.aliases.delete(req.params.name, req.params.alias, actorOf(req));
+      res.status(204).end();
+    },
+  }),
+];

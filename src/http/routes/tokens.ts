@@ -1,31 +1,49 @@
-// API tokens (admin only; the policy in ../auth.ts checks the scope). The
-// secret is in the answer to POST and nowhere else.
-import type { Express } from 'express';
-import { CairnError } from '../../errors.ts';
-import type { TokenQueries } from '../../metadata/tokens.ts';
+// API tokens (admin only). The secret is in the answer to POST and nowhere else.
+import { TokenCreated, TokenList, TokenRequest } from '../../api/index.ts';
 import { actorOf } from '../actor.ts';
 import { jsonBodyParser } from '../json-body.ts';
+import { LOCATION, pathParam } from '../openapi.ts';
+import { route } from '../route.ts';
 
 const jsonBody = jsonBodyParser('64kb');
+const ADMIN = { scope: 'admin' } as const;
 
-export function registerTokenRoutes(app: Express, { tokens }: { tokens?: TokenQueries }): void {
-  const store = (): TokenQueries => {
-    if (!tokens) throw new CairnError('INVALID_ARGUMENT', 'tokens are not used: the server runs with CAIRN_AUTH=off');
-    return tokens;
-  };
-
-  app.post('/v1/tokens', jsonBody, (req, res) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const created = store().create({ name: body.name, scope: body.scope, scopes: body.scopes, models: body.models, expires_in_days: body.expires_in_days, createdBy: actorOf(req) });
-    res.status(201).location(`/v1/tokens/${created.name}`).set('Cache-Control', 'no-store').json(created);
-  });
-
-  app.get('/v1/tokens', (_req, res) => {
-    res.json({ tokens: store().list() });
-  });
-
-  app.delete('/v1/tokens/:name', (req, res) => {
-    store().revoke(req.params.name, actorOf(req));
-    res.status(204).end();
-  });
-}
+export const tokenRoutes = [
+  route({
+    method: 'get',
+    path: '/v1/tokens',
+    access: ADMIN,
+    doc: { id: 'listTokens', tag: 'tokens', summary: 'Active tokens (admin)', responses: { 200: { description: 'tokens, without secrets', schema: TokenList } }, errors: ['INVALID_ARGUMENT'] },
+    handle: ({ services }) => (_req, res) => {
+      res.json(services.tokens.list());
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/tokens',
+    access: ADMIN,
+    doc: {
+      id: 'createToken',
+      tag: 'tokens',
+      summary: 'Create a token (admin); the secret is in this answer only',
+      body: { required: true, content: { 'application/json': { schema: TokenRequest } } },
+      responses: { 201: { description: 'created', headers: LOCATION(), schema: TokenCreated } },
+      errors: ['TOKEN_EXISTS'],
+    },
+    before: () => [jsonBody],
+    handle: ({ services }) => (req, res) => {
+      const created = services.tokens.create((req.body ?? {}) as Record<string, unknown>, actorOf(req));
+      res.status(201).location(`/v1/tokens/${created.name}`).set('Cache-Control', 'no-store').json(created);
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/v1/tokens/:name',
+    access: ADMIN,
+    doc: { id: 'revokeToken', tag: 'tokens', summary: 'Revoke a token (admin)', params: [pathParam('name', 'token name')], responses: { 204: { description: 'revoked' } }, errors: ['INVALID_ARGUMENT', 'TOKEN_NOT_FOUND'] },
+    handle: ({ services }) => (req, res) => {
+      services.tokens.revoke(req.params.name, actorOf(req));
+      res.status(204).end();
+    },
+  }),
+];

@@ -1,11 +1,13 @@
 // Resumable upload sessions and blob presence.
-import type { Express, Request, Response } from 'express';
+import type { Request, Response } from 'express';
+import { BlobDoc, UploadDoc } from '../../api/index.ts';
 import { CairnError } from '../../errors.ts';
-import type { Registry, UploadDoc } from '../../registry.ts';
 import { callerOf } from '../auth.ts';
+import { BINARY, header, LOCATION, query } from '../openapi.ts';
 import { parseContentRange } from '../ranges.ts';
+import { route } from '../route.ts';
 
-function sessionHeaders(res: Response, doc: UploadDoc): Response {
+function setSessionHeaders(res: Response, doc: UploadDoc): Response {
   return res.set({
     Location: `/v1/uploads/${doc.id}`,
     'Upload-Offset': String(doc.offset),
@@ -68,51 +70,132 @@ function withinRange(req: Request, body: AsyncIterable<Uint8Array>, range: { sta
   })();
 }
 
-export function registerUploadRoutes(app: Express, { registry, maxUploadBytes }: { registry: Registry; maxUploadBytes?: number }): void {
-  // a session is its starting token's: to any other it answers 404, as if it did not exist
-  app.post('/v1/uploads', (req, res) => {
-    const doc = registry.createUpload(callerOf(req));
-    sessionHeaders(res, doc).status(201).json(doc);
-  });
+const sessionHeaders = {
+  ...LOCATION('/v1/uploads/{id}'),
+  'Upload-Offset': { schema: { type: 'integer' }, description: 'bytes stored so far' },
+  Range: { schema: { type: 'string' }, description: 'OCI-style: `0-<offset-1>` (`0-0` when empty)' },
+};
+const SESSION_ID = { name: 'id', in: 'path', description: 'upload session id' } as const;
+const WRITE = { scope: 'write' } as const;
 
-  app.get('/v1/uploads/:id', (req, res) => {
-    const doc = registry.getUpload(req.params.id, callerOf(req));
-    sessionHeaders(res, doc).json(doc);
-  });
-
-  app.patch('/v1/uploads/:id', async (req, res) => {
-    const header = req.headers['content-range'];
-    const range = parseContentRange(header);
-    if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
-    if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
-    const caller = callerOf(req);
-    const heldNow = () => registry.getUpload(req.params.id, caller).offset;
-    const body = limitedBody(req, heldNow, maxUploadBytes);
-    const doc = await registry.appendUpload(req.params.id, range?.start, range ? withinRange(req, body, range, heldNow) : body, caller);
-    if (range && doc.offset !== range.end + 1) {
-      throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
-        offset: doc.offset,
-      });
-    }
-    sessionHeaders(res, doc).status(202).json(doc);
-  });
-
-  app.put('/v1/uploads/:id', async (req, res) => {
-    const caller = callerOf(req);
-    const body = hasBody(req) ? limitedBody(req, () => registry.getUpload(req.params.id, caller).offset, maxUploadBytes) : undefined;
-    const blob = await registry.finishUpload(req.params.id, req.query.digest, body, caller);
-    res.status(201).location(`/v1/blobs/${blob.digest}`).json(blob);
-  });
-
-  app.delete('/v1/uploads/:id', async (req, res) => {
-    await registry.cancelUpload(req.params.id, callerOf(req));
-    res.status(204).end();
-  });
-
+// a session is its starting token's: to any other it answers 404, as if it did not exist
+export const uploadRoutes = [
+  route({
+    method: 'post',
+    path: '/v1/uploads',
+    access: WRITE,
+    doc: {
+      id: 'createUpload',
+      tag: 'uploads',
+      summary: 'Start a resumable upload session',
+      description:
+        'Needs write. Then PATCH bytes, and PUT with the digest to finish; publish with a JSON manifest naming the digest. The session belongs to the token that started it: to any other token it is 404 UPLOAD_NOT_FOUND.',
+      responses: { 201: { description: 'a new, empty session', headers: sessionHeaders, schema: UploadDoc } },
+      errors: [],
+    },
+    handle: ({ services }) => (req, res) => {
+      const doc = services.uploads.create(callerOf(req));
+      setSessionHeaders(res, doc).status(201).json(doc);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/uploads/:id',
+    access: WRITE,
+    doc: {
+      id: 'getUpload',
+      tag: 'uploads',
+      summary: 'Where a session stands (the offset to resume from)',
+      params: [SESSION_ID],
+      responses: { 200: { description: 'the session', headers: sessionHeaders, schema: UploadDoc } },
+      errors: ['UPLOAD_NOT_FOUND'],
+    },
+    handle: ({ services }) => (req, res) => {
+      const doc = services.uploads.get(req.params.id, callerOf(req));
+      setSessionHeaders(res, doc).json(doc);
+    },
+  }),
+  route({
+    method: 'patch',
+    path: '/v1/uploads/:id',
+    access: WRITE,
+    doc: {
+      id: 'appendUpload',
+      tag: 'uploads',
+      summary: 'Append bytes',
+      description:
+        'The body is appended at the session offset. With Content-Range its start must equal the offset (409 UPLOAD_OFFSET_MISMATCH otherwise); a body shorter than the range declared leaves 400 UPLOAD_INCOMPLETE with the new offset to resume from. ' +
+        'No byte past the declared end is stored: 400 UPLOAD_RANGE_EXCEEDED, before anything is read when Content-Length says the body is longer, else at the first byte past the end (the declared bytes are kept); its `offset` is where the session ends.',
+      params: [SESSION_ID, header('Content-Range', '`bytes <start>-<end>/*` (or `/<total>`)')],
+      body: { required: true, content: BINARY },
+      responses: { 202: { description: 'appended', headers: sessionHeaders, schema: UploadDoc } },
+      errors: ['INVALID_ARGUMENT', 'UPLOAD_NOT_FOUND', 'UPLOAD_OFFSET_MISMATCH', 'UPLOAD_INCOMPLETE', 'UPLOAD_RANGE_EXCEEDED', 'UPLOAD_BUSY', 'UPLOAD_FINISHED', 'PAYLOAD_TOO_LARGE', 'STORAGE_UNAVAILABLE'],
+    },
+    handle: ({ services: { uploads }, maxUploadBytes }) => async (req, res) => {
+      const header = req.headers['content-range'];
+      const range = parseContentRange(header);
+      if (header && !range) throw new CairnError('INVALID_ARGUMENT', `invalid Content-Range ${JSON.stringify(header)}: expected bytes <start>-<end>/*`);
+      if (range && range.end < range.start) throw new CairnError('INVALID_ARGUMENT', 'Content-Range end is before its start');
+      const caller = callerOf(req);
+      const heldNow = () => uploads.get(req.params.id, caller).offset;
+      const body = limitedBody(req, heldNow, maxUploadBytes);
+      const doc = await uploads.append(req.params.id, range?.start, range ? withinRange(req, body, range, heldNow) : body, caller);
+      if (range && doc.offset !== range.end + 1) {
+        throw new CairnError('UPLOAD_INCOMPLETE', `Content-Range declared bytes ${range.start}-${range.end} but the session now ends at ${doc.offset}; resume from there`, {
+          offset: doc.offset,
+        });
+      }
+      setSessionHeaders(res, doc).status(202).json(doc);
+    },
+  }),
+  route({
+    method: 'put',
+    path: '/v1/uploads/:id',
+    access: WRITE,
+    doc: {
+      id: 'finishUpload',
+      tag: 'uploads',
+      summary: 'Finish: check the digest, keep the content as a blob',
+      description: 'An optional body is appended first (a one-request upload).',
+      params: [SESSION_ID, query('digest', 'sha256 of all the bytes', { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' }, true)],
+      body: { required: false, content: BINARY },
+      responses: { 201: { description: 'stored', headers: LOCATION('/v1/blobs/{digest}'), schema: BlobDoc } },
+      errors: ['INVALID_DIGEST', 'DIGEST_MISMATCH', 'INVALID_ARGUMENT', 'UPLOAD_NOT_FOUND', 'UPLOAD_BUSY', 'UPLOAD_FINISHED', 'PAYLOAD_TOO_LARGE', 'STORAGE_UNAVAILABLE'],
+    },
+    handle: ({ services: { uploads }, maxUploadBytes }) => async (req, res) => {
+      const caller = callerOf(req);
+      const body = hasBody(req) ? limitedBody(req, () => uploads.get(req.params.id, caller).offset, maxUploadBytes) : undefined;
+      const blob = await uploads.finish(req.params.id, req.query.digest, body, caller);
+      res.status(201).location(`/v1/blobs/${blob.digest}`).json(blob);
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/v1/uploads/:id',
+    access: WRITE,
+    doc: { id: 'cancelUpload', tag: 'uploads', summary: 'Cancel a session', params: [SESSION_ID], responses: { 204: { description: 'cancelled' } }, errors: ['UPLOAD_NOT_FOUND', 'UPLOAD_BUSY'] },
+    handle: ({ services }) => async (req, res) => {
+      await services.uploads.cancel(req.params.id, callerOf(req));
+      res.status(204).end();
+    },
+  }),
   // 200 only for content the caller may name: uploaded by it, or in a version it may read
-  app.head('/v1/blobs/:digest', (req, res) => {
-    const blob = registry.hasBlob(req.params.digest, callerOf(req));
-    if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${req.params.digest}`);
-    res.set({ 'Content-Length': String(blob.size), ETag: `"${req.params.digest}"` }).status(200).end();
-  });
-}
+  route({
+    method: 'head',
+    path: '/v1/blobs/:digest',
+    access: WRITE,
+    doc: {
+      id: 'hasBlob',
+      tag: 'uploads',
+      summary: 'Whether this content is stored (clients skip uploading it)',
+      description: 'For a token limited to some models: 200 only for content it uploaded itself or that a live version it may read holds; other content is 404, as if it were not stored.',
+      responses: { 200: { description: 'stored', headers: { 'Content-Length': { schema: { type: 'integer' }, description: 'its size' }, ETag: { schema: { type: 'string' } } } } },
+      errors: ['INVALID_DIGEST', 'BLOB_NOT_FOUND'],
+    },
+    handle: ({ services }) => (req, res) => {
+      const blob = services.uploads.hasBlob(req.params.digest, callerOf(req));
+      if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${req.params.digest}`);
+      res.set({ 'Content-Length': String(blob.size), ETag: `"${req.params.digest}"` }).status(200).end();
+    },
+  }),
+];

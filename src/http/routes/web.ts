@@ -1,10 +1,12 @@
 // The web UI: a few static files from src/web/, served as they are (no build
-// step). They are open (see authorize); the UI calls the API with the token
+// step). They are open (access 'open'); the UI calls the API with the token
 // the user enters. Only these exact files are served — nothing else on disk.
-import type { Express, Response } from 'express';
+import type { Response } from 'express';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CairnError } from '../../errors.ts';
+import { HTML, LOCATION, pathParam } from '../openapi.ts';
+import { route } from '../route.ts';
 
 const WEB_DIR = path.resolve(import.meta.dirname, '../../web');
 
@@ -35,7 +37,32 @@ async function sendWebFile(res: Response, urlPath: string, head: boolean): Promi
   else res.end(body);
 }
 
-export function registerWebRoutes(app: Express): void {
-  app.get('/ui', (_req, res) => res.redirect(301, '/ui/'));
-  app.get(['/', '/ui/', '/ui/*rest'], (req, res) => sendWebFile(res, req.path, req.method === 'HEAD'));
+function webPage(path: '/' | '/ui/' | '/ui/*rest', id: string, summary: string) {
+  return route({
+    method: 'get',
+    path,
+    access: 'open',
+    doc: {
+      id,
+      tag: 'web',
+      summary,
+      ...(path === '/ui/*rest' ? { params: [pathParam('rest', 'a file of the UI, e.g. `app.js`, `style.css`')] } : {}),
+      responses: { 200: { description: 'the file', content: path === '/ui/*rest' ? { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } : HTML } },
+      errors: path === '/ui/*rest' ? ['ROUTE_NOT_FOUND'] : [],
+    },
+    handle: () => (req, res) => sendWebFile(res, req.path, req.method === 'HEAD'),
+  });
 }
+
+export const webRoutes = [
+  webPage('/', 'webRoot', 'The web UI (static HTML; it calls the API with the token the user enters)'),
+  route({
+    method: 'get',
+    path: '/ui',
+    access: 'open',
+    doc: { id: 'webRedirect', tag: 'web', summary: 'Redirects to /ui/', responses: { 301: { description: 'to /ui/', headers: LOCATION() } }, errors: [] },
+    handle: () => (_req, res) => res.redirect(301, '/ui/'),
+  }),
+  webPage('/ui/', 'webIndex', 'The web UI (same page as /)'),
+  webPage('/ui/*rest', 'webAsset', "The web UI's script and styles"),
+];

@@ -1,0 +1,192 @@
+// Wire types of uploads, tokens, webhooks, maintenance and operations.
+import { Digest, nullable, oneOf, Timestamp, Type, type Static } from './common.ts';
+import { EVENT_KINDS } from './versions.ts';
+
+// ---- uploads and blobs --------------------------------------------------------
+
+export const UploadDoc = Type.Object(
+  {
+    id: Type.String(),
+    offset: Type.Integer({ description: 'bytes stored so far: the next PATCH starts here' }),
+    created_at: Timestamp(),
+    updated_at: Timestamp(),
+  },
+  { $id: 'UploadSession' },
+);
+export type UploadDoc = Static<typeof UploadDoc>;
+
+export const BlobDoc = Type.Object({ digest: Digest, size: Type.Integer() }, { $id: 'Blob' });
+export type BlobDoc = Static<typeof BlobDoc>;
+
+// ---- tokens -------------------------------------------------------------------
+
+export const SCOPES = ['read', 'write', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export const TokenDoc = Type.Object(
+  {
+    name: Type.String(),
+    prefix: Type.String({ description: 'the first characters of the token, to tell tokens apart' }),
+    scope: oneOf(SCOPES),
+    scopes: Type.Array(oneOf(SCOPES), { description: 'the scopes held: admin implies write, write implies read' }),
+    models: Type.Array(Type.String(), { description: 'name patterns; empty: every model' }),
+    created_at: Timestamp(),
+    created_by: Type.String(),
+    expires_at: nullable(Timestamp()),
+    last_used_at: nullable(Timestamp()),
+  },
+  { $id: 'Token' },
+);
+export type TokenDoc = Static<typeof TokenDoc>;
+
+export const TokenCreated = Type.Composite([TokenDoc, Type.Object({ token: Type.String({ description: 'the secret: shown once, never again' }) })], { $id: 'TokenCreated' });
+export type TokenCreated = Static<typeof TokenCreated>;
+
+export const TokenRequest = Type.Object(
+  {
+    name: Type.String(),
+    scope: Type.Optional(oneOf(SCOPES)),
+    scopes: Type.Optional(Type.Array(oneOf(SCOPES), { description: 'the highest counts' })),
+    models: Type.Optional(Type.Array(Type.String())),
+    expires_in_days: Type.Optional(Type.Number()),
+  },
+  { $id: 'TokenRequest' },
+);
+export type TokenRequest = Static<typeof TokenRequest>;
+
+export const TokenList = Type.Object({ tokens: Type.Array(TokenDoc) }, { $id: 'TokenList' });
+export type TokenList = Static<typeof TokenList>;
+
+// ---- webhooks -----------------------------------------------------------------
+
+export const WebhookDoc = Type.Object(
+  {
+    id: Type.Integer(),
+    url: Type.String({ format: 'uri' }),
+    events: Type.Array(oneOf(EVENT_KINDS), { description: 'empty: every kind' }),
+    models: Type.Array(Type.String(), { description: 'name patterns (`*` wildcards); empty: every model' }),
+    created_by: Type.String(),
+    created_at: Timestamp(),
+  },
+  { $id: 'Webhook' },
+);
+export type WebhookDoc = Static<typeof WebhookDoc>;
+
+export const WebhookCreated = Type.Composite(
+  [WebhookDoc, Type.Object({ secret: Type.String({ description: 'the HMAC-SHA256 key of X-Cairn-Signature-256: shown once, never again' }) })],
+  { $id: 'WebhookCreated' },
+);
+export type WebhookCreated = Static<typeof WebhookCreated>;
+
+export const WebhookRequest = Type.Object(
+  {
+    url: Type.String({ format: 'uri', description: 'an HTTP or HTTPS URL without credentials in it' }),
+    events: Type.Optional(Type.Array(oneOf(EVENT_KINDS))),
+    models: Type.Optional(Type.Array(Type.String())),
+  },
+  { $id: 'WebhookRequest' },
+);
+export type WebhookRequest = Static<typeof WebhookRequest>;
+
+export const WebhookDelivery = Type.Object(
+  {
+    id: Type.Integer({ description: 'also sent as X-Cairn-Delivery: receivers dedupe on it (delivery is at least once)' }),
+    webhook_id: Type.Integer(),
+    event_id: Type.Integer(),
+    state: oneOf(['pending', 'delivered', 'failed'] as const),
+    attempts: Type.Integer(),
+    next_at: Timestamp(),
+    last_status: nullable(Type.Integer()),
+    last_error: nullable(Type.String()),
+    delivered_at: nullable(Timestamp()),
+  },
+  { $id: 'WebhookDelivery' },
+);
+export type WebhookDelivery = Static<typeof WebhookDelivery>;
+
+export const WebhookList = Type.Object({ webhooks: Type.Array(WebhookDoc) }, { $id: 'WebhookList' });
+export type WebhookList = Static<typeof WebhookList>;
+export const DeliveryList = Type.Object({ deliveries: Type.Array(WebhookDelivery) }, { $id: 'DeliveryList' });
+export type DeliveryList = Static<typeof DeliveryList>;
+export const PingResult = Type.Object(
+  { delivered: Type.Boolean({ description: 'a 2xx answer' }), status: nullable(Type.Integer()), error: nullable(Type.String()) },
+  { $id: 'PingResult' },
+);
+export type PingResult = Static<typeof PingResult>;
+export const RedeliverResult = Type.Object({ requeued: Type.Integer(), deliveries: Type.Array(WebhookDelivery) }, { $id: 'RedeliverResult' });
+export type RedeliverResult = Static<typeof RedeliverResult>;
+
+// ---- maintenance ----------------------------------------------------------------
+
+export const VerifyRequest = Type.Object({ quick: Type.Optional(Type.Boolean({ description: 'check records and object presence only, read no bytes' })) }, { $id: 'VerifyRequest' });
+export type VerifyRequest = Static<typeof VerifyRequest>;
+
+export const VerifyReport = Type.Object(
+  {
+    ok: Type.Boolean(),
+    quick: Type.Boolean(),
+    versions_checked: Type.Integer(),
+    files_checked: Type.Integer(),
+    chunks_checked: Type.Integer(),
+    bytes_read: Type.Integer(),
+    problems: Type.Array(
+      Type.Object({
+        model: Type.String(),
+        version: Type.String(),
+        path: Type.String(),
+        chunk: nullable(Type.String()),
+        problem: oneOf(['missing', 'corrupt', 'size_mismatch'] as const),
+      }),
+    ),
+    seconds: Type.Number(),
+  },
+  { $id: 'VerifyReport' },
+);
+export type VerifyReport = Static<typeof VerifyReport>;
+
+export const GcRequest = Type.Object(
+  {
+    dry_run: Type.Optional(Type.Boolean()),
+    grace_seconds: Type.Optional(Type.Number({ minimum: 0 })),
+    upload_ttl_seconds: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { $id: 'GcRequest' },
+);
+export type GcRequest = Static<typeof GcRequest>;
+
+export const GcReport = Type.Object(
+  {
+    dry_run: Type.Boolean(),
+    grace_seconds: Type.Number(),
+    upload_ttl_seconds: Type.Number(),
+    chunks_deleted: Type.Integer({ description: 'chunk records removed, with their objects' }),
+    bytes_freed: Type.Integer({ description: 'stored bytes returned: chunk objects plus orphan objects' }),
+    orphan_objects_deleted: Type.Integer({ description: 'objects deleted that had no record' }),
+    orphan_bytes_freed: Type.Integer(),
+    orphan_objects_pending: Type.Integer({ description: 'unrecorded objects seen, waiting for the grace period to pass' }),
+    blobs_deleted: Type.Integer(),
+    uploads_expired: Type.Integer(),
+    seconds: Type.Number(),
+  },
+  { $id: 'GcReport' },
+);
+export type GcReport = Static<typeof GcReport>;
+
+// ---- operations -----------------------------------------------------------------
+
+export const Health = Type.Object({ status: Type.Literal('ok') }, { $id: 'Health' });
+export type Health = Static<typeof Health>;
+
+export const MirrorStatus = Type.Object({ pending: Type.Integer(), oldest_pending: nullable(Type.String()), last_error: nullable(Type.String()) }, { $id: 'MirrorStatus' });
+export type MirrorStatus = Static<typeof MirrorStatus>;
+
+export const Readiness = Type.Object(
+  {
+    status: oneOf(['ready', 'not ready'] as const),
+    storage: Type.String({ description: 'the storage driver: fs, s3, memory' }),
+    checks: Type.Record(Type.String(), Type.String(), { description: '`ok` or `error: …` for db and storage' }),
+    mirror: MirrorStatus,
+  },
+  { $id: 'Readiness' },
+);
+export type Readiness = Static<typeof Readiness>;

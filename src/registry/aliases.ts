@@ -1,0 +1,62 @@
+// Aliases: movable pointers to one version of a model (`latest` is automatic).
+import type { AliasSet } from '../api/index.ts';
+import { CairnError } from '../errors.ts';
+import { checkAlias, checkVersion } from '../identifiers.ts';
+import { modelPath } from '../lineage/documents.ts';
+import type { Catalog } from './catalog.ts';
+
+export class Aliases {
+  constructor(private readonly catalog: Catalog) {}
+
+  /** Sets or moves an alias; an event only when it points somewhere new. */
+  set(name: string, alias: unknown, version: unknown, actor: string): AliasSet {
+    const a = checkAlias(alias);
+    const v = checkVersion(version);
+    const { catalog } = this;
+    return catalog.commit(() => {
+      const model = catalog.requireModel(name);
+      const target = catalog.models.versionByString(model.id, v);
+      if (!target || target.deleted_at) throw new CairnError('VERSION_NOT_FOUND', `${name}@${v} does not exist`);
+      if (catalog.models.versionByString(model.id, a)) {
+        throw new CairnError('INVALID_ALIAS', `alias ${a} would be shadowed by the version of the same name`);
+      }
+      const previous = catalog.models.aliasTarget(model.id, a);
+      const now = catalog.now().toISOString();
+      catalog.models.setAlias(model.id, a, target.id, now, actor);
+      catalog.models.touchModel(model.id, now);
+      if (previous?.id !== target.id) {
+        catalog.record(model, {
+          kind: 'alias',
+          version: v,
+          alias: a,
+          actor,
+          time: now,
+          subject: `alias ${name}@${a} -> ${v}`,
+          changes: { [modelPath(name)]: catalog.modelFile(model) },
+        });
+      }
+      return { alias: a, version: v, previous: previous?.version ?? null };
+    });
+  }
+
+  delete(name: string, alias: unknown, actor: string): void {
+    const a = checkAlias(alias);
+    const { catalog } = this;
+    catalog.commit(() => {
+      const model = catalog.requireModel(name);
+      const target = catalog.models.aliasTarget(model.id, a);
+      if (!target || !catalog.models.deleteAlias(model.id, a)) throw new CairnError('ALIAS_NOT_FOUND', `${name} has no alias ${a}`);
+      const now = catalog.now().toISOString();
+      catalog.models.touchModel(model.id, now);
+      catalog.record(model, {
+        kind: 'unalias',
+        version: target.version,
+        alias: a,
+        actor,
+        time: now,
+        subject: `unalias ${name}@${a}`,
+        changes: { [modelPath(name)]: catalog.modelFile(model) },
+      });
+    });
+  }
+}

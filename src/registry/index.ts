@@ -1,0 +1,108 @@
+// The registry: the services the front doors (http/, and through the REST API
+// the CLI) call, built from the layers below by createServices. Each service
+// is a plain class over what it needs; nothing here is a singleton.
+import type { ChunkStore } from '../blobs/chunk-store.ts';
+import type { StorageDriver } from '../blobs/driver.ts';
+import type { AnalysisPool } from '../formats/analysis-pool.ts';
+import type { GitMirror } from '../lineage/git-mirror.ts';
+import type { Logger } from '../log.ts';
+import { GarbageCollector } from '../maintenance/gc.ts';
+import { Verifier } from '../maintenance/verify.ts';
+import type { BlobIndex } from '../metadata/blobs.ts';
+import type { Database } from '../metadata/db.ts';
+import type { EventQueries } from '../metadata/events.ts';
+import { LineageQueries } from '../metadata/lineage.ts';
+import { MaintenanceQueries } from '../metadata/maintenance.ts';
+import { ModelQueries } from '../metadata/models.ts';
+import { TokenQueries } from '../metadata/tokens.ts';
+import { UploadQueries } from '../metadata/uploads.ts';
+import type { WebhookQueries } from '../metadata/webhooks.ts';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
+import { Aliases } from './aliases.ts';
+import { Catalog } from './catalog.ts';
+import { Health } from './health.ts';
+import { History } from './history.ts';
+import { Lineage } from './lineage.ts';
+import { Maintenance } from './maintenance.ts';
+import { Models } from './models.ts';
+import { Publishing } from './publish.ts';
+import { Tokens } from './tokens.ts';
+import { Uploads } from './uploads.ts';
+import { Versions } from './versions.ts';
+import { Webhooks } from './webhooks.ts';
+
+export interface Services {
+  models: Models;
+  versions: Versions;
+  publishing: Publishing;
+  aliases: Aliases;
+  uploads: Uploads;
+  history: History;
+  lineage: Lineage;
+  tokens: Tokens;
+  webhooks: Webhooks;
+  health: Health;
+  maintenance: Maintenance;
+}
+
+export interface RegistryDeps {
+  db: Database;
+  driver: StorageDriver;
+  blobs: BlobIndex;
+  events: EventQueries;
+  chunks: ChunkStore;
+  /** format analysis, in worker threads */
+  analysis: AnalysisPool;
+  mirror: GitMirror;
+  webhooks: WebhookQueries;
+  dispatcher: WebhookDispatcher;
+  /** false: CAIRN_AUTH=off, no tokens */
+  auth: boolean;
+  /** what to do with a version whose files run code when loaded */
+  unsafePolicy: 'warn' | 'reject';
+  /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
+  gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  log: Logger;
+  now?: () => Date;
+}
+
+export function createServices(deps: RegistryDeps): Services {
+  const { db, chunks, mirror, dispatcher, log } = deps;
+  const catalog = new Catalog({
+    db,
+    models: new ModelQueries(db),
+    blobs: deps.blobs,
+    events: deps.events,
+    lineage: new LineageQueries(db),
+    // each committed change: the git mirror and the webhooks have work
+    onEvent: () => {
+      void mirror.kick();
+      void dispatcher.kick();
+    },
+    now: deps.now,
+  });
+  const uploads = new Uploads(catalog, new UploadQueries(db), chunks);
+  const queries = new MaintenanceQueries(db);
+  const collector = new GarbageCollector({
+    driver: deps.driver,
+    blobs: deps.blobs,
+    queries,
+    log,
+    ...deps.gc,
+    onUploadExpired: (id) => uploads.forget(id),
+    blobsBeingRead: () => chunks.blobsBeingRead(),
+  });
+  return {
+    models: new Models(catalog),
+    versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() }),
+    publishing: new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy }),
+    aliases: new Aliases(catalog),
+    uploads,
+    history: new History(catalog),
+    lineage: new Lineage(catalog, mirror.gitdir),
+    tokens: new Tokens(deps.auth ? new TokenQueries(db) : undefined),
+    webhooks: new Webhooks(deps.webhooks, dispatcher),
+    health: new Health(db, deps.driver, mirror),
+    maintenance: new Maintenance(collector, new Verifier({ driver: deps.driver, chunks, queries, log })),
+  };
+}
