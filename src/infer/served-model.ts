@@ -9,7 +9,8 @@
 // takes a label: its error stays in the status, and the label keeps serving
 // whatever it served before.
 import path from 'node:path';
-import { ClientError, type CairnClient, type FileDoc, type VersionDoc } from '../client.ts';
+import type { FileDoc, VersionDoc } from '../api/index.ts';
+import { ClientError, type CairnClient } from '../client.ts';
 import type { Logger } from '../log.ts';
 import { Batcher, canBatch, type BatchingOptions, type Feeds } from './batcher.ts';
 import type { FileCache } from './file-cache.ts';
