@@ -13,7 +13,7 @@ import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
 import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
-import { collectYoungGarbage } from './young-gc.js';
+import { collectYoungGarbage } from './young-gc.ts';
 import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from './tensor-layout.ts';
 
 export interface StoredContent {

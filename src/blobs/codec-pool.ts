@@ -1,4 +1,4 @@
-// A small pool of worker threads running codec-worker.js: chunking (with the
+// A small pool of worker threads running codec-worker.ts: chunking (with the
 // hashes that go with it), compression, decompression and verification all
 // happen there, never on the event loop. Buffers are transferred, not copied,
 // in both directions. Several requests may be queued on one worker; a stream
@@ -6,10 +6,12 @@
 // their state. A worker that dies fails only the requests it held and is
 // replaced on demand.
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../start-worker.ts';
 import type { ChunkerOptions } from './chunker.ts';
 import type { ChunkHint, CodecName, EncodedChunk } from './codec.ts';
 import { ChunkCorruptError } from './codec.ts';
+import type { CodecReply as Reply } from './codec-worker.ts';
 
 /** A chunk cut by a stream, with the sha256 of its bytes. */
 export interface RawChunk {
@@ -17,7 +19,6 @@ export interface RawChunk {
   digest: string;
 }
 
-type Reply = { id: number; ok: true; op: string; [field: string]: unknown } | { id: number; ok: false; corrupt: boolean; message: string };
 type Pending = { resolve: (reply: Reply & { ok: true }) => void; reject: (err: Error) => void };
 
 interface Slot {
@@ -161,7 +162,7 @@ export class CodecPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL('./codec-worker.js', import.meta.url), {
+    const worker = startWorker(import.meta.url, 'codec-worker', {
       // Workers handle multi-MiB buffers; a small young generation makes V8
       // collect them promptly instead of letting each worker's heap grow.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },

@@ -1,7 +1,7 @@
 // Worker thread body: everything per byte that a transfer needs, so none of it
-// runs on the event loop. Plain JavaScript: no TypeScript loader in the
-// workers (see codec-core.js). Requests carry an `id`; every request gets one
-// reply, in order: { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
+// runs on the event loop (codec-pool.ts starts and feeds these threads).
+// Requests carry an `id`; every request gets one reply, in order:
+// { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
 //   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
 //   decode        { data, digest }          → { raw }  (verified)
 //   stream-open   { stream, chunking, start?, cuts?, session?: { key, at, replay? } }
@@ -16,19 +16,44 @@
 // its requests (always in this same worker: the pool routes by key). A stream
 // that continues a session may begin with `replay` bytes the session has
 // already hashed (its last chunk, cut again together with the new bytes).
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { Chunker } from './chunker-core.js';
-import { ChunkCorruptError, decodeChunk, encodeChunk, sha256 } from './codec-core.js';
-import { collectYoungGarbage } from './young-gc.js';
+import { Chunker, type ChunkerOptions } from './chunker.ts';
+import { ChunkCorruptError, decodeChunk, encodeChunk, sha256, type ChunkHint } from './codec.ts';
+import { collectYoungGarbage } from './young-gc.ts';
 
-/** stream id → { chunker, hash, size, session } */
-const streams = new Map();
-/** session key → { hash, size } */
-const sessions = new Map();
+export type CodecRequest = { id: number } & (
+  | { op: 'encode'; data: Uint8Array; hint?: ChunkHint; digest?: string }
+  | { op: 'decode'; data: Uint8Array; digest: string }
+  | { op: 'stream-open'; stream: number; chunking: ChunkerOptions; start?: number; cuts?: number[]; session?: { key: string; at: number; replay?: number } }
+  | { op: 'stream-feed'; stream: number; data: Uint8Array }
+  | { op: 'stream-end'; stream: number }
+  | { op: 'stream-abort'; stream: number }
+  | { op: 'session-digest'; key: string }
+  | { op: 'session-drop'; key: string }
+);
 
-function openStream(req) {
-  let session;
+export type CodecReply = { id: number; ok: true; op: string; [field: string]: unknown } | { id: number; ok: false; corrupt: boolean; message: string };
+
+interface RunningHash {
+  hash: Hash;
+  size: number;
+}
+
+interface Stream extends RunningHash {
+  chunker: Chunker;
+  /** the session's running hash, fed too */
+  session: RunningHash | undefined;
+  /** bytes still to come that the session has already hashed */
+  replay: number;
+}
+
+const port = parentPort!;
+const streams = new Map<number, Stream>();
+const sessions = new Map<string, RunningHash>();
+
+function openStream(req: Extract<CodecRequest, { op: 'stream-open' }>): void {
+  let session: RunningHash | undefined;
   if (req.session) {
     const { key, at } = req.session;
     session = sessions.get(key);
@@ -44,18 +69,18 @@ function openStream(req) {
   streams.set(req.stream, { chunker, hash: createHash('sha256'), size: 0, session, replay: req.session?.replay ?? 0 });
 }
 
-function streamOf(id) {
+function streamOf(id: number): Stream {
   const stream = streams.get(id);
   if (!stream) throw new Error(`no open stream ${id}`);
   return stream;
 }
 
 /** Chunks with their digests. */
-function hashed(chunks) {
+function hashed(chunks: Buffer[]): Array<{ data: Buffer; digest: string }> {
   return chunks.map((data) => ({ data, digest: sha256(data) }));
 }
 
-function feed(req) {
+function feed(req: Extract<CodecRequest, { op: 'stream-feed' }>): Array<{ data: Buffer; digest: string }> {
   const stream = streamOf(req.stream);
   stream.hash.update(req.data);
   stream.size += req.data.length;
@@ -69,48 +94,50 @@ function feed(req) {
   return hashed(stream.chunker.push(req.data));
 }
 
-function reply(id, op, body, transfer = []) {
-  parentPort.postMessage({ id, ok: true, op, ...body }, transfer);
+function reply(id: number, op: string, body: Record<string, unknown>, transfer: ArrayBuffer[] = []): void {
+  port.postMessage({ id, ok: true, op, ...body } satisfies CodecReply, transfer);
 }
 
 /** The buffer behind `bytes` when it holds little else (transfer it), else a copy. */
-function transferable(bytes) {
+function transferable(bytes: Uint8Array): Uint8Array {
   return bytes.buffer.byteLength <= bytes.byteLength + 1 ? bytes : bytes.slice();
 }
 
-parentPort.on('message', (req) => {
+const buffers = (list: Array<{ data: Uint8Array }>) => list.map((c) => c.data.buffer as ArrayBuffer);
+
+port.on('message', (req: CodecRequest | undefined) => {
   try {
-    handle(req);
+    handle(req!);
   } finally {
     req = undefined;
     collectYoungGarbage(); // the request's buffers are garbage now
   }
 });
 
-function handle(req) {
+function handle(req: CodecRequest): void {
   try {
     switch (req.op) {
       case 'encode': {
         const out = encodeChunk(req.data, req.hint, req.digest);
-        return reply(req.id, req.op, out, [out.stored.buffer]);
+        return reply(req.id, req.op, { ...out }, [out.stored.buffer as ArrayBuffer]);
       }
       case 'decode': {
         // The raw codec decodes to a view of the request's own buffer: send it back.
         const raw = transferable(decodeChunk(req.data, req.digest));
-        return reply(req.id, req.op, { raw }, [raw.buffer]);
+        return reply(req.id, req.op, { raw }, [raw.buffer as ArrayBuffer]);
       }
       case 'stream-open':
         openStream(req);
         return reply(req.id, req.op, {});
       case 'stream-feed': {
         const chunks = feed(req);
-        return reply(req.id, req.op, { chunks }, chunks.map((c) => c.data.buffer));
+        return reply(req.id, req.op, { chunks }, buffers(chunks));
       }
       case 'stream-end': {
         const stream = streamOf(req.stream);
         streams.delete(req.stream);
         const chunks = hashed(stream.chunker.finish());
-        return reply(req.id, req.op, { chunks, digest: `sha256:${stream.hash.digest('hex')}`, size: stream.size }, chunks.map((c) => c.data.buffer));
+        return reply(req.id, req.op, { chunks, digest: `sha256:${stream.hash.digest('hex')}`, size: stream.size }, buffers(chunks));
       }
       case 'stream-abort':
         streams.delete(req.stream);
@@ -125,10 +152,9 @@ function handle(req) {
         sessions.delete(req.key);
         return reply(req.id, req.op, {});
       default:
-        throw new Error(`unknown op ${req.op}`);
+        throw new Error(`unknown op ${(req as { op: unknown }).op}`);
     }
   } catch (err) {
-    parentPort.postMessage({ id: req.id, ok: false, corrupt: err instanceof ChunkCorruptError, message: err?.message ?? String(err) });
+    port.postMessage({ id: req.id, ok: false, corrupt: err instanceof ChunkCorruptError, message: (err as Error)?.message ?? String(err) } satisfies CodecReply);
   }
 }
-
