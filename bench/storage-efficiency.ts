@@ -43,7 +43,7 @@ async function measureStore(source: AsyncIterable<Uint8Array>) {
   const before = storedBytes();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const content = await store.storeBlob(source);
+  const content = await store.store(source);
   const secs = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   return { size: content.size, stored: storedBytes() - before, secs, cpuSecs: (cpu.user + cpu.system) / 1e6, chunks: content.chunks.length };

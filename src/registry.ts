@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { blobSource, type BlobStream, type ChunkStore } from './blobs/chunk-store.ts';
+import type { BlobStream, ChunkStore } from './blobs/chunk-store.ts';
 import { InvalidVersionFileError, type AnalysisPool } from './formats/analysis-pool.ts';
 import { linkVersionFiles, summarize, type VersionSummary as FormatSummary } from './formats/analyze.ts';
 import type { FileFormat } from './formats/types.ts';
@@ -539,8 +539,11 @@ export class Registry {
 
   /** Stores one uploaded file's bytes (the caller holds them now: see usableBlob); returns its digest and size. */
   async storeFile(source: AsyncIterable<Uint8Array>, caller: Caller): Promise<{ digest: string; size: number }> {
-    const content = await this.chunks.storeBlob(source);
-    if (caller.principal !== undefined) this.blobs.addGrant(content.digest, caller.principal);
+    const content = await this.chunks.store(source);
+    this.db.transaction(() => {
+      this.blobs.addBlob(content.digest, content.size, content.chunks);
+      if (caller.principal !== undefined) this.blobs.addGrant(content.digest, caller.principal);
+    });
     return { digest: content.digest, size: content.size };
   }
 
@@ -675,7 +678,7 @@ export class Registry {
     const toAnalyze = files.map((f) => {
       const blob = this.blobs.getBlob(f.digest);
       if (!blob) throw new CairnError('UNKNOWN_BLOB', `no uploaded content ${f.digest} for ${f.path}: upload it first`);
-      return { path: f.path, digest: f.digest, size: blob.size, open: () => blobSource(this.chunks, this.blobs, f.digest, f.path) };
+      return { path: f.path, digest: f.digest, size: blob.size, open: () => ({ path: f.path, ...this.chunks.blobReader(f.digest) }) };
     });
     let out;
     try {

@@ -14,7 +14,8 @@ import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } f
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
 import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from '../src/blobs/tensor-layout.ts';
-import { BlobIndex, type ChunkRef } from '../src/metadata/blobs.ts';
+import type { ChunkRef } from '../src/blobs/chunk-index.ts';
+import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { safetensorsHeader, safetensorsStream, type TensorSpec, tensorBytes } from './support/tensors.ts';
@@ -219,7 +220,14 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
   let db: Database;
   let pool: CodecPool;
   let store: ChunkStore;
+  let index: BlobIndex;
   let driver: FsDriver;
+  /** stores a stream and records it as a blob, as the registry does */
+  const storeBlob = async (source: AsyncIterable<Uint8Array>) => {
+    const content = await store.store(source);
+    index.addBlob(content.digest, content.size, content.chunks);
+    return content;
+  };
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-storage-eff-'));
@@ -227,7 +235,8 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     db.migrate();
     pool = new CodecPool(2);
     driver = new FsDriver(path.join(dir, 'blobs'));
-    store = new ChunkStore(driver, new BlobIndex(db), pool, { chunking: SMALL });
+    index = new BlobIndex(db);
+    store = new ChunkStore(driver, index, pool, { chunking: SMALL });
   });
   after(async () => {
     await pool.close();
@@ -267,7 +276,7 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
   };
 
   test('a changed header (extra metadata, shifted offsets) re-uses every tensor chunk; a changed tensor changes only its own chunks', async () => {
-    const v1 = await store.storeBlob(pieces(safetensorsStream(model, { format: 'pt' })));
+    const v1 = await storeBlob(pieces(safetensorsStream(model, { format: 'pt' })));
     const file1 = bytesOf(safetensorsStream(model, { format: 'pt' }));
     assert.equal(v1.digest, sha256(file1));
     assert.equal(v1.size, file1.length);
@@ -278,14 +287,14 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     for (const t of model.filter((s) => s.name.endsWith('.w'))) assert.ok(starts.has(rangeOf(model, t.name, { format: 'pt' })[0]), `${t.name} starts a chunk`);
 
     const meta2 = { format: 'pt', note: 'an extra metadata entry that shifts every data offset by a few bytes' };
-    const v2 = await store.storeBlob(pieces(safetensorsStream(model, meta2), 65_536));
+    const v2 = await storeBlob(pieces(safetensorsStream(model, meta2), 65_536));
     const old = new Set(v1.chunks.map((c) => c.digest));
     const fresh2 = v2.chunks.filter((c) => !old.has(c.digest));
     assert.equal(fresh2.length, 1, `only the header chunk is new (${fresh2.length} new of ${v2.chunks.length})`);
     assert.equal(fresh2[0]!.offset, 0);
 
     const changed = model.map((t) => (t.name === 'l4.w' ? { ...t, seed: 'changed' } : t));
-    const v3 = await store.storeBlob(pieces(safetensorsStream(changed, meta2)));
+    const v3 = await storeBlob(pieces(safetensorsStream(changed, meta2)));
     const [b, e] = rangeOf(changed, 'l4.w', meta2);
     const seen = new Set([...old, ...v2.chunks.map((c) => c.digest)]);
     const fresh3 = v3.chunks.filter((c) => !seen.has(c.digest));
@@ -303,7 +312,7 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
 
   test('float chunks are stored byte-grouped, the header zstd; a stored object carries its codec', async () => {
     const specs = model.slice(0, 6);
-    const content = await store.storeBlob(pieces(safetensorsStream(specs, { seed: 'codecs' })));
+    const content = await storeBlob(pieces(safetensorsStream(specs, { seed: 'codecs' })));
     const codecs = await Promise.all(content.chunks.map(async (c) => codecOf(await driver.get(chunkKey(c.digest)))));
     assert.equal(codecs[0], 'zstd', 'header');
     assert.ok(codecs.includes('zstd-bg2') && codecs.includes('zstd-bg4'), codecs.join(','));

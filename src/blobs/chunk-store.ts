@@ -6,8 +6,7 @@
 // before a single byte is handed out.
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
-import type { FileSource } from '../formats/types.ts';
-import type { BlobIndex, ChunkRecord, ChunkRef } from '../metadata/blobs.ts';
+import type { ChunkIndex, ChunkRecord, ChunkRef } from './chunk-index.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
 import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
@@ -26,6 +25,13 @@ export interface BlobStream {
   stream: Readable;
   /** size of the whole blob */
   size: number;
+}
+
+/** Random access to a stored blob: bounded reads, each one verified. */
+export interface BlobReader {
+  readonly size: number;
+  /** bytes [offset, offset + length) clipped to the blob */
+  read(offset: number, length: number): Promise<Uint8Array>;
 }
 
 export interface ChunkStoreOptions {
@@ -58,7 +64,7 @@ export class ChunkStore {
 
   constructor(
     readonly driver: StorageDriver,
-    private readonly index: BlobIndex,
+    private readonly index: ChunkIndex,
     private readonly pool: CodecPool,
     options: ChunkStoreOptions = {},
   ) {
@@ -272,13 +278,6 @@ export class ChunkStore {
     this.pool.dropSession(key);
   }
 
-  /** Stores a stream and records it as a blob (idempotent per digest). */
-  async storeBlob(source: AsyncIterable<Uint8Array>): Promise<StoredContent> {
-    const content = await this.store(source);
-    this.index.addBlob(content.digest, content.size, content.chunks);
-    return content;
-  }
-
   /**
    * Writes one chunk unless it is known (then it is not even compressed);
    * returns the record to commit when it was new.
@@ -364,7 +363,7 @@ export class ChunkStore {
     let next = 0;
     const fill = () => {
       while (pending.length < this.readAhead && next < chunks.length) {
-        const p = this.readChunk(chunks[next++]!.chunk_digest, digest);
+        const p = this.readChunk(chunks[next++]!.digest, digest);
         p.catch(noop);
         pending.push(p);
       }
@@ -391,43 +390,43 @@ export class ChunkStore {
     stream.once('close', release);
     return { stream, size: blob.size };
   }
-}
 
-/**
- * Random access to a stored blob for format detection: bounded reads served
- * from a few decoded (and verified) chunks kept at hand.
- */
-export function blobSource(store: ChunkStore, index: BlobIndex, digest: string, path: string): FileSource {
-  const blob = index.getBlob(digest);
-  if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${digest}`);
-  const cache = new Map<number, Promise<Uint8Array>>(); // chunk offset → raw bytes
-  const chunkAt = (chunk: { offset: number; chunk_digest: string }) => {
-    let raw = cache.get(chunk.offset);
-    if (!raw) {
-      raw = store.readChunk(chunk.chunk_digest, digest);
-      raw.catch(noop);
-      cache.set(chunk.offset, raw);
-      if (cache.size > 4) cache.delete(cache.keys().next().value!);
-    }
-    return raw;
-  };
-  return {
-    path,
-    size: blob.size,
-    async read(offset, length) {
-      if (offset < 0 || length < 0) throw new RangeError('negative read');
-      const end = Math.min(offset + length, blob.size);
-      if (offset >= end) return new Uint8Array(0);
-      const out = new Uint8Array(end - offset);
-      for (const chunk of index.chunksInRange(digest, offset, end - 1)) {
-        const raw = await chunkAt(chunk);
-        const from = Math.max(offset - chunk.offset, 0);
-        const to = Math.min(end - chunk.offset, chunk.size);
-        out.set(raw.subarray(from, to), chunk.offset + from - offset);
+  /**
+   * Random access to a stored blob (format detection reads files this way):
+   * bounded reads served from a few decoded and verified chunks kept at hand.
+   */
+  blobReader(digest: string): BlobReader {
+    const blob = this.index.getBlob(digest);
+    if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${digest}`);
+    const cache = new Map<number, Promise<Uint8Array>>(); // chunk offset → raw bytes
+    const chunkAt = (chunk: ChunkRef) => {
+      let raw = cache.get(chunk.offset);
+      if (!raw) {
+        raw = this.readChunk(chunk.digest, digest);
+        raw.catch(noop);
+        cache.set(chunk.offset, raw);
+        if (cache.size > 4) cache.delete(cache.keys().next().value!);
       }
-      return out;
-    },
-  };
+      return raw;
+    };
+    const index = this.index;
+    return {
+      size: blob.size,
+      async read(offset, length) {
+        if (offset < 0 || length < 0) throw new RangeError('negative read');
+        const end = Math.min(offset + length, blob.size);
+        if (offset >= end) return new Uint8Array(0);
+        const out = new Uint8Array(end - offset);
+        for (const chunk of index.chunksInRange(digest, offset, end - 1)) {
+          const raw = await chunkAt(chunk);
+          const from = Math.max(offset - chunk.offset, 0);
+          const to = Math.min(end - chunk.offset, chunk.size);
+          out.set(raw.subarray(from, to), chunk.offset + from - offset);
+        }
+        return out;
+      },
+    };
+  }
 }
 
 async function* prepend(first: Uint8Array, rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
