@@ -6,6 +6,7 @@ import { CodecPool } from './blobs/codec-pool.ts';
 import type { StorageDriver } from './blobs/driver.ts';
 import { FsDriver } from './blobs/fs-driver.ts';
 import { createS3Client, ensureBucket, S3Driver } from './blobs/s3-driver.ts';
+import { withStorageErrors } from './blobs/storage-errors.ts';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import type { Logger } from './log.ts';
@@ -67,7 +68,8 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (applied.length > 0) log.info('migrations applied', { migrations: applied });
   const pool = new CodecPool();
   const blobs = new BlobIndex(db);
-  const chunks = new ChunkStore(driver, blobs, pool, {
+  const storage = withStorageErrors(driver); // what reads and writes content sees
+  const chunks = new ChunkStore(storage, blobs, pool, {
     onCorrupt: (info) => log.error('corrupt content refused', info),
   });
   const analysis = new AnalysisPool(analysisLimits(config), log);
@@ -106,8 +108,8 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     throw new ConfigError((err as Error).message);
   }
   const maintenance = new MaintenanceQueries(db);
-  const gc = new GarbageCollector({ driver, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id), blobsBeingRead: () => chunks.blobsBeingRead() });
-  const verifier = new Verifier({ driver, chunks, queries: maintenance, log });
+  const gc = new GarbageCollector({ driver: storage, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id), blobsBeingRead: () => chunks.blobsBeingRead() });
+  const verifier = new Verifier({ driver: storage, chunks, queries: maintenance, log });
   return {
     config,
     db,

@@ -63,6 +63,7 @@ export class ChunkStore {
   private readonly reading = new Map<string, number>();
 
   constructor(
+    /** storage, failing with domain errors (storage-errors.ts) */
     readonly driver: StorageDriver,
     private readonly index: ChunkIndex,
     private readonly pool: CodecPool,
@@ -292,8 +293,8 @@ export class ChunkStore {
     } catch (err) {
       // Content addressing: an existing object already holds these bytes
       // (a concurrent upload, or a crash between write and record).
-      if (!isDriverError(err, 'exists')) throw translate(err);
-      storedSize = (await this.driver.stat(key).catch((e) => Promise.reject(translate(e))))?.size ?? storedSize;
+      if (!isDriverError(err, 'exists')) throw err;
+      storedSize = (await this.driver.stat(key))?.size ?? storedSize;
     }
     return { record: { digest: raw.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec } };
   }
@@ -308,7 +309,7 @@ export class ChunkStore {
         this.onCorrupt({ chunk: digest, blob, message: 'chunk missing from storage' });
         throw new CairnError('CONTENT_CORRUPT', `stored content is damaged: chunk ${digest} is missing`);
       }
-      throw translate(err);
+      throw err;
     }
     try {
       return await this.pool.decode(stored, digest);
@@ -432,12 +433,4 @@ export class ChunkStore {
 async function* prepend(first: Uint8Array, rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield first;
   yield* rest;
-}
-
-/** Driver failures become domain errors here, once. */
-function translate(err: unknown): unknown {
-  if (isDriverError(err, 'unavailable')) {
-    return new CairnError('STORAGE_UNAVAILABLE', 'the storage backend is unavailable; try again later', { cause: err.message });
-  }
-  return err;
 }

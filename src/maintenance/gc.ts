@@ -35,7 +35,7 @@
 // Closing the window entirely needs the chunk store to re-check after it
 // records (see the report of the gc work).
 import { CairnError } from '../errors.ts';
-import { isDriverError, type StorageDriver } from '../blobs/driver.ts';
+import type { StorageDriver } from '../blobs/driver.ts';
 import { chunkKey, CHUNKS_PREFIX } from '../blobs/layout.ts';
 import type { Logger } from '../log.ts';
 import type { BlobIndex } from '../metadata/blobs.ts';
@@ -95,6 +95,7 @@ export function gcSettingsFromEnv(env: NodeJS.ProcessEnv): { graceSeconds: numbe
 }
 
 export interface GarbageCollectorDeps {
+  /** storage, failing with domain errors (blobs/storage-errors.ts) */
   driver: StorageDriver;
   blobs: BlobIndex;
   queries: MaintenanceQueries;
@@ -152,7 +153,7 @@ export class GarbageCollector {
     } else {
       await eachLimited(sweep.chunks, 8, async (c) => {
         if (blobs.hasChunk(c.digest)) return; // recorded again by a concurrent upload: keep it
-        await storage(() => driver.delete(chunkKey(c.digest)));
+        await driver.delete(chunkKey(c.digest));
         if (blobs.hasChunk(c.digest)) {
           log?.error('gc: a chunk was recorded again while it was being deleted; run verify', { chunk: c.digest });
         }
@@ -167,7 +168,7 @@ export class GarbageCollector {
     const removed = new Set(sweep.chunks.map((c) => chunkKey(c.digest)));
     const due: string[] = [];
     const graceCutoff = ago(graceSeconds);
-    for await (const key of iterate(driver.list(CHUNKS_PREFIX))) {
+    for await (const key of driver.list(CHUNKS_PREFIX)) {
       const m = CHUNK_KEY_RE.exec(key);
       if (!m || m[2]!.slice(0, 2) !== m[1]) continue; // not ours: leave it alone
       if (blobs.hasChunk(`sha256:${m[2]}`)) continue;
@@ -180,11 +181,11 @@ export class GarbageCollector {
     let orphanBytes = 0;
     await eachLimited(due, 8, async (key) => {
       const digest = `sha256:${CHUNK_KEY_RE.exec(key)![2]}`;
-      const size = (await storage(() => driver.stat(key)))?.size;
+      const size = (await driver.stat(key))?.size;
       if (size === undefined) return; // already gone
       if (!dryRun) {
         if (blobs.hasChunk(digest)) return; // an upload recorded it meanwhile
-        await storage(() => driver.delete(key));
+        await driver.delete(key);
       }
       orphansDeleted++;
       orphanBytes += size;
@@ -225,27 +226,4 @@ export async function eachLimited<T>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.err;
-}
-
-async function* iterate(source: AsyncIterable<string>): AsyncGenerator<string> {
-  try {
-    yield* source;
-  } catch (err) {
-    throw translate(err);
-  }
-}
-
-async function storage<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw translate(err);
-  }
-}
-
-function translate(err: unknown): unknown {
-  if (isDriverError(err, 'unavailable')) {
-    return new CairnError('STORAGE_UNAVAILABLE', 'the storage backend is unavailable; try again later', { cause: err.message });
-  }
-  return err;
 }
