@@ -36,7 +36,7 @@
 // records (see the report of the gc work).
 import { CairnError } from '../errors.ts';
 import type { StorageDriver } from '../blobs/driver.ts';
-import { chunkKey, CHUNKS_PREFIX } from '../blobs/layout.ts';
+import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../blobs/layout.ts';
 import type { Logger } from '../log.ts';
 import type { BlobIndex } from '../metadata/blobs.ts';
 import type { MaintenanceQueries } from '../metadata/maintenance.ts';
@@ -109,8 +109,6 @@ export interface GarbageCollectorDeps {
   blobsBeingRead?: () => string[];
 }
 
-const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
-
 export class GarbageCollector {
   private readonly graceSeconds: number;
   private readonly uploadTtlSeconds: number;
@@ -166,21 +164,20 @@ export class GarbageCollector {
     const seenBefore = queries.orphans();
     const seenNow = new Map<string, string>();
     const removed = new Set(sweep.chunks.map((c) => chunkKey(c.digest)));
-    const due: string[] = [];
+    const due: Array<{ key: string; digest: string }> = [];
     const graceCutoff = ago(graceSeconds);
     for await (const key of driver.list(CHUNKS_PREFIX)) {
-      const m = CHUNK_KEY_RE.exec(key);
-      if (!m || m[2]!.slice(0, 2) !== m[1]) continue; // not ours: leave it alone
-      if (blobs.hasChunk(`sha256:${m[2]}`)) continue;
+      const digest = chunkDigestOfKey(key);
+      if (!digest) continue; // not ours: leave it alone
+      if (blobs.hasChunk(digest)) continue;
       if (dryRun && removed.has(key)) continue; // counted above already
       const first = seenBefore.get(key);
-      if (first !== undefined && first <= graceCutoff) due.push(key);
+      if (first !== undefined && first <= graceCutoff) due.push({ key, digest });
       else seenNow.set(key, first ?? now.toISOString());
     }
     let orphansDeleted = 0;
     let orphanBytes = 0;
-    await eachLimited(due, 8, async (key) => {
-      const digest = `sha256:${CHUNK_KEY_RE.exec(key)![2]}`;
+    await eachLimited(due, 8, async ({ key, digest }) => {
       const size = (await driver.stat(key))?.size;
       if (size === undefined) return; // already gone
       if (!dryRun) {
