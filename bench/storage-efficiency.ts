@@ -18,6 +18,7 @@ import { CodecPool } from '../src/blobs/codec-pool.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
+import { findTensorLayout } from '../src/registry/tensor-layout.ts';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
 import { bytesUnder, option, parseSize } from './support.ts';
 
@@ -30,7 +31,7 @@ const db = new Database(path.join(dir, 'registry.db'));
 db.migrate();
 const pool = new CodecPool();
 const blobsDir = path.join(dir, 'blobs');
-const store = new ChunkStore(new FsDriver(blobsDir), new BlobIndex(db), pool);
+const store = new ChunkStore(new FsDriver(blobsDir), new BlobIndex(db), pool, { findLayout: findTensorLayout });
 
 const storedBytes = () => bytesUnder(path.join(blobsDir, 'chunks'));
 

@@ -1,6 +1,6 @@
 // Storage efficiency (issue 6): byte-grouped codecs for float data
-// (src/blobs/codec-core.js) and tensor-boundary cuts for safetensors / GGUF
-// (src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
+// (src/blobs/codec.ts) and tensor-boundary cuts for safetensors / GGUF
+// (src/registry/tensor-layout.ts, src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,10 +13,11 @@ import { CodecPool } from '../src/blobs/codec-pool.ts';
 import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/blobs/codec.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
-import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from '../src/blobs/tensor-layout.ts';
+import { forcedCuts, HintCursor, type TensorLayout } from '../src/blobs/tensor-layout.ts';
 import type { ChunkRef } from '../src/blobs/chunk-index.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
+import { findTensorLayout } from '../src/registry/tensor-layout.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { safetensorsHeader, safetensorsStream, type TensorSpec, tensorBytes } from './support/tensors.ts';
 
@@ -149,12 +150,12 @@ describe('tensor layout', () => {
     { name: 'b', dtype: 'F32', elements: 300, seed: 'b', scale: 1 },
   ];
 
-  test('safetensors: header parsed from the first bytes, asks for more until complete', () => {
+  test('safetensors: header parsed from the first bytes, asks for more until complete', async () => {
     const file = bytesOf(safetensorsStream(specs, { note: 'x' }));
     const head = safetensorsHeader(specs, { note: 'x' });
-    const need = probeLayout(file.subarray(0, 20), false);
+    const need = await findTensorLayout(file.subarray(0, 20), false);
     assert.deepEqual(need, { state: 'need', bytes: head.length });
-    const found = probeLayout(file.subarray(0, head.length), false);
+    const found = await findTensorLayout(file.subarray(0, head.length), false);
     assert.equal(found.state, 'found');
     if (found.state !== 'found') return;
     assert.equal(found.layout.dataStart, head.length);
@@ -162,15 +163,15 @@ describe('tensor layout', () => {
       { begin: head.length, end: head.length + 2000, width: 2 },
       { begin: head.length + 2000, end: head.length + 3200, width: 4 },
     ]);
-    assert.deepEqual(probeLayout(file.subarray(0, 20), true), { state: 'none' });
-    assert.deepEqual(probeLayout(compressibleBytes(100), false), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(file.subarray(0, 20), true), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(compressibleBytes(100), false), { state: 'none' });
     const huge = Buffer.alloc(16);
     huge.writeBigUInt64LE(BigInt(200 * MiB));
     huge[8] = 0x7b;
-    assert.deepEqual(probeLayout(huge, false), { state: 'none' }, 'headers above the bound are not buffered');
+    assert.deepEqual(await findTensorLayout(huge, false), { state: 'none' }, 'headers above the bound are not buffered');
   });
 
-  test('GGUF: tensor starts and float widths from the header', () => {
+  test('GGUF: tensor starts and float widths from the header', async () => {
     const parts: Buffer[] = [Buffer.from('GGUF')];
     const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
     const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
@@ -181,13 +182,13 @@ describe('tensor layout', () => {
     str('w0'); u32(1); u64(100); u32(30); u64(0); // BF16, 200 bytes
     str('w1'); u32(1); u64(32); u32(2); u64(256); // Q4_0
     const header = Buffer.concat(parts);
-    const found = probeLayout(Buffer.concat([header, Buffer.alloc(1000)]), false);
+    const found = await findTensorLayout(Buffer.concat([header, Buffer.alloc(1000)]), false);
     assert.equal(found.state, 'found');
     if (found.state !== 'found') return;
     const start = Math.ceil(header.length / 64) * 64;
     assert.equal(found.layout.dataStart, start);
     assert.deepEqual(found.layout.tensors.map((t) => [t.begin, t.width]), [[start, 2], [start + 256, 1]]);
-    assert.equal(probeLayout(header.subarray(0, 40), false).state, 'need');
+    assert.equal((await findTensorLayout(header.subarray(0, 40), false)).state, 'need');
   });
 
   test('forced cuts: header end, every boundary of a large tensor, tiny tensors grouped up to minSize', () => {
@@ -236,7 +237,7 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     pool = new CodecPool(2);
     driver = new FsDriver(path.join(dir, 'blobs'));
     index = new BlobIndex(db);
-    store = new ChunkStore(driver, index, pool, { chunking: SMALL });
+    store = new ChunkStore(driver, index, pool, { chunking: SMALL, findLayout: findTensorLayout });
   });
   after(async () => {
     await pool.close();

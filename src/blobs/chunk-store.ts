@@ -13,7 +13,7 @@ import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from './young-gc.ts';
-import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from './tensor-layout.ts';
+import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from './tensor-layout.ts';
 
 export interface StoredContent {
   digest: string;
@@ -44,6 +44,8 @@ export interface ChunkStoreOptions {
   writeConcurrency?: number;
   /** chunks fetched ahead, per download. 6: the same link 88% busy with 3, 95% with 6. */
   readAhead?: number;
+  /** reads a tensor file's layout from the first bytes of a stream; without it, chunks are cut by content only */
+  findLayout?: LayoutFinder;
   onCorrupt?: (info: { chunk: string; blob: string; message: string }) => void;
 }
 
@@ -58,6 +60,7 @@ export class ChunkStore {
   private readonly chunking: ChunkerOptions;
   private readonly writeConcurrency: number;
   private readonly readAhead: number;
+  private readonly findLayout: LayoutFinder | undefined;
   private readonly onCorrupt: NonNullable<ChunkStoreOptions['onCorrupt']>;
   /** blob digest → reads in progress (open streams, archives) */
   private readonly reading = new Map<string, number>();
@@ -72,6 +75,7 @@ export class ChunkStore {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
     this.writeConcurrency = options.writeConcurrency ?? 6;
     this.readAhead = options.readAhead ?? 6;
+    this.findLayout = options.findLayout;
     this.onCorrupt = options.onCorrupt ?? noop;
   }
 
@@ -133,19 +137,20 @@ export class ChunkStore {
     let size = 0;
 
     // Tensor files (safetensors, GGUF): the header, read from a bounded prefix
-    // of the stream, gives forced cuts at tensor boundaries and codec hints.
-    // Probed when the stream starts at offset 0; a continued stream brings
-    // the layout found then.
+    // of the stream (by findLayout), gives forced cuts at tensor boundaries
+    // and codec hints. Looked for when the stream starts at offset 0; a
+    // continued stream brings the layout found then.
     const known = options.resume?.layout;
-    let probing = streamStart === 0 && !known;
+    const findLayout = this.findLayout;
+    let probing = streamStart === 0 && !known && findLayout !== undefined;
     let head: Uint8Array[] = [];
     let headBytes = 0;
     let want = 8;
     let hints = known ? new HintCursor(known) : undefined;
     let cuts = known ? forcedCuts(known, this.chunking.minSize) : undefined;
-    const probe = (ended: boolean): Uint8Array | undefined => {
+    const probe = async (ended: boolean): Promise<Uint8Array | undefined> => {
       const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
-      const found = probeLayout(bytes, ended);
+      const found = await findLayout!(bytes, ended);
       if (found.state === 'need' && !ended) {
         head = [bytes];
         want = found.bytes;
@@ -161,9 +166,8 @@ export class ChunkStore {
       }
       return bytes;
     };
-    /** What to feed now: the piece, or the buffered head once it is decided. */
-    const take = (piece: Uint8Array): Uint8Array | undefined => {
-      if (!probing) return piece;
+    /** What to feed now, while probing: the buffered head once it is decided. */
+    const take = async (piece: Uint8Array): Promise<Uint8Array | undefined> => {
       head.push(piece);
       headBytes += piece.length;
       return headBytes < want ? undefined : probe(false);
@@ -227,7 +231,7 @@ export class ChunkStore {
     try {
       try {
         for await (const piece of replayed ? prepend(replayed, source) : source) {
-          const bytes = take(piece);
+          const bytes = probing ? await take(piece) : piece;
           if (!bytes) continue;
           pieces.push(bytes);
           piecesBytes += bytes.length;
@@ -241,7 +245,7 @@ export class ChunkStore {
         sourceError = err;
       }
       if (probing && headBytes > 0) {
-        const bytes = probe(true)!;
+        const bytes = (await probe(true))!;
         pieces.push(bytes);
         piecesBytes += bytes.length;
       }
