@@ -2,14 +2,16 @@
 // `name` next to the module `from` (its import.meta.url). Compiled (dist/),
 // that is the .js there. Run from src/ through tsx (the tests), it is the
 // .ts: Node 20's workers do not inherit tsx's hooks (tsx registers them on
-// the main thread only), so the new thread registers them before it loads
-// the module. The compiled package never takes that path.
+// the main thread only), so the new thread first runs TSX_BOOTSTRAP, which
+// registers them and then loads the module. The compiled package never takes
+// that path.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/** A module's source; its last two arguments: the URLs of tsx's API and of the module to run. */
+const TSX_BOOTSTRAP = 'const [api, entry] = process.argv.slice(-2); const { register } = await import(api); register(); await import(entry);';
 
 export function startWorker(from: string, name: string, options: WorkerOptions = {}): Worker {
   if (!from.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, from), options);
-  const entry = new URL(`./${name}.ts`, from).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `const { register } = await import(${JSON.stringify(tsx)});\nregister();\nawait import(${JSON.stringify(entry)});\n`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), options);
+  const args = [import.meta.resolve('tsx/esm/api'), new URL(`./${name}.ts`, from).href];
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(TSX_BOOTSTRAP)}`), { ...options, argv: args });
 }
