@@ -110,7 +110,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     throw new ConfigError((err as Error).message);
   }
   const maintenance = new MaintenanceQueries(db);
-  const gc = new GarbageCollector({ driver: storage, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => chunks.dropSession(id), blobsBeingRead: () => chunks.blobsBeingRead() });
+  const gc = new GarbageCollector({ driver: storage, blobs, queries: maintenance, log, ...gcSettings, onUploadExpired: (id) => registry.forgetUploadHash(id), blobsBeingRead: () => chunks.blobsBeingRead() });
   const verifier = new Verifier({ driver: storage, chunks, queries: maintenance, log });
   return {
     config,

@@ -6,6 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { BlobStream, ChunkStore } from './blobs/chunk-store.ts';
+import type { RunningHash } from './blobs/codec-pool.ts';
 import { InvalidVersionFileError, type AnalysisPool } from './formats/analysis-pool.ts';
 import { linkVersionFiles, summarize, type VersionSummary as FormatSummary } from './formats/analyze.ts';
 import type { FileFormat } from './formats/types.ts';
@@ -267,6 +268,8 @@ export class Registry {
   private readonly log: Logger | undefined;
   /** Sessions with a request in progress: one writer at a time. */
   private readonly uploadsBusy = new Set<string>();
+  /** The running sha256 of each session this process has seen from its first byte on (kept in a codec worker). */
+  private readonly uploadHashes = new Map<string, RunningHash>();
   private readonly cursors: PageCursors;
 
   constructor(deps: RegistryDeps) {
@@ -901,16 +904,18 @@ export class Registry {
       if (start !== undefined && start !== row.size) {
         throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
       }
-      // The session's running hash (kept by the chunk store, keyed by the
-      // upload id) sees the bytes too, as long as it has seen every byte
-      // stored so far; otherwise finishing reads the content back.
+      // The session's running hash sees the bytes too, as long as it has
+      // seen every byte stored so far; otherwise (this process started after
+      // the session did) finishing reads the content back.
       // Each request continues the chunking of the one before (its last
       // chunk is cut again with the new bytes): the session's chunks are
       // those of a single upload of the same bytes, whatever the part sizes.
+      let hash = this.uploadHashes.get(id);
+      if (!hash && row.size === 0) this.uploadHashes.set(id, (hash = this.chunks.runningHash()));
       await this.chunks.store(source, {
         startOffset: row.size,
         keepPartial: true,
-        session: id,
+        hash,
         resume: this.uploads.resumePoint(id),
         onLayout: (layout) => this.uploads.setLayout(id, layout),
         onChunks: (chunks) => this.uploads.appendChunks(id, chunks),
@@ -927,7 +932,7 @@ export class Registry {
       this.withUpload(id, caller, async () => {
         const row = this.requireUpload(id, caller);
         const chunks = this.uploads.chunks(id);
-        const running = await this.chunks.sessionDigest(id);
+        const running = await this.uploadHashes.get(id)?.digest();
         let actual: string;
         if (running && running.size === row.size) {
           actual = running.digest;
@@ -948,7 +953,7 @@ export class Registry {
           if (row.owner !== null) this.blobs.addGrant(actual, row.owner);
           this.uploads.delete(id);
         });
-        this.chunks.dropSession(id);
+        this.forgetUploadHash(id);
         return { digest: actual, size: row.size };
       }),
     );
@@ -957,8 +962,14 @@ export class Registry {
   cancelUpload(id: string, caller: Caller): Promise<void> {
     return this.withUpload(id, caller, async () => {
       this.uploads.delete(id);
-      this.chunks.dropSession(id);
+      this.forgetUploadHash(id);
     });
+  }
+
+  /** Frees the running hash of a session that is gone (finished, cancelled, or expired: gc tells). */
+  forgetUploadHash(id: string): void {
+    this.uploadHashes.get(id)?.drop();
+    this.uploadHashes.delete(id);
   }
 }
 

@@ -149,6 +149,20 @@ describe('chunk store over the memory driver (index in an in-memory SQLite)', ()
     assert.ok(Buffer.from(await reader.read(MiB - 10, 20)).equals(data.subarray(MiB - 10, MiB + 10)));
   });
 
+  test('a running hash sees a stream stored in several calls; one that missed bytes is lost, until a stream starts again at 0', async () => {
+    const data = randomBytesFor('running-hash', 600_000);
+    const hash = store.runningHash();
+    await store.store(piecesOf(data.subarray(0, 250_000)), { hash });
+    await store.store(piecesOf(data.subarray(250_000)), { hash, startOffset: 250_000 });
+    assert.deepEqual(await hash.digest(), { digest: sha256(data), size: data.length });
+    await store.store(piecesOf(data.subarray(0, 1000)), { hash, startOffset: data.length + 1 });
+    assert.equal(await hash.digest(), undefined, 'it had not seen the bytes before this stream: lost');
+    await store.store(piecesOf(data.subarray(0, 1000)), { hash });
+    assert.deepEqual(await hash.digest(), { digest: sha256(data.subarray(0, 1000)), size: 1000 });
+    hash.drop();
+    assert.equal(await hash.digest(), undefined, 'dropped');
+  });
+
   test('storage down: the upload fails with STORAGE_UNAVAILABLE and records no chunk it did not write', async () => {
     const data = randomBytesFor('memory-down', 2 * MiB);
     raw.down = true;

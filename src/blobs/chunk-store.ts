@@ -9,7 +9,7 @@ import { CairnError } from '../errors.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef } from './chunk-index.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
-import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
+import type { ChunkStream, CodecPool, RawChunk, RunningHash } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from './young-gc.ts';
@@ -84,8 +84,10 @@ export class ChunkStore {
    * order and in batches, inside the transaction that records them, once they
    * and all before them are durable in storage. With `keepPartial`, a failing
    * source still has the bytes received so far stored (and reported) before
-   * the error is rethrown — what resumable uploads need. With `session`, the
-   * running hash kept under that key (see sessionDigest) sees the bytes too.
+   * the error is rethrown — what resumable uploads need. With `hash` (see
+   * runningHash), that running hash sees the bytes too, from `startOffset`
+   * on, provided it has seen exactly the `startOffset` bytes before them;
+   * otherwise it is lost.
    *
    * A stream continued by a later call (the next request of an upload
    * session) passes `resume`: `replay` is its last stored chunk, which ends
@@ -106,7 +108,7 @@ export class ChunkStore {
       onChunks?: (chunks: ChunkRef[]) => void;
       keepPartial?: boolean;
       startOffset?: number;
-      session?: string;
+      hash?: RunningHash;
       resume?: { replay?: ChunkRef; layout?: TensorLayout };
       onLayout?: (layout: TensorLayout) => void;
     } = {},
@@ -180,7 +182,7 @@ export class ChunkStore {
       (stream ??= this.pool.openStream(this.chunking, {
         start: streamStart,
         cuts,
-        session: options.session !== undefined ? { key: options.session, at: startOffset, replay: replay?.size ?? 0 } : undefined,
+        hash: options.hash && { running: options.hash, at: startOffset, replay: replay?.size ?? 0 },
       }));
 
     // Incoming pieces (~64 KiB from the socket) are batched so that a worker
@@ -274,13 +276,13 @@ export class ChunkStore {
     return { digest: ended.digest, size, chunks };
   }
 
-  /** The running sha256 of a session (see store) and how many bytes it has seen; undefined when lost (restart, worker exit). */
-  sessionDigest(key: string): Promise<{ digest: string; size: number } | undefined> {
-    return this.pool.sessionDigest(key);
-  }
-
-  dropSession(key: string): void {
-    this.pool.dropSession(key);
+  /**
+   * A sha256 kept running over a byte stream stored in several calls (an
+   * upload session's requests: pass it to each `store`), computed in a codec
+   * worker; ask it for the digest at the end, and drop it.
+   */
+  runningHash(): RunningHash {
+    return this.pool.runningHash();
   }
 
   /**

@@ -4,18 +4,18 @@
 // { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
 //   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
 //   decode        { data, digest }          → { raw }  (verified)
-//   stream-open   { stream, chunking, start?, cuts?, session?: { key, at, replay? } }
+//   stream-open   { stream, chunking, start?, cuts?, hash?: { key, at, replay? } }
 //   stream-feed   { stream, data }          → { chunks: [{ data, digest }] }
 //   stream-end    { stream }                → { chunks, digest, size }
 //   stream-abort  { stream }
-//   session-digest { key }                  → { digest, size } | { missing: true }
-//   session-drop  { key }
+//   hash-digest   { key }                   → { digest, size } | { missing: true }
+//   hash-drop     { key }
 // A stream is one upload being cut into chunks: its bytes arrive in order,
 // and the stream's whole-content sha256 and each chunk's sha256 are computed
-// here. A session is the running sha256 of a resumable upload, kept across
-// its requests (always in this same worker: the pool routes by key). A stream
-// that continues a session may begin with `replay` bytes the session has
-// already hashed (its last chunk, cut again together with the new bytes).
+// here. A running hash is the sha256 of a resumable upload, kept across its
+// requests (always in this same worker: see RunningHash in codec-pool.ts). A
+// stream that continues one may begin with `replay` bytes it has already
+// hashed (the session's last chunk, cut again together with the new bytes).
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { Chunker, type ChunkerOptions } from './chunker.ts';
@@ -25,12 +25,12 @@ import { collectYoungGarbage } from './young-gc.ts';
 export type CodecRequest = { id: number } & (
   | { op: 'encode'; data: Uint8Array; hint?: ChunkHint; digest?: string }
   | { op: 'decode'; data: Uint8Array; digest: string }
-  | { op: 'stream-open'; stream: number; chunking: ChunkerOptions; start?: number; cuts?: number[]; session?: { key: string; at: number; replay?: number } }
+  | { op: 'stream-open'; stream: number; chunking: ChunkerOptions; start?: number; cuts?: number[]; hash?: { key: number; at: number; replay?: number } }
   | { op: 'stream-feed'; stream: number; data: Uint8Array }
   | { op: 'stream-end'; stream: number }
   | { op: 'stream-abort'; stream: number }
-  | { op: 'session-digest'; key: string }
-  | { op: 'session-drop'; key: string }
+  | { op: 'hash-digest'; key: number }
+  | { op: 'hash-drop'; key: number }
 );
 
 export type CodecReply = { id: number; ok: true; op: string; [field: string]: unknown } | { id: number; ok: false; corrupt: boolean; message: string };
@@ -42,31 +42,31 @@ interface RunningHash {
 
 interface Stream extends RunningHash {
   chunker: Chunker;
-  /** the session's running hash, fed too */
-  session: RunningHash | undefined;
-  /** bytes still to come that the session has already hashed */
+  /** a running hash, fed too */
+  running: RunningHash | undefined;
+  /** bytes still to come that it has already hashed */
   replay: number;
 }
 
 const port = parentPort!;
 const streams = new Map<number, Stream>();
-const sessions = new Map<string, RunningHash>();
+const hashes = new Map<number, RunningHash>();
 
 function openStream(req: Extract<CodecRequest, { op: 'stream-open' }>): void {
-  let session: RunningHash | undefined;
-  if (req.session) {
-    const { key, at } = req.session;
-    session = sessions.get(key);
-    // The session's hash is usable only when it has seen exactly the bytes stored so far.
-    if (!session || session.size !== at) {
-      sessions.delete(key);
-      session = at === 0 ? { hash: createHash('sha256'), size: 0 } : undefined;
-      if (session) sessions.set(key, session);
+  let running: RunningHash | undefined;
+  if (req.hash) {
+    const { key, at } = req.hash;
+    running = hashes.get(key);
+    // A running hash is usable only when it has seen exactly the bytes stored so far.
+    if (!running || running.size !== at) {
+      hashes.delete(key);
+      running = at === 0 ? { hash: createHash('sha256'), size: 0 } : undefined;
+      if (running) hashes.set(key, running);
     }
   }
   const chunker = new Chunker(req.chunking, req.start ?? 0);
   if (req.cuts) chunker.setForcedCuts(req.cuts);
-  streams.set(req.stream, { chunker, hash: createHash('sha256'), size: 0, session, replay: req.session?.replay ?? 0 });
+  streams.set(req.stream, { chunker, hash: createHash('sha256'), size: 0, running, replay: req.hash?.replay ?? 0 });
 }
 
 function streamOf(id: number): Stream {
@@ -84,12 +84,12 @@ function feed(req: Extract<CodecRequest, { op: 'stream-feed' }>): Array<{ data: 
   const stream = streamOf(req.stream);
   stream.hash.update(req.data);
   stream.size += req.data.length;
-  if (stream.session) {
+  if (stream.running) {
     const skip = Math.min(stream.replay, req.data.length);
     stream.replay -= skip;
     const fresh = skip === 0 ? req.data : req.data.subarray(skip);
-    stream.session.hash.update(fresh);
-    stream.session.size += fresh.length;
+    stream.running.hash.update(fresh);
+    stream.running.size += fresh.length;
   }
   return hashed(stream.chunker.push(req.data));
 }
@@ -142,14 +142,14 @@ function handle(req: CodecRequest): void {
       case 'stream-abort':
         streams.delete(req.stream);
         return reply(req.id, req.op, {});
-      case 'session-digest': {
-        const session = sessions.get(req.key);
-        if (!session) return reply(req.id, req.op, { missing: true });
-        // copy(): the session may still grow (a later append) after this digest
-        return reply(req.id, req.op, { digest: `sha256:${session.hash.copy().digest('hex')}`, size: session.size });
+      case 'hash-digest': {
+        const running = hashes.get(req.key);
+        if (!running) return reply(req.id, req.op, { missing: true });
+        // copy(): it may still grow (a later append) after this digest
+        return reply(req.id, req.op, { digest: `sha256:${running.hash.copy().digest('hex')}`, size: running.size });
       }
-      case 'session-drop':
-        sessions.delete(req.key);
+      case 'hash-drop':
+        hashes.delete(req.key);
         return reply(req.id, req.op, {});
       default:
         throw new Error(`unknown op ${(req as { op: unknown }).op}`);
