@@ -1,8 +1,11 @@
-// The blob layer on its own, in-process and fast: the storage key layout and
-// its parser, the one place driver failures become domain errors, and the
-// chunk store over the in-memory driver with its index in an in-memory SQLite
-// database — it records chunks, never blobs (the registry does).
+// The blob layer on its own, in-process and fast: what it may import, the
+// storage key layout and its parser, the one place driver failures become
+// domain errors, and the chunk store over the in-memory driver with its index
+// in an in-memory SQLite database — it records chunks, never blobs (the
+// registry does).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ChunkStore } from '../src/blobs/chunk-store.ts';
 import { CodecPool } from '../src/blobs/codec-pool.ts';
@@ -54,6 +57,20 @@ class SwitchableDriver extends MemoryDriver {
 async function* piecesOf(data: Buffer, size = 100_000): AsyncGenerator<Buffer> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
 }
+
+test('src/blobs/ stands alone: it imports nothing from metadata/, formats/, registry/, http/ (only its own files, errors.ts, start-worker.ts)', () => {
+  const dir = path.join(import.meta.dirname, '../src/blobs');
+  const allowed = new Set(['../errors.ts', '../start-worker.ts']);
+  const outside: string[] = [];
+  for (const file of fs.readdirSync(dir)) {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+'([^']+)'/gms)) {
+      const spec = m[1]!;
+      if (spec.startsWith('../') && !allowed.has(spec)) outside.push(`${file} -> ${spec}`);
+    }
+  }
+  assert.deepEqual(outside, []);
+});
 
 describe('storage key layout', () => {
   test('chunk keys are built and parsed in one place, each the inverse of the other', () => {
