@@ -12,8 +12,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../bin/cairn.js');
+import { cairnBin } from './support/build.ts';
 
 interface Run {
   code: number | null;
@@ -29,7 +28,7 @@ function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function spawnCairn(args: string[], env: Record<string, string>, cwd: string): ChildProcess & { done: Promise<Run>; stdoutSoFar(): string } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cairnBin(), ...args], { env: cliEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -13,6 +13,7 @@ import { rebuildRepository } from '../src/lineage/git-mirror.ts';
 import { createLogger } from '../src/log.ts';
 import { EventQueries } from '../src/metadata/events.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
 const run = promisify(execFile);
 
@@ -175,11 +176,11 @@ describe('lineage mirror', () => {
   });
 
   test('cairn log prints the history with commit ids', async () => {
-    const { stdout } = await run(process.execPath, ['bin/cairn.js', 'log', 'base', '--json'], { env: { ...process.env, CAIRN_URL: server.url } });
+    const { stdout } = await run(process.execPath, [cairnBin(), 'log', 'base', '--json'], { env: { ...process.env, CAIRN_URL: server.url } });
     const doc = JSON.parse(stdout);
     assert.equal(doc.events.length, 8);
     assert.equal(doc.events[0].subject, 'delete base@2.0.0-rc1');
-    const text = (await run(process.execPath, ['bin/cairn.js', 'log', 'base'], { env: { ...process.env, CAIRN_URL: server.url } })).stdout;
+    const text = (await run(process.execPath, [cairnBin(), 'log', 'base'], { env: { ...process.env, CAIRN_URL: server.url } })).stdout;
     assert.match(text, new RegExp(`^${doc.events[0].commit.slice(0, 12)}  delete base@2\\.0\\.0-rc1`, 'm'));
   });
 
@@ -229,7 +230,7 @@ describe('cairn lineage rebuild', () => {
       await server.close();
       const before = await git(gitdir, 'for-each-ref', '--format=%(refname) %(objectname)');
       await fs.rm(gitdir, { recursive: true, force: true });
-      const { stdout } = await run(process.execPath, ['bin/cairn.js', 'lineage', 'rebuild', '--json'], { env: { ...process.env, CAIRN_DATA_DIR: dataDir } });
+      const { stdout } = await run(process.execPath, [cairnBin(), 'lineage', 'rebuild', '--json'], { env: { ...process.env, CAIRN_DATA_DIR: dataDir } });
       const result = JSON.parse(stdout);
       assert.equal(result.events, 4);
       assert.equal(result.mismatched, 0);

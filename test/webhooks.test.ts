@@ -13,6 +13,7 @@ import path from 'node:path';
 import { randomBytesFor } from './support/bytes.ts';
 import { assertError, call, publishForm } from './support/http-client.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -179,9 +180,8 @@ describe('webhooks', () => {
 
 /** The cairn CLI as a user runs it; resolves with its exit code and output. */
 function cli(srv: TestServer, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const bin = path.resolve(import.meta.dirname, '../bin/cairn.js');
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [cairnBin(), ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

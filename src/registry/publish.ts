@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { type Caller, FULL_VIEW, mayRead } from '../access.ts';
 import { RELATIONS, type VersionDoc } from '../api/index.ts';
-import { blobSource, type ChunkStore } from '../blobs/chunk-store.ts';
+import type { ChunkStore } from '../blobs/chunk-store.ts';
 import { canonicalJson, canonicalJsonFile } from '../canonical-json.ts';
 import { CairnError } from '../errors.ts';
 import { InvalidVersionFileError, type AnalysisPool } from '../formats/analysis-pool.ts';
@@ -96,8 +96,11 @@ export class Publishing {
 
   /** Stores one uploaded file's bytes (the caller holds them now: see Catalog.usableBlob); returns its digest and size. */
   async storeFile(source: AsyncIterable<Uint8Array>, caller: Caller): Promise<{ digest: string; size: number }> {
-    const content = await this.chunks.storeBlob(source);
-    if (caller.principal !== undefined) this.catalog.blobs.addGrant(content.digest, caller.principal);
+    const content = await this.chunks.store(source);
+    this.catalog.db.transaction(() => {
+      this.catalog.blobs.addBlob(content.digest, content.size, content.chunks);
+      if (caller.principal !== undefined) this.catalog.blobs.addGrant(content.digest, caller.principal);
+    });
     return { digest: content.digest, size: content.size };
   }
 
@@ -256,7 +259,7 @@ export class Publishing {
     const toAnalyze = files.map((f) => {
       const blob = this.catalog.blobs.getBlob(f.digest);
       if (!blob) throw unknownBlob(f);
-      return { path: f.path, digest: f.digest, size: blob.size, open: () => blobSource(this.chunks, this.catalog.blobs, f.digest, f.path) };
+      return { path: f.path, digest: f.digest, size: blob.size, open: () => ({ path: f.path, ...this.chunks.blobReader(f.digest) }) };
     });
     let out;
     try {
