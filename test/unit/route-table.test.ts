@@ -4,10 +4,10 @@
 // These checks need no server.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SCOPES } from '../src/access.ts';
-import { ROUTES } from '../src/http/app.ts';
-import { openApiDocument, templatePath } from '../src/http/openapi.ts';
-import type { Route } from '../src/http/route.ts';
+import { SCOPES } from '../../src/access.ts';
+import { ROUTES } from '../../src/http/app.ts';
+import { openApiDocument, templatePath } from '../../src/http/openapi.ts';
+import type { Route } from '../../src/http/route.ts';
 
 const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
