@@ -1,6 +1,6 @@
 // LOCAL CHECK on the real models in ../shared/models (relative to the
-// repository root; CAIRN_SHARED_MODELS overrides; /work/shared/models is the
-// usual place). Skipped, saying so, when they are absent (CI has none).
+// repository root; CAIRN_SHARED_MODELS overrides: support/shared-models.ts).
+// Skipped, saying so, when they are absent (CI has none).
 // Checks issue 15's bars: fp16 ≤ 0.55× with cosine ≥ 0.999 and int8 ≤ 0.35×
 // with cosine ≥ 0.98 on PP-OCRv4 det, both valid under onnx.checker and run by
 // ONNX Runtime (silero VAD too); prune 50% leaves every pruned weight ≥ 49.9%
@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deriveOnnx, type OnnxParams, type OnnxReport } from '../src/derive/onnx-transforms.ts';
 import { deriveSafetensors } from '../src/derive/safetensors-transforms.ts';
 import { compareSafetensors } from '../src/derive/safetensors-measure.ts';
@@ -19,12 +18,10 @@ import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/on
 import type { Derived } from '../src/derive/stream.ts';
 import { derivePython, runPython } from './support/derive-python.ts';
 import { diskSource, writeDerived } from './support/derive-files.ts';
+import { sharedModels } from './support/shared-models.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const candidates = [process.env.CAIRN_SHARED_MODELS, path.resolve(root, '../shared/models'), '/work/shared/models'].filter((d): d is string => !!d);
-const MODELS = candidates.find((d) => fs.existsSync(path.join(d, 'ch_PP-OCRv4_det_infer.onnx')));
-const skip = MODELS ? false : `SKIPPED: no real models in ${candidates.join(' or ')}`;
-if (!MODELS) console.log(`derive-real-models: ${skip}`);
+const real = sharedModels(['ch_PP-OCRv4_det_infer.onnx', 'silero_vad_v5.onnx', 'ppocr-det.fp32.safetensors', 'ppocr-det.bf16.safetensors'], 'derive-real-models');
+const { skip } = real;
 
 const PPOCR = 'ch_PP-OCRv4_det_infer.onnx';
 const SILERO = 'silero_vad_v5.onnx';
@@ -113,7 +110,7 @@ function summary(m: OnnxMeasurement): unknown {
 }
 
 async function onnxCase(t: TestContext, model: string, params: OnnxParams, samples: string): Promise<{ report: OnnxReport; measured: OnnxMeasurement; ratio: number }> {
-  const parent = path.join(MODELS!, model);
+  const parent = real.path(model);
   const out = path.join(dir, `${model}.${params.transform}.onnx`);
   const { report, ms, memory } = await timed(() => deriveOnnx(diskSource(parent), params), out);
   assert.equal(runPython(python, CHECK, [out]).trim(), 'ok', 'onnx.checker (full) passes and ONNX Runtime loads it');
@@ -167,10 +164,10 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
   }
 
   it('ppocr-det.fp32.safetensors cast to BF16 equals PyTorch and ml_dtypes bit for bit', async (t) => {
-    const parent = path.join(MODELS!, 'ppocr-det.fp32.safetensors');
+    const parent = real.path('ppocr-det.fp32.safetensors');
     const out = path.join(dir, 'ppocr-det.bf16.derived.safetensors');
     const { report, ms, memory } = await timed(() => deriveSafetensors(diskSource(parent), { transform: 'cast', to: 'BF16' }), out);
-    const ref = JSON.parse(runPython(python, CAST_REFERENCE, [parent, out, path.join(MODELS!, 'ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
+    const ref = JSON.parse(runPython(python, CAST_REFERENCE, [parent, out, real.path('ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
     assert.equal(ref.differ_torch, 0);
     assert.equal(ref.differ_ml_dtypes, 0);
     assert.equal(ref.metadata_equal, true);

@@ -1,11 +1,10 @@
 // ONNX, TFLite, SavedModel and TF.js detectors: every extracted field on
 // fixtures built in TypeScript, broken (truncated, corrupted) files, bounded
 // reads on a huge virtual file, a seeded fuzz run, and — as a local check only,
-// skipped when absent — the real ONNX files in /work/shared/models.
+// skipped when absent — the real ONNX files in ../shared/models (support/shared-models.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { bufferSource } from '../src/formats/sources.ts';
 import { InvalidModelFileError, type Detector, type FileFormat, type FileSource } from '../src/formats/types.ts';
 import { PbReader, ProtobufError } from '../src/formats/protobuf.ts';
@@ -16,6 +15,7 @@ import { PbWriter, onnxModel, onnxNestedIf, savedModel, tfliteModel, tfjsModelJs
 import { virtualSource } from './support/fixtures-pickle-zip.ts';
 import { prng } from './support/prng.ts';
 import { assertSafetyContract } from './support/safety-contract.ts';
+import { sharedModels } from './support/shared-models.ts';
 
 async function rejectsInvalid(p: Promise<unknown>, format: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -621,12 +621,11 @@ test('fuzz: 10,000+ mutated inputs per detector resolve or throw InvalidModelFil
 
 // ---------------------------------------------------------------- local check: real files
 
-const SHARED_MODELS = '/work/shared/models';
-const realOnnx = existsSync(SHARED_MODELS) ? readdirSync(SHARED_MODELS).filter((f) => f.endsWith('.onnx')) : [];
+const realOnnx = sharedModels(/\.onnx$/, 'formats-onnx-tf');
 
-test('LOCAL CHECK (skipped without /work/shared/models): real ONNX files', { skip: realOnnx.length === 0 && 'no real ONNX files here' }, async () => {
-  for (const name of realOnnx) {
-    const bytes = readFileSync(join(SHARED_MODELS, name));
+test('LOCAL CHECK: the real ONNX files in ../shared/models', { skip: realOnnx.skip }, async () => {
+  for (const name of realOnnx.files) {
+    const bytes = readFileSync(realOnnx.path(name));
     const r = await detectOnnx(bufferSource(name, bytes));
     assert.ok(r && r.format === 'onnx' && (r.parameters ?? 0) > 0, name);
     // the same without the extension: recognised from the bytes alone

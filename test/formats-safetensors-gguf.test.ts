@@ -4,12 +4,12 @@
 // InvalidModelFileError only, quickly and with bounded memory).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, openSync, readSync, closeSync, fstatSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { bufferSource } from '../src/formats/sources.ts';
 import { InvalidModelFileError, type FileSource, type FileFormat } from '../src/formats/types.ts';
 import { detectSafetensors, safetensorsTensorRanges } from '../src/formats/safetensors.ts';
 import { assertSafetyContract } from './support/safety-contract.ts';
+import { sharedModels } from './support/shared-models.ts';
 import { detectGguf } from '../src/formats/gguf.ts';
 import {
   buildGguf, buildSafetensors, concat, CHAT_TEMPLATE, GGML, patternBytes, prng, rawSafetensors, recordingSource,
@@ -383,8 +383,8 @@ describe('huge length fields on huge (virtual) files', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Local check against the real files in /work/shared (not part of the fixture
-// suite: skipped when the files are absent, e.g. on a fresh clone).
+// Local check against the real files in ../shared/models (not part of the
+// fixture suite: skipped when the files are absent, e.g. on a fresh clone).
 
 function fileSource(path: string): FileSource & { close(): void } {
   const fd = openSync(path, 'r');
@@ -402,13 +402,12 @@ function fileSource(path: string): FileSource & { close(): void } {
   };
 }
 
-const SHARED = '/work/shared/models';
-const realFiles = existsSync(SHARED) ? readdirSync(SHARED).filter((f) => /^ppocr-det\..*\.safetensors$/.test(f)) : [];
+const realFiles = sharedModels(/^ppocr-det\..*\.safetensors$/, 'formats-safetensors-gguf');
 
-describe('LOCAL CHECK (real files in /work/shared/models, skipped when absent)', () => {
-  it('extracts ppocr-det.*.safetensors', { skip: realFiles.length === 0 && 'no /work/shared/models/ppocr-det.*.safetensors' }, async (t) => {
-    for (const name of realFiles) {
-      const src = fileSource(join(SHARED, name));
+describe('LOCAL CHECK: the real files in ../shared/models (skipped when absent)', () => {
+  it('extracts ppocr-det.*.safetensors', { skip: realFiles.skip }, async (t) => {
+    for (const name of realFiles.files) {
+      const src = fileSource(realFiles.path(name));
       try {
         const rec = recordingSource(src);
         const f = (await detectSafetensors(rec))!;
