@@ -30,7 +30,7 @@ function pollHealth(url: string): { stop(): Promise<number[]> } {
       await res.arrayBuffer();
       assert.equal(res.status, 200);
       latencies.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // the sampling interval of the probe (the point)
     }
   })();
   return {

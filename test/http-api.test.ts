@@ -29,6 +29,7 @@ import {
   type JsonResponse,
 } from './support/http-client.ts';
 import { s3TestConfig, startTestServer, storageKinds, type StorageKind, type TestServer } from './support/server.ts';
+import { waitFor } from './support/wait-for.ts';
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 /** A deleted version is 404; the server may say so with a distinct code. */
@@ -89,18 +90,18 @@ async function patch(base: string, id: string, body: Uint8Array | undefined, ran
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
 }
 
-async function waitForStableOffset(base: string, id: string, min = 1, timeoutMs = 10_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let last = -1;
-  while (Date.now() < deadline) {
-    const res = await call(base, 'GET', `/v1/uploads/${id}`);
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    const offset = res.body.offset as number;
-    if (offset >= min && offset === last) return offset;
-    last = offset;
-    await sleep(150);
-  }
-  assert.fail(`upload ${id} offset did not settle at >= ${min} (last ${last})`);
+/**
+ * The session's offset once the server is done with the request that was
+ * writing to it: an empty PATCH (it appends nothing) is refused with
+ * UPLOAD_BUSY while another request holds the session.
+ */
+function offsetWhenIdle(base: string, id: string, min = 1): Promise<number> {
+  return waitFor(`upload ${id} idle at an offset >= ${min}`, async () => {
+    const res = await patch(base, id, undefined);
+    if (res.status === 409 && res.body?.error?.code === 'UPLOAD_BUSY') return undefined;
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return res.body.offset >= min ? (res.body.offset as number) : undefined;
+  });
 }
 
 describe('streaming and memory (fs)', () => {
@@ -753,12 +754,15 @@ for (const kind of storageKinds) {
         });
         req.write(head);
         req.write(big.subarray(0, 3 * MiB), () => {
+          // the client stalls mid-file, then goes away (the scenario, not a wait)
           setTimeout(() => {
             req.destroy();
             resolve();
           }, 300);
         });
       });
+      // A negative check: nothing the aborted request left behind may become
+      // visible later either; there is no event to await for "nothing happens".
       await sleep(300);
       assertError(await call(base, 'GET', '/v1/models/aborted-model'), 404, 'MODEL_NOT_FOUND');
       assert.equal((await call(base, 'GET', '/healthz')).status, 200);
@@ -1150,6 +1154,7 @@ for (const kind of storageKinds) {
             resolve();
           });
           req.write(payload.subarray(first, first + written), () => {
+            // the client stalls mid-part, then goes away (the scenario, not a wait)
             setTimeout(() => {
               req.destroy();
               resolve();
@@ -1157,19 +1162,14 @@ for (const kind of storageKinds) {
           });
         });
 
-        const offset = await waitForStableOffset(base, id, first + 1);
+        const offset = await offsetWhenIdle(base, id, first + 1);
         assert.ok(offset > first, `the server kept bytes of the interrupted PATCH (offset ${offset})`);
         assert.ok(offset <= first + written, `no more than was sent (offset ${offset}, sent ${first + written})`);
 
         // resume from exactly where the server is
-        let resumed: Awaited<ReturnType<typeof patch>> | undefined;
-        for (let i = 0; i < 50; i++) {
-          resumed = await patch(base, id, payload.subarray(offset), [offset, payload.length - 1]);
-          if (resumed.status !== 409 || resumed.body?.error?.code !== 'UPLOAD_BUSY') break;
-          await sleep(100);
-        }
-        assert.equal(resumed!.status, 202, JSON.stringify(resumed!.body));
-        assert.equal(resumed!.body.offset, payload.length);
+        const resumed = await patch(base, id, payload.subarray(offset), [offset, payload.length - 1]);
+        assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
+        assert.equal(resumed.body.offset, payload.length);
         const done = await call(base, 'PUT', `/v1/uploads/${id}?digest=${digestOf(payload)}`);
         assert.equal(done.status, 201, JSON.stringify(done.body));
         assert.equal(done.body.size, payload.length);
@@ -1202,14 +1202,12 @@ for (const kind of storageKinds) {
         });
         await new Promise<void>((resolve) => req.write(payload.subarray(0, MiB), () => resolve()));
 
-        let busy: Awaited<ReturnType<typeof patch>> | undefined;
-        for (let i = 0; i < 50; i++) {
-          // an empty PATCH without Content-Range is harmless if it ever gets in first
-          busy = await patch(base, id, undefined);
-          if (busy.status === 409) break;
-          await sleep(50);
-        }
-        assertError(busy!, 409, 'UPLOAD_BUSY');
+        // an empty PATCH without Content-Range is harmless if it ever gets in first
+        const busy = await waitFor('the session held by the first PATCH', async () => {
+          const res = await patch(base, id, undefined);
+          return res.status === 409 && res;
+        });
+        assertError(busy, 409, 'UPLOAD_BUSY');
         assertError(await patch(base, id, payload.subarray(0, 10), [0, 9]), 409, 'UPLOAD_BUSY', 'a second writer with data');
         assertError(await call(base, 'PUT', `/v1/uploads/${id}?digest=${digestOf(payload)}`), 409, 'UPLOAD_BUSY', 'finishing while busy');
 

@@ -11,7 +11,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { browserUnavailable, launchChromium, screenshotPath } from './support/browser.ts';
 import { MALICIOUS } from './support/fixtures-pickle-zip.ts';
 import { validSafetensors } from './support/fixtures-safetensors-gguf.ts';
-import { bodyOf, call, sleep } from './support/http-client.ts';
+import { bodyOf, call } from './support/http-client.ts';
+import { waitFor } from './support/wait-for.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 const skip = browserUnavailable();
@@ -43,15 +44,12 @@ async function publish(base: string, token: string, name: string, seed: Seed): P
 }
 
 /** Waits until the git mirror has written a commit for every event of `name`. */
-async function mirroredHistory(base: string, token: string, name: string): Promise<any[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
+function mirroredHistory(base: string, token: string, name: string): Promise<any[]> {
+  return waitFor(`a commit for every event of ${name}`, async () => {
     const res = await call(base, 'GET', `/v1/models/${name}/history`, undefined, { authorization: `Bearer ${token}` });
     assert.equal(res.status, 200);
-    if (res.body.events.every((e: any) => e.commit)) return res.body.events;
-    if (Date.now() > deadline) throw new Error(`history of ${name} still has uncommitted events: ${JSON.stringify(res.body.events)}`);
-    await sleep(100);
-  }
+    return res.body.events.every((e: any) => e.commit) && res.body.events;
+  }, 20_000, 100);
 }
 
 /** Waits until the page shows the current address, fully loaded. */
