@@ -16,7 +16,7 @@ import { deriveSafetensors } from '../src/derive/safetensors-transforms.ts';
 import { compareSafetensors } from '../src/derive/safetensors-measure.ts';
 import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/onnx-measure.ts';
 import type { Derived } from '../src/derive/stream.ts';
-import { derivePython, runPython } from './support/derive-python.ts';
+import { DERIVE_PYTHON_PACKAGES, pythonVenv, type PythonEnv } from './support/python.ts';
 import { diskSource, writeDerived } from './support/derive-files.ts';
 import { sharedModels } from './support/shared-models.ts';
 
@@ -73,7 +73,9 @@ for k in a.keys():
 print(json.dumps({'elements': n, 'differ_torch': bad_torch, 'differ_ml_dtypes': bad_ml, 'differ_shipped_bf16': differs_shipped, 'metadata_equal': a.metadata() == b.metadata()}))
 `;
 
-let python = '';
+let python: PythonEnv;
+/** Runs a Python script (source) with arguments; its stdout. */
+const py = async (script: string, args: string[]) => (await python.run(script, args, { timeoutMs: 10 * 60_000 })).stdout;
 let dir = '';
 let ppocrSamples = '';
 let sileroSamples = '';
@@ -113,7 +115,7 @@ async function onnxCase(t: TestContext, model: string, params: OnnxParams, sampl
   const parent = real.path(model);
   const out = path.join(dir, `${model}.${params.transform}.onnx`);
   const { report, ms, memory } = await timed(() => deriveOnnx(diskSource(parent), params), out);
-  assert.equal(runPython(python, CHECK, [out]).trim(), 'ok', 'onnx.checker (full) passes and ONNX Runtime loads it');
+  assert.equal((await py(CHECK, [out])).trim(), 'ok', 'onnx.checker (full) passes and ONNX Runtime loads it');
   const measured = await measureOnnx({ parent, derived: out, samples: await loadSamples(diskSource(samples)) });
   const ratio = report.size.after / report.size.before;
   t.diagnostic(JSON.stringify({ model, transform: params.transform, size: report.size, ratio: Number(ratio.toFixed(4)), checker: 'ok', ms, memory, ...(summary(measured) as object) }));
@@ -121,12 +123,12 @@ async function onnxCase(t: TestContext, model: string, params: OnnxParams, sampl
 }
 
 describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped when absent)', { skip }, () => {
-  before(() => {
-    python = derivePython();
+  before(async () => {
+    python = await pythonVenv(DERIVE_PYTHON_PACKAGES);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-derive-real-'));
     ppocrSamples = path.join(dir, 'ppocr-samples.safetensors');
     sileroSamples = path.join(dir, 'silero-samples.safetensors');
-    runPython(python, WRITE_SAMPLES, [ppocrSamples, sileroSamples]);
+    await py(WRITE_SAMPLES, [ppocrSamples, sileroSamples]);
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -167,7 +169,7 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
     const parent = real.path('ppocr-det.fp32.safetensors');
     const out = path.join(dir, 'ppocr-det.bf16.derived.safetensors');
     const { report, ms, memory } = await timed(() => deriveSafetensors(diskSource(parent), { transform: 'cast', to: 'BF16' }), out);
-    const ref = JSON.parse(runPython(python, CAST_REFERENCE, [parent, out, real.path('ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
+    const ref = JSON.parse(await py(CAST_REFERENCE, [parent, out, real.path('ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
     assert.equal(ref.differ_torch, 0);
     assert.equal(ref.differ_ml_dtypes, 0);
     assert.equal(ref.metadata_equal, true);
