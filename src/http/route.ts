@@ -146,7 +146,7 @@ function accessCheck(access: Access): RequestHandler {
 // first: it steps aside (next('route')) when its second segment is reserved,
 // and the one-segment reading of the same route comes right after it. The
 // answer does not depend on the order of the routes: a one-segment reading
-// needs a reserved word second, a two-segment one forbids it.
+// has a reserved word or nothing second, a two-segment one never.
 // An encoded slash (`acme%2Fresnet`) is part of its segment: the one-segment
 // reading gets `acme/resnet`, the same name, checked as any other.
 // A path whose two-segment reading was refused and that no route took at all

@@ -47,7 +47,7 @@ export interface ModelSummaryRow extends ModelRow {
 /**
  * SQL true when model `m`'s name is within the JSON array of name patterns
  * @patterns (none: every model) — the patterns of a token, matched by the one
- * matcher (modelAllowed in ../access.ts, registered as an SQL function), so
+ * matcher (patternMatches in ../access.ts, registered as an SQL function), so
  * that lists, their cursors and the checks of single models never disagree.
  */
 const NAME_VISIBLE = '(json_array_length(@patterns) = 0 OR EXISTS (SELECT 1 FROM json_each(@patterns) p WHERE cairn_pattern_matches(p.value, m.name)))';
