@@ -99,6 +99,13 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     gc: config.gc,
     log,
   });
+  const legacy = services.models.legacyNames();
+  if (legacy.reservedModelNames.length > 0) {
+    log.warn('models named with a reserved word: they stay readable and writable, but no new model may take such a name (README "Namespaces")', { models: legacy.reservedModelNames });
+  }
+  if (legacy.modelsWithMainAlias.length > 0) {
+    log.warn("aliases named 'main' (set before the name was reserved): Hugging Face clients get them instead of the latest version; remove them with cairn unalias <model> main", { models: legacy.modelsWithMainAlias });
+  }
   void mirror.kick(); // catch up on whatever is still queued from before
   void dispatcher.kick(); // and on webhook deliveries due or interrupted
   return {

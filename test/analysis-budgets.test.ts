@@ -60,7 +60,8 @@ describe('analysis pool budgets', () => {
     assert.equal(spin!.analysis.format, 'unknown');
     assert.equal(stoppedBy(spin!.analysis), 'cpu');
     assert.match((spin!.analysis.details.analysis_stopped as { reason: string }).reason, /CAIRN_ANALYSIS_FILE_SECONDS/);
-    assert.ok(worstLagMs < 100, `event loop ${worstLagMs.toFixed(0)} ms late while a worker spun`);
+    // on the event loop, the spin would hold it for the whole 1 s budget; half of it leaves room for a loaded machine
+    assert.ok(worstLagMs < 500, `event loop ${worstLagMs.toFixed(0)} ms late while a worker spun`);
     // the pool goes on with a new worker
     const [ok] = await p.analyzeVersion([file('model.safetensors', safetensorsFile())]);
     assert.equal(ok!.analysis.format, 'safetensors');
@@ -155,7 +156,8 @@ describe('analysis pool budgets', () => {
     assert.equal(result.length, 10_000);
     assert.equal(p.stats().analyses, 10_000);
     assert.ok(seconds < 30, `${seconds.toFixed(1)} s for 10,000 files`);
-    assert.ok(worstLagMs < 150, `event loop ${worstLagMs.toFixed(0)} ms late`);
+    // generous for a loaded machine: what this guards against is analysis on the loop (seconds)
+    assert.ok(worstLagMs < 500, `event loop ${worstLagMs.toFixed(0)} ms late`);
   });
 });
 

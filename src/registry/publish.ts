@@ -9,7 +9,7 @@ import { CairnError } from '../errors.ts';
 import { InvalidVersionFileError, type AnalysisPool } from '../formats/analysis-pool.ts';
 import { linkVersionFiles, summarize } from '../formats/analyze.ts';
 import type { FileFormat } from '../formats/types.ts';
-import { checkAlias, checkDigest, checkName, checkVersion, MAX_FILES_PER_VERSION, MAX_PARENTS, parseNameRef, tooManyFiles, VersionPaths } from '../identifiers.ts';
+import { checkAlias, checkDigest, checkName, checkNewName, checkNewVersion, checkVersion, MAX_FILES_PER_VERSION, MAX_PARENTS, parseNameRef, tooManyFiles, VersionPaths } from '../identifiers.ts';
 import { checkJsonValue, MAX_JSON_BYTES } from '../json-limits.ts';
 import { isValidTagName, modelPath, versionPath } from '../lineage/documents.ts';
 import type { FileRow, VersionRow } from '../metadata/models.ts';
@@ -87,8 +87,9 @@ export class Publishing {
   /** Cheap early check, so a client does not stream gigabytes into a publish that must fail. */
   assertCanPublish(name: string, version: unknown): void {
     checkName(name);
-    const v = checkVersion(version);
+    const v = checkNewVersion(version);
     const model = this.catalog.models.model(name);
+    if (!model) checkNewName(name);
     const existing = model && this.catalog.models.versionByString(model.id, v);
     if (existing) throw versionExists(name, existing);
     if (model && this.catalog.models.aliasTarget(model.id, v)) throw aliasShadowed(name, v);
@@ -108,7 +109,7 @@ export class Publishing {
   async publish(input: PublishInput): Promise<VersionDoc> {
     const { catalog } = this;
     const name = checkName(input.name);
-    const version = checkVersion(input.version);
+    const version = checkNewVersion(input.version);
     const message = optionalText('message', input.message, MAX_MESSAGE);
     const metadata = parseMetadata(input.metadata);
     const aliases = [...new Set((input.aliases ?? []).map((a) => checkAlias(a)))];
@@ -156,7 +157,7 @@ export class Publishing {
 
     const versionId = catalog.commit(() => {
       const now = catalog.now().toISOString();
-      const model = catalog.models.model(name) ?? catalog.models.createModel(name, now);
+      const model = catalog.models.model(name) ?? catalog.models.createModel(checkNewName(name), now);
       const existing = catalog.models.versionByString(model.id, version);
       if (existing) throw versionExists(name, existing);
       if (catalog.models.aliasTarget(model.id, version)) throw aliasShadowed(name, version);
