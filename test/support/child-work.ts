@@ -2,7 +2,8 @@
 // "ready", reads the arguments (one JSON line on stdin), runs the exported
 // function, says "done <result as JSON>", and exits once stdin closes — so
 // the parent can read this process's peak memory after the work and before
-// the exit.
+// the exit. Its lines on stdout start with "child-work:"; the parent passes
+// over anything else the work prints.
 import readline from 'node:readline';
 
 const [moduleUrl, fn] = process.argv.slice(2);
@@ -10,10 +11,10 @@ const mod = (await import(moduleUrl!)) as Record<string, (...args: unknown[]) =>
 const work = mod[fn!];
 if (typeof work !== 'function') throw new Error(`${moduleUrl} exports no function ${fn}`);
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-process.stdout.write('ready\n');
+process.stdout.write('child-work:ready\n');
 const first = await lines.next();
 if (first.done) process.exit(1);
 const result = await work(...(JSON.parse(first.value) as unknown[]));
-process.stdout.write(`done ${JSON.stringify(result ?? null)}\n`);
+process.stdout.write(`child-work:done ${JSON.stringify(result ?? null)}\n`);
 for await (const _ of lines) void _; // until the parent has read the figures and closes stdin
 process.exit(0);

@@ -36,6 +36,8 @@ export function resetPeak(pid: number): boolean {
 
 export interface ChildRun<R> {
   result: R;
+  /** the child's RSS once it had loaded the module, just before the work */
+  startMiB: number;
   /** the child's peak RSS while it ran the work (VmHWM, reset just before) */
   peakMiB: number;
   /** its RSS when the work was done */
@@ -60,15 +62,17 @@ export async function runInChild<R>(module: string | URL, fn: string, args: unkn
   try {
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const next = async (expect: string): Promise<string> => {
-      const { value, done } = await lines.next();
-      if (done || !value.startsWith(expect)) throw new Error(`child-work: expected "${expect}", got ${done ? 'the end' : JSON.stringify(value.slice(0, 200))} (exit ${await Promise.race([exited, 'running'])}):\n${stderr}`);
-      return value.slice(expect.length);
+      let { value, done } = await lines.next();
+      while (!done && !value.startsWith('child-work:')) ({ value, done } = await lines.next()); // the work's own output
+      if (done || !value.startsWith(`child-work:${expect}`)) throw new Error(`child-work: expected "${expect}", got ${done ? 'the end' : JSON.stringify(value.slice(0, 200))} (exit ${done ? await exited : 'running'}):\n${stderr}`);
+      return value.slice(`child-work:${expect}`.length);
     };
     await next('ready');
     assert.ok(resetPeak(child.pid!), `cannot reset the peak RSS of process ${child.pid} (/proc/<pid>/clear_refs)`);
+    const startMiB = statusKiB(child.pid!, 'VmRSS') / 1024;
     child.stdin.write(`${JSON.stringify(args)}\n`);
     const result = JSON.parse(await next('done ')) as R;
-    const run = { result, peakMiB: statusKiB(child.pid!, 'VmHWM') / 1024, rssMiB: statusKiB(child.pid!, 'VmRSS') / 1024 };
+    const run = { result, startMiB, peakMiB: statusKiB(child.pid!, 'VmHWM') / 1024, rssMiB: statusKiB(child.pid!, 'VmRSS') / 1024 };
     child.stdin.end();
     assert.equal(await exited, 0, stderr);
     return run;
