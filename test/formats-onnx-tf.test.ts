@@ -15,7 +15,7 @@ import { detectSavedModelPb, detectTfjs } from '../src/formats/tensorflow.ts';
 import { PbWriter, onnxModel, onnxNestedIf, savedModel, tfliteModel, tfjsModelJson } from './support/fixtures-onnx-tf.ts';
 import { virtualSource } from './support/fixtures-pickle-zip.ts';
 import { type FuzzCounts } from './support/fuzz-onnx-tf.ts';
-import { runInChild } from './support/process-memory.ts';
+import { assertPeakGrowthBelow, runInChild } from './support/process-memory.ts';
 import { sharedModels } from './support/shared-models.ts';
 
 async function rejectsInvalid(p: Promise<unknown>, format: string): Promise<void> {
@@ -500,9 +500,8 @@ test('tfjs: a model.json too large to parse is unknown, not safe', async () => {
 
 test('fuzz: 10,000 mutated inputs per detector resolve or throw InvalidModelFileError only; memory stays bounded (measured in a child process)', { timeout: 300_000 }, async (t) => {
   const run = await runInChild<Record<string, FuzzCounts>>(new URL('./support/fuzz-onnx-tf.ts', import.meta.url), 'fuzzOnnxTf', [10_000]);
-  const grewMiB = run.peakMiB - run.startMiB;
+  const grewMiB = assertPeakGrowthBelow(run, 200, 'fuzzing the ONNX/TF detectors');
   t.diagnostic(`fuzz: ${JSON.stringify(run.result)}; rss ${run.startMiB.toFixed(0)} MiB, peak +${grewMiB.toFixed(0)} MiB`);
-  assert.ok(grewMiB < 200, `the fuzzing process grew by ${grewMiB.toFixed(0)} MiB`);
 });
 
 // ---------------------------------------------------------------- local check: real files

@@ -22,7 +22,7 @@ import {
 import { joblibLoadRuns, useJoblibFixtures } from './support/fixtures-python.ts';
 import { assertSafetyContract } from './support/safety-contract.ts';
 import { FUZZ_TARGETS, type FuzzCounts } from './support/fuzz-pickle-zip.ts';
-import { runInChild } from './support/process-memory.ts';
+import { assertPeakGrowthBelow, runInChild } from './support/process-memory.ts';
 
 const enc = new TextEncoder();
 const src = (path: string, bytes: Uint8Array) => bufferSource(path, bytes);
@@ -670,8 +670,7 @@ describe('fuzz', () => {
     test(`${name}: ${PER_TARGET} mutated inputs resolve or reject with InvalidModelFileError; memory stays bounded (measured in a child process)`, { timeout: 300_000 }, async (ctx) => {
       const run = await runInChild<FuzzCounts>(new URL('./support/fuzz-pickle-zip.ts', import.meta.url), 'fuzzPickleZip', [name, PER_TARGET]);
       const c = run.result;
-      const grewMiB = run.peakMiB - run.startMiB;
-      assert.ok(grewMiB < 200, `the fuzzing process grew by ${grewMiB.toFixed(0)} MiB`);
+      const grewMiB = assertPeakGrowthBelow(run, 200, `fuzzing ${name}`);
       ctx.diagnostic(`${c.resolved} resolved (${c.found} found, ${c.cutShort} cut short), ${c.rejected} rejected, slowest ${c.slowestMs.toFixed(1)} ms, peak rss +${grewMiB.toFixed(0)} MiB`);
     });
   }

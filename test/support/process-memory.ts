@@ -95,3 +95,10 @@ export function assertPeakGrowsSlowly(what: string, small: { bytes: number; peak
   assert.ok(grewMiB < fraction * extraMiB, line);
   return line;
 }
+
+/** Asserts that the child's peak stayed less than `limitMiB` above its RSS before the work; the growth in MiB. */
+export function assertPeakGrowthBelow(run: ChildRun<unknown>, limitMiB: number, what: string): number {
+  const grewMiB = run.peakMiB - run.startMiB;
+  assert.ok(grewMiB < limitMiB, `${what}: the process grew by ${grewMiB.toFixed(0)} MiB (from ${run.startMiB.toFixed(0)} MiB; at most ${limitMiB})`);
+  return grewMiB;
+}
