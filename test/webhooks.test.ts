@@ -132,7 +132,7 @@ describe('webhooks', () => {
     for (const name of ['acme', 'acme2/x', 'acme-x/y', 'acme/resnet']) assert.equal((await publish(srv, name, '1.0.0')).status, 201, name);
     assert.equal((await call(srv.url, 'PUT', '/v1/models/acme/resnet/aliases/production', { version: '1.0.0' })).status, 200);
     const got = await rx.until(2);
-    await new Promise((r) => setTimeout(r, 200)); // nothing more arrives
+    await waitFor('every event seen by the hook, every delivery answered', () => dispatcherIdle(srv)); // then nothing more can arrive
     assert.deepEqual(got.map((g) => JSON.parse(g.body)).map((b) => [b.event, b.model, b.subject]), [
       ['publish', 'acme/resnet', 'publish acme/resnet@1.0.0'],
       ['alias', 'acme/resnet', 'alias acme/resnet@production -> 1.0.0'],
