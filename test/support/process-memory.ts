@@ -15,6 +15,11 @@ import readline from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const MiB = 1024 * 1024;
+// The work runs as the server runs it (bin/cairn.js, npm start): a small young
+// generation and glibc unmapping freed large buffers. Without them the peak
+// also holds up to ~40 MiB of garbage not yet collected, which varies with load.
+const SERVER_NODE_ARGS = ['--max-semi-space-size=2'];
+const SERVER_ENV = { MALLOC_MMAP_THRESHOLD_: '1048576' };
 const RUNNER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child-work.ts');
 
 /** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, …). */
@@ -46,13 +51,14 @@ export interface ChildRun<R> {
 
 /**
  * Runs `fn(...args)`, exported by `module` (a path or URL; TypeScript is fine), in
- * a child node process and measures it from here: once the child has loaded
+ * a child node process (with the server's runtime flags unless `nodeArgs` and
+ * `env` say otherwise) and measures it from here: once the child has loaded
  * the module its peak is reset, then it runs the work, and its peak is read
  * while it waits to be let go. `args` and the result travel as JSON.
  */
 export async function runInChild<R>(module: string | URL, fn: string, args: unknown[] = [], options: { env?: NodeJS.ProcessEnv; nodeArgs?: string[]; timeoutMs?: number } = {}): Promise<ChildRun<R>> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', RUNNER, module instanceof URL ? module.href : pathToFileURL(path.resolve(module)).href, fn], {
-    env: options.env ?? process.env,
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? SERVER_NODE_ARGS), '--import', 'tsx', RUNNER, module instanceof URL ? module.href : pathToFileURL(path.resolve(module)).href, fn], {
+    env: { ...SERVER_ENV, ...(options.env ?? process.env) },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
