@@ -2,7 +2,8 @@
 // the in-memory driver and an in-memory SQLite database: multipart and JSON
 // publishes, the version document and its refs, file reads with ETag and
 // ranges across chunk boundaries, the archive, lists; aliases and deletes
-// (tombstones); lineage, history (with the git mirror's commits) and diffs.
+// (tombstones); namespaced names; lineage, history (with the git mirror's commits)
+// and diffs.
 // test/http-api.test.ts, lineage.test.ts and diff.test.ts go deeper, on disk
 // and S3.
 import assert from 'node:assert/strict';
@@ -212,6 +213,24 @@ const publishOne = async (name: string, version: string, aliases: string[] = [])
   assert.equal(res.status, 201, JSON.stringify(res.body));
   return res.body;
 };
+describe('namespaces', () => {
+  test('acme/resnet beside a flat acme: its own document, files, aliases and versions; the namespace filter; a reserved word is 400 INVALID_NAME', async () => {
+    await publishOne('ns-acme', '1.0');
+    await publishOne('ns-acme/resnet', '1.0', ['production']);
+    await publishOne('ns-acme/resnet', 'versions'); // a version may be called like a sub-resource
+    assert.equal((await call(srv.url, 'GET', '/v1/models/ns-acme')).body.name, 'ns-acme');
+    const model = await call(srv.url, 'GET', '/v1/models/ns-acme/resnet');
+    assert.deepEqual([model.body.name, model.body.counts.versions], ['ns-acme/resnet', 2]);
+    assert.deepEqual((await call(srv.url, 'GET', '/v1/models/ns-acme/versions')).body.versions.map((v: any) => v.version), ['1.0']);
+    assert.deepEqual((await call(srv.url, 'GET', '/v1/models/ns-acme/resnet/versions/production')).body.version, '1.0');
+    assert.equal((await pull(srv.url, 'ns-acme/resnet', 'versions', 'v.txt')).bytes.toString(), 'ns-acme/resnet versions');
+    assert.deepEqual((await call(srv.url, 'GET', '/v1/models?namespace=ns-acme')).body.models.map((m: any) => m.name), ['ns-acme/resnet']);
+    const reserved = await publishForm(srv.url, 'ns-acme/tree', { version: '1' }, [{ path: 'f', data: Buffer.from('x') }]);
+    assertError(reserved, 400, 'INVALID_NAME');
+    assertError(await call(srv.url, 'GET', '/v1/models/ns-acme/nope'), 404, 'MODEL_NOT_FOUND');
+  });
+});
+
 describe('aliases', () => {
   before(async () => {
     for (const v of ['1', '2']) await publishOne('aliased', v);
