@@ -46,5 +46,11 @@ export function renderMarkdown(source) {
     }
   }
   for (const el of drop) el.replaceWith(document.createTextNode(el.textContent ?? ''));
+  // the card sits under the page's h1 and its own h2: `#` is an h3, deeper levels stop at h6
+  for (const heading of template.content.querySelectorAll('h1, h2, h3, h4, h5, h6')) {
+    const demoted = document.createElement(`h${Math.min(6, Number(heading.tagName[1]) + 2)}`);
+    demoted.append(...heading.childNodes);
+    heading.replaceWith(demoted);
+  }
   return template.content;
 }
