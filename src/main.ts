@@ -87,8 +87,10 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     auth: config.auth,
     unsafePolicy: config.unsafePolicy,
     gc: config.gc,
+    derive: { scratchDir: path.join(config.dataDir, 'tmp', 'derive'), concurrency: config.deriveJobs },
     log,
   });
+  services.derive.start(); // jobs cut short by a crash run again
   void mirror.kick(); // catch up on whatever is still queued from before
   void dispatcher.kick(); // and on webhook deliveries due or interrupted
   return {
@@ -101,6 +103,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     gc: services.maintenance.collector,
     verifier: services.maintenance.verifier,
     async close() {
+      await services.derive.close();
       await dispatcher.stop();
       await mirror.stop();
       await analysis.close();
