@@ -48,16 +48,36 @@ port.on('message', (m: ToThread) => {
   }
 });
 
+/** Transforms read sequentially, window after window: while one is worked on, the next few are fetched. */
+const READ_AHEAD = 2;
+
 function remote(source: SourceRef, filePath: string, size: number): FileSource {
+  const fetch = (offset: number, length: number): Promise<Uint8Array> => {
+    const req = nextRead++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      reads.set(req, { resolve, reject });
+      post({ op: 'read', req, source, offset, length });
+    });
+  };
+  /** reads fetched ahead: `offset/length` → bytes */
+  let ahead = new Map<string, Promise<Uint8Array>>();
   return {
     path: filePath,
     size,
     read(offset, length) {
-      const req = nextRead++;
-      return new Promise<Uint8Array>((resolve, reject) => {
-        reads.set(req, { resolve, reject });
-        post({ op: 'read', req, source, offset, length });
-      });
+      const wanted = ahead.get(`${offset}/${length}`) ?? fetch(offset, length);
+      const next = new Map<string, Promise<Uint8Array>>();
+      // small reads (headers, protobuf fields) are not sequential windows: nothing is fetched ahead for them
+      for (let i = 1; i <= READ_AHEAD && length >= 64 * 1024; i++) {
+        const at = offset + i * length;
+        if (at >= size) break;
+        const key = `${at}/${length}`;
+        const p = ahead.get(key) ?? fetch(at, length);
+        p.catch(() => {}); // an error is reported by the read that wants it
+        next.set(key, p);
+      }
+      ahead = next;
+      return wanted;
     },
   };
 }
