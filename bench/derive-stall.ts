@@ -7,7 +7,10 @@
 //           same derivation as a job (worker thread)
 //
 // A separate process probes /healthz every 10 ms (one request at a time) and
-// reports the latency. Run from the repository root:
+// reports the latency. On a busy machine latency also counts time the server
+// was not scheduled at all, so the CPU time of the server's main thread (the
+// event loop; Linux /proc) is reported beside it: work done there is what
+// can stall a request. Run from the repository root:
 //
 //   node --import tsx bench/derive-stall.ts [--model <file.onnx>] [--op int8|fp16] [--side 320]
 import { spawn } from 'node:child_process';
@@ -65,6 +68,20 @@ function probe(url: string): Probe {
 
 const round = (x: number) => Math.round(x * 10) / 10;
 
+/** CPU seconds of a process and of its main thread (the event loop), from /proc. */
+function cpuSeconds(pid: number): { process: number; mainThread: number } {
+  const ticks = (file: string) => {
+    const fields = fs.readFileSync(file, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+  };
+  return { process: ticks(`/proc/${pid}/stat`), mainThread: ticks(`/proc/${pid}/task/${pid}/stat`) };
+}
+
+function cpuSince(pid: number, before: { process: number; mainThread: number }): { process_s: number; event_loop_thread_s: number } {
+  const now = cpuSeconds(pid);
+  return { process_s: round(now.process - before.process), event_loop_thread_s: round(now.mainThread - before.mainThread) };
+}
+
 async function inline(dir: string, samplesFile: string): Promise<void> {
   const port = await freePort();
   const server = http.createServer((_req, res) => res.end('{"status":"ok"}'));
@@ -72,14 +89,16 @@ async function inline(dir: string, samplesFile: string): Promise<void> {
   const p = probe(`http://127.0.0.1:${port}/healthz`);
   await new Promise((r) => setTimeout(r, 300));
   const t0 = performance.now();
+  const cpu0 = cpuSeconds(process.pid);
   const out = path.join(dir, 'derived.onnx');
   const d = await deriveOnnx(diskSource(model), { transform: op } as OnnxParams);
   await writeDerived(d, out);
   const measured = await measureOnnx({ parent: model, derived: out, samples: await loadSamples(diskSource(samplesFile)) });
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(process.pid, cpu0);
   const r = await p.stop();
   server.close();
-  console.log(JSON.stringify({ mode: 'inline (event loop)', op, seconds: round(seconds), cosine: measured.outputs[0]?.cosine, healthz_ms: { p50: round(r.p50), p99: round(r.p99), max: round(r.max), probes: r.probes } }));
+  console.log(JSON.stringify({ mode: 'inline (event loop)', op, seconds: round(seconds), cpu, cosine: measured.outputs[0]?.cosine, healthz_ms: { p50: round(r.p50), p99: round(r.p99), max: round(r.max), probes: r.probes }, load: os.loadavg()[0] }));
 }
 
 async function viaServer(dir: string, samplesFile: string): Promise<void> {
@@ -95,6 +114,7 @@ async function viaServer(dir: string, samplesFile: string): Promise<void> {
     const p = probe(`${server.url}/healthz`);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = performance.now();
+    const cpu0 = cpuSeconds(server.proc.pid!);
     const res = await fetch(`${server.url}/v1/models/bench/versions/1.0.0/derive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ op, samples: 'samples.safetensors' }) });
     let job = (await res.json()) as { id: string; state: string; error?: unknown; result?: { name: string; version: string } };
     while (job.state === 'queued' || job.state === 'running') {
@@ -102,11 +122,12 @@ async function viaServer(dir: string, samplesFile: string): Promise<void> {
       job = (await (await fetch(`${server.url}/v1/jobs/${job.id}`)).json()) as typeof job;
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuSince(server.proc.pid!, cpu0);
     const r = await p.stop();
     if (job.state !== 'succeeded') throw new Error(`job ${job.state}: ${JSON.stringify(job.error)}`);
     const doc = (await (await fetch(`${server.url}/v1/models/${job.result!.name}/versions/${job.result!.version}`)).json()) as { parents: Array<{ recipe: any }> };
     const cosine = doc.parents[0]!.recipe.results.files[0].measured.cosine_min;
-    console.log(JSON.stringify({ mode: 'server job (worker thread)', op, seconds: round(seconds), cosine, healthz_ms: { p50: round(r.p50), p99: round(r.p99), max: round(r.max), probes: r.probes } }));
+    console.log(JSON.stringify({ mode: 'server job (worker thread)', op, seconds: round(seconds), cpu, cosine, healthz_ms: { p50: round(r.p50), p99: round(r.p99), max: round(r.max), probes: r.probes }, load: os.loadavg()[0] }));
   } finally {
     await server.stop();
   }

@@ -36,13 +36,13 @@ function inDatabase(dataDir: string, jobId: string, model: string, version: stri
   }
 }
 
-/** Waits until the job is transforming (some output written, not all), then SIGKILLs the server. */
-async function killMidJob(server: ChildServer, jobId: string): Promise<any> {
+/** Waits until the job is transforming (some output written, not all), then SIGKILLs the server (or stops it with SIGTERM). */
+async function killMidJob(server: ChildServer, jobId: string, how: 'kill' | 'stop' = 'kill'): Promise<any> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const job = (await call(server.url, 'GET', `/v1/jobs/${jobId}`)).body;
     if (job.state === 'running' && job.progress.bytes > 0 && job.progress.bytes < job.progress.total) {
-      await server.kill();
+      await (how === 'kill' ? server.kill() : server.stop());
       return job;
     }
     assert.ok(job.state === 'queued' || job.state === 'running', `the job ended before it could be killed: ${JSON.stringify(job)}`);
@@ -95,6 +95,18 @@ describe('derive jobs survive SIGKILL', () => {
     const again = await call(server.url, 'POST', '/v1/models/big/versions/1/derive', { op: 'prune', params: { sparsity: 0.5 } });
     assert.equal(again.status, 200);
     assert.equal(again.body.id, res.body.id);
+  });
+
+  test('a graceful stop (SIGTERM) mid-job puts the job back in the queue without counting the run', async () => {
+    const res = await call(server!.url, 'POST', '/v1/models/big/versions/1/derive', { op: 'prune', params: { sparsity: 0.6 } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    await killMidJob(server!, res.body.id, 'stop');
+    assert.equal(server!.proc.signalCode ?? server!.proc.exitCode, 0, `a clean exit:\n${server!.logTail()}`);
+    assert.deepEqual(inDatabase(dataDir, res.body.id, 'big', '1-prune60'), { state: 'queued', attempts: 0, versions: 0 });
+    server = await spawnServer({ dataDir });
+    const job = await waitForJob(server.url, res.body.id);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    assert.equal(job.attempts, 1);
   });
 
   test(`a job cut short ${MAX_ATTEMPTS} times is failed with the reason, not run again`, async () => {
