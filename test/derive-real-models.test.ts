@@ -230,6 +230,7 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
       await check('ppocr-det', '1.0.0-fp16');
       const int8 = await job('ppocr-det', { op: 'int8', samples: 'samples.safetensors' });
       report('ppocr-det int8', int8);
+      t.diagnostic(`the recipe of ppocr-det@1.0.0-int8: ${JSON.stringify(int8.recipe)}`);
       assert.ok(int8.recipe.results.files[0].size.ratio <= 0.35);
       assert.ok(int8.recipe.results.files[0].measured.cosine_min >= 0.98);
       await check('ppocr-det', '1.0.0-int8');
