@@ -320,6 +320,29 @@ describe('derive jobs: each op, bad requests, failures (fs)', () => {
     assert.ok(doc.parents[0].recipe.results.stored.after < doc.parents[0].recipe.results.stored.before);
   });
 
+  test('a version published with a copied derivation key is not taken for the derived version: only jobs count', async () => {
+    const res = await derive(server.url, 'base', '1.0.0', { op: 'fp16', samples: 'samples.safetensors', to: 'base-fp16@1' });
+    const job = await waitForJob(server.url, res.body.id);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    const made = (await call(server.url, 'GET', '/v1/models/base-fp16/versions/1')).body;
+    assert.equal((await call(server.url, 'DELETE', '/v1/models/base-fp16/versions/1')).status, 204);
+    // someone publishes their own bytes with the same parent and a recipe claiming the same derivation
+    const forged = await call(server.url, 'POST', '/v1/models/base-fp16/versions', {
+      version: '2',
+      files: [{ path: 'model.onnx', digest: parent.files.find((f: any) => f.path === 'model.onnx').digest }],
+      parents: [{ ref: 'base@1.0.0', relation: 'converted-from', recipe: made.parents[0].recipe }],
+    });
+    assert.equal(forged.status, 201, JSON.stringify(forged.body));
+    const again = await derive(server.url, 'base', '1.0.0', { op: 'fp16', samples: 'samples.safetensors', to: 'base-fp16@3' });
+    assert.equal(again.status, 202, `a new job, not the forged version: ${JSON.stringify(again.body)}`);
+    const redone = await waitForJob(server.url, again.body.id);
+    assert.equal(redone.state, 'succeeded', JSON.stringify(redone.error));
+    assert.equal(redone.result.version, '3');
+    const doc = (await call(server.url, 'GET', '/v1/models/base-fp16/versions/3')).body;
+    const onnx = (v: any) => v.files.find((f: any) => f.path === 'model.onnx').digest;
+    assert.equal(onnx(doc), onnx(made), 'the same transform, the same bytes');
+  });
+
   test('bad requests are 400 with a reason; a taken target 409; an unknown job 404', async () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ op: 'distill' }, /op must be one of fp16, int8, cast, prune/],

@@ -50,18 +50,13 @@ const VIEW = `SELECT j.*, pm.name AS parent_name, pv.version AS parent_version, 
 export class JobQueries {
   constructor(private readonly db: Database) {}
 
-  insert(row: Pick<JobRow, 'id' | 'kind' | 'state' | 'params' | 'derive_key' | 'parent_version_id' | 'target_name' | 'target_version' | 'progress_total' | 'created_by' | 'principal' | 'caller_models' | 'created_at'> & { result_version_id?: number | null; finished_at?: string | null }): void {
+  insert(row: Pick<JobRow, 'id' | 'kind' | 'state' | 'params' | 'derive_key' | 'parent_version_id' | 'target_name' | 'target_version' | 'progress_total' | 'created_by' | 'principal' | 'caller_models' | 'created_at'>): void {
     this.db.run(
-      `INSERT INTO jobs (id, kind, state, params, derive_key, parent_version_id, target_name, target_version, progress_total, progress_bytes,
-                         result_version_id, created_by, principal, caller_models, created_at, updated_at, finished_at)
-       VALUES (@id, @kind, @state, @params, @derive_key, @parent_version_id, @target_name, @target_version, @progress_total, @progress_bytes,
-               @result_version_id, @created_by, @principal, @caller_models, @created_at, @created_at, @finished_at)`,
-      {
-        ...row,
-        progress_bytes: row.state === 'succeeded' ? row.progress_total : 0,
-        result_version_id: row.result_version_id ?? null,
-        finished_at: row.finished_at ?? null,
-      },
+      `INSERT INTO jobs (id, kind, state, params, derive_key, parent_version_id, target_name, target_version, progress_total,
+                         created_by, principal, caller_models, created_at, updated_at)
+       VALUES (@id, @kind, @state, @params, @derive_key, @parent_version_id, @target_name, @target_version, @progress_total,
+               @created_by, @principal, @caller_models, @created_at, @created_at)`,
+      row,
     );
   }
 

@@ -14,8 +14,9 @@
 // is run again from scratch, or failed with the reason after MAX_ATTEMPTS.
 //
 // The same transform with the same parameters on the same parent (its
-// digest) has the same key: asking again answers with the version made
-// before (or the job making it), not a new one.
+// digest) has the same key: asking again answers with the job that made the
+// version (or is making it), not a new one. Only jobs count: a recipe is
+// what a publisher wrote, and anyone may write one.
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -262,14 +263,12 @@ export class Derivations {
    * new job — when the caller may read where it went.
    */
   submit(plan: DerivePlan, caller: Caller, actor: string): { job: JobDoc; created: boolean } {
-    const parentId = plan.parent.row.id;
-    const made = this.derivedVersion(parentId, plan.key, caller);
-    if (made) {
-      const job = this.jobs.byKey(plan.key).find((j) => j.result_version_id === made.id && j.state === 'succeeded');
-      if (job) return { job: this.doc(job, caller), created: false };
-    }
-    const active = this.jobs.byKey(plan.key).find((j) => (j.state === 'queued' || j.state === 'running') && mayRead(caller, j.target_name));
-    if (!made && active) return { job: this.doc(active, caller), created: false };
+    // what jobs made, never what a recipe says: anyone who may publish can write a recipe
+    const known = this.jobs.byKey(plan.key);
+    const done = known.find((j) => j.state === 'succeeded' && j.result_version_id !== null && this.liveAndReadable(j.result_version_id, caller));
+    const active = known.find((j) => (j.state === 'queued' || j.state === 'running') && mayRead(caller, j.target_name));
+    const existing = done ?? active;
+    if (existing) return { job: this.doc(existing, caller), created: false };
 
     const now = this.catalog.now().toISOString();
     const id = randomBytes(12).toString('hex');
@@ -277,25 +276,23 @@ export class Derivations {
     const row = {
       id,
       kind: 'derive',
+      state: 'queued' as const,
       params: JSON.stringify(stored),
       derive_key: plan.key,
-      parent_version_id: parentId,
+      parent_version_id: plan.parent.row.id,
+      target_name: plan.target.name,
+      target_version: plan.target.version,
       progress_total: plan.total,
       created_by: actor,
       principal: caller.principal ?? null,
       caller_models: JSON.stringify(caller.models),
       created_at: now,
     };
-    if (made) {
-      // made before by a job whose row says otherwise (cut short between publish and its record): recorded now
-      this.jobs.insert({ ...row, state: 'succeeded', target_name: plan.target.name, target_version: plan.target.version, result_version_id: made.id, finished_at: now });
-      return { job: this.doc(this.jobs.get(id)!, caller), created: false };
-    }
     this.catalog.db.transaction(() => {
       this.publishing.assertCanPublish(plan.target.name, plan.target.version);
       const other = this.jobs.activeFor(plan.target.name, plan.target.version);
       if (other) throw new CairnError('VERSION_EXISTS', `${plan.target.name}@${plan.target.version} is being made by derive job ${other.id}`);
-      this.jobs.insert({ ...row, state: 'queued', target_name: plan.target.name, target_version: plan.target.version });
+      this.jobs.insert(row);
     });
     this.log.info('derive job queued', { job: id, parent: `${plan.parent.model.name}@${plan.parent.row.version}`, op: plan.op, target: `${plan.target.name}@${plan.target.version}` });
     this.pump();
@@ -334,20 +331,28 @@ export class Derivations {
     };
   }
 
-  /** A live version made from this parent with this derivation key, that the caller may read. */
-  private derivedVersion(parentId: number, key: string, caller: Caller): { id: number } | undefined {
-    for (const edge of this.catalog.lineage.childrenOf(parentId)) {
-      let recipeKey: unknown;
+  private liveAndReadable(versionId: number, caller: Caller): boolean {
+    const node = this.catalog.lineage.node(versionId);
+    return node !== undefined && node.deleted_at === null && mayRead(caller, node.name);
+  }
+
+  /**
+   * The version a run of this job published before the server could record
+   * it (a crash between the two): the job's target, by the job's author,
+   * made from its parent with its derivation key.
+   */
+  private publishedBy(row: JobRow): number | undefined {
+    const model = this.catalog.models.model(row.target_name);
+    const version = model && this.catalog.models.versionByString(model.id, row.target_version);
+    if (!version || version.deleted_at !== null || version.created_by !== row.created_by) return undefined;
+    const ours = this.catalog.lineage.parentsOf(version.id).some((edge) => {
       try {
-        recipeKey = (JSON.parse(edge.recipe) as { key?: unknown } | null)?.key;
+        return edge.parent_id === row.parent_version_id && (JSON.parse(edge.recipe) as { key?: unknown } | null)?.key === row.derive_key;
       } catch {
-        continue;
+        return false;
       }
-      if (recipeKey !== key) continue;
-      const node = this.catalog.lineage.node(edge.child_id);
-      if (node && node.deleted_at === null && mayRead(caller, node.name)) return { id: node.id };
-    }
-    return undefined;
+    });
+    return ours ? version.id : undefined;
   }
 
   // ---- the runner -----------------------------------------------------------
@@ -426,8 +431,8 @@ export class Derivations {
     const caller: Caller = { principal: row.principal ?? undefined, models: JSON.parse(row.caller_models) as string[] };
     const node = catalog.lineage.node(row.parent_version_id)!;
     // published by a run that was cut short before it could say so
-    const made = this.derivedVersion(row.parent_version_id, row.derive_key, FULL_VIEW);
-    if (made) return made.id;
+    const published = this.publishedBy(row);
+    if (published !== undefined) return published;
     if (node.deleted_at !== null) throw new CairnError('INVALID_PARENT', `the parent ${node.name}@${node.version} was deleted before the job ran`);
     this.publishing.assertCanPublish(row.target_name, row.target_version);
 
