@@ -18,6 +18,7 @@ import { CodecPool } from '../src/blobs/codec-pool.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
+import { findTensorLayout } from '../src/registry/tensor-layout.ts';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
 import { bytesUnder, option, parseSize } from './support.ts';
 
@@ -30,7 +31,7 @@ const db = new Database(path.join(dir, 'registry.db'));
 db.migrate();
 const pool = new CodecPool();
 const blobsDir = path.join(dir, 'blobs');
-const store = new ChunkStore(new FsDriver(blobsDir), new BlobIndex(db), pool);
+const store = new ChunkStore(new FsDriver(blobsDir), new BlobIndex(db), pool, { findLayout: findTensorLayout });
 
 const storedBytes = () => bytesUnder(path.join(blobsDir, 'chunks'));
 
@@ -43,7 +44,7 @@ async function measureStore(source: AsyncIterable<Uint8Array>) {
   const before = storedBytes();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const content = await store.storeBlob(source);
+  const content = await store.store(source);
   const secs = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   return { size: content.size, stored: storedBytes() - before, secs, cpuSecs: (cpu.user + cpu.system) / 1e6, chunks: content.chunks.length };

@@ -1,8 +1,6 @@
 #!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 node --max-semi-space-size=2
-// The `cairn` command. It runs the compiled JavaScript in dist/ (npm run
-// build; npm ci and npm start build it) when that is newer than every source
-// file, else the TypeScript in src/ through tsx's loader — never stale code.
-// The compiled server needs ~30 MiB less: no loader thread and its caches.
+// The `cairn` command: the compiled JavaScript in dist/ (built by
+// `npm run build`, which `npm ci` and `npm start` run).
 // The shebang gives what `npm start` gives, for the server's memory; neither
 // can be set from inside a running process:
 // - MALLOC_MMAP_THRESHOLD_=1048576: glibc maps buffers of 1 MiB and more on
@@ -13,30 +11,12 @@
 //   instead of 221-315, same throughput.
 // - --max-semi-space-size=2: V8's young generation grows to 32 MiB by
 //   default, which the server's short-lived objects fill and keep resident.
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function compiledIsCurrent() {
-  try {
-    const built = fs.statSync(path.join(root, 'dist', '.built')).mtimeMs;
-    for (const entry of fs.readdirSync(path.join(root, 'src'), { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs > built) return false;
-    }
-    return true;
-  } catch {
-    return false; // no build
-  }
-}
-
 let main;
-if (compiledIsCurrent()) {
+try {
   ({ main } = await import('../dist/cli.js'));
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  ({ main } = await import('../src/cli.ts'));
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist/cli.js')) throw err;
+  process.stderr.write('cairn: not built (no dist/cli.js): run `npm run build` in the package first\n');
+  process.exit(1);
 }
 process.exitCode = await main(process.argv.slice(2));

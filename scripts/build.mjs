@@ -1,7 +1,7 @@
-// Compiles src/ to dist/ (tsc, tsconfig.build.json) and copies the files tsc
-// does not emit (the workers' plain JavaScript, the web UI). The server runs
-// from dist/ (bin/cairn.js picks it when it is current): running the
-// TypeScript through tsx keeps a loader thread and its caches, ~40 MiB.
+// Compiles src/ to dist/ (tsc, tsconfig.build.json), worker threads
+// included, and copies the files tsc does not emit (the web UI, the ONNX
+// schema). The package runs from dist/ only (bin/cairn.js); `npm ci` builds it
+// (prepare), and so does `npm start` (prestart).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +24,6 @@ for (const entry of fs.readdirSync(src, { recursive: true, withFileTypes: true }
   fs.copyFileSync(from, to);
   copied++;
 }
-// Written last: bin/cairn.js compares its time with the sources'.
+// Written last: the tests compare its time with the sources' (test/support/build.ts).
 fs.writeFileSync(path.join(dist, '.built'), `${new Date().toISOString()}\n`);
 console.log(`build: dist/ compiled, ${copied} files copied`);

@@ -1,13 +1,16 @@
 // What a token may do, as pure functions both the server and the CLI use:
-// scopes (admin ⊃ write ⊃ read), model name patterns with `*` wildcards, and
-// the shape of token names.
+// scopes (admin ⊃ write ⊃ read), model name patterns with `*` wildcards (one
+// matcher: patternMatches), and the shape of token names.
 import { SCOPES, type Scope } from './api/index.ts';
 import { CairnError } from './errors.ts';
 
 export { SCOPES, type Scope };
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const PATTERN_RE = /^[a-z0-9*][a-z0-9._*-]{0,127}$/;
+/** a pattern: a model name (`[<namespace>/]<base>`) whose parts may hold `*` wildcards */
+const PATTERN_PART = '[a-z0-9*][a-z0-9._*-]*';
+const PATTERN_RE = new RegExp(`^${PATTERN_PART}(?:/${PATTERN_PART})?$`);
+const MAX_PATTERN = 128;
 /** characters of a token kept for display: `cairn_` and 6 more */
 const DISPLAY_CHARS = 12;
 
@@ -54,11 +57,29 @@ export function globMatch(pattern: string, name: string): boolean {
   return p === pattern.length;
 }
 
+/**
+ * Whether a model name matches a pattern, part by part: `*` stands for any
+ * run of characters within one part and never crosses the `/` between a
+ * namespace and a base name. So `acme/*` is every model of namespace `acme`
+ * (not the flat model `acme`, not `acme2/x`), a `*` on each side of the `/`
+ * every namespaced model, `res*` flat names only — a pattern written before
+ * namespaces existed reaches no more than it did. The pattern `*` alone is
+ * every model, namespaced or not.
+ * Tokens, webhooks and the SQL lists (metadata/models.ts) all match with this.
+ */
+export function patternMatches(pattern: string, name: string): boolean {
+  if (pattern === '*') return true;
+  const p = pattern.indexOf('/');
+  const n = name.indexOf('/');
+  if (p < 0 || n < 0) return p < 0 && n < 0 && globMatch(pattern, name);
+  return globMatch(pattern.slice(0, p), name.slice(0, n)) && globMatch(pattern.slice(p + 1), name.slice(n + 1));
+}
+
 /** Whether a model name is within a token's patterns (none: every model). `*` as a name asks for every model. */
 export function modelAllowed(patterns: readonly string[], model: string): boolean {
   if (patterns.length === 0 || patterns.includes('*')) return true;
   if (model === '*') return false;
-  return patterns.some((p) => globMatch(p, model));
+  return patterns.some((p) => patternMatches(p, model));
 }
 
 export function checkTokenName(name: unknown): string {
@@ -81,8 +102,8 @@ export function checkModelPatterns(models: unknown): string[] {
   const list = Array.isArray(models) ? models : [models];
   if (list.length > 100) throw new CairnError('INVALID_ARGUMENT', 'at most 100 model patterns');
   for (const p of list) {
-    if (typeof p !== 'string' || !PATTERN_RE.test(p)) {
-      throw new CairnError('INVALID_ARGUMENT', `model pattern must be a model name with optional * wildcards, got ${JSON.stringify(p)}`);
+    if (typeof p !== 'string' || p.length > MAX_PATTERN || !PATTERN_RE.test(p)) {
+      throw new CairnError('INVALID_ARGUMENT', `model pattern must be a model name ([<namespace>/]<name>) with optional * wildcards, got ${JSON.stringify(p)}`);
     }
   }
   return [...new Set(list as string[])].sort();

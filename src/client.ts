@@ -39,6 +39,8 @@ export const DEFAULT_URL = 'http://127.0.0.1:7070';
 export interface ModelFilter {
   /** text in the name or description */
   q?: string;
+  /** only the models of this namespace (`acme`: `acme/resnet`) */
+  namespace?: string;
   /** models with a version holding a file of this format (onnx, safetensors, gguf, …) */
   format?: string;
   framework?: string;
@@ -144,6 +146,9 @@ export function encodeFilePath(path: string): string {
   return path.split('/').map(seg).join('/');
 }
 
+/** A model name in a path, the same way: `acme/resnet` keeps its '/' (the server reads one segment or two; README "Namespaces"). */
+const modelSeg = encodeFilePath;
+
 export class CairnClient {
   readonly url: string;
   private readonly token: string | undefined;
@@ -223,9 +228,9 @@ export class CairnClient {
   // ---- models and versions ----------------------------------------------
 
   listModels(query: PageQuery & ModelFilter = {}): Promise<ModelList> {
-    const { q, format, framework, unsafe, limit, cursor } = query;
+    const { q, namespace, format, framework, unsafe, limit, cursor } = query;
     return this.json('GET', '/v1/models', {
-      query: { q, format, framework, unsafe: unsafe === undefined ? undefined : String(unsafe), limit, cursor },
+      query: { q, namespace, format, framework, unsafe: unsafe === undefined ? undefined : String(unsafe), limit, cursor },
     });
   }
 
@@ -241,11 +246,11 @@ export class CairnClient {
   }
 
   getModel(name: string): Promise<ModelDoc> {
-    return this.json('GET', `/v1/models/${seg(name)}`);
+    return this.json('GET', `/v1/models/${modelSeg(name)}`);
   }
 
   listVersions(name: string, query: PageQuery = {}): Promise<VersionList> {
-    return this.json('GET', `/v1/models/${seg(name)}/versions`, { query: { limit: query.limit, cursor: query.cursor } });
+    return this.json('GET', `/v1/models/${modelSeg(name)}/versions`, { query: { limit: query.limit, cursor: query.cursor } });
   }
 
   /** Every version of a model, newest first, following `next_cursor`. */
@@ -259,7 +264,7 @@ export class CairnClient {
   }
 
   history(name: string, query: PageQuery = {}): Promise<History> {
-    return this.json('GET', `/v1/models/${seg(name)}/history`, { query: { limit: query.limit, cursor: query.cursor } });
+    return this.json('GET', `/v1/models/${modelSeg(name)}/history`, { query: { limit: query.limit, cursor: query.cursor } });
   }
 
   /** A model's whole history, newest first, following `next_cursor`. */
@@ -273,33 +278,33 @@ export class CairnClient {
   }
 
   lineage(name: string, ref: string): Promise<LineageGraph> {
-    return this.json('GET', `/v1/models/${seg(name)}/versions/${seg(ref)}/lineage`);
+    return this.json('GET', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/lineage`);
   }
 
   /** `to` against `from` (`<ref>` of the same model, or `<name>@<ref>`). */
   diff(name: string, ref: string, from: string): Promise<VersionDiff> {
-    return this.json('GET', `/v1/models/${seg(name)}/versions/${seg(ref)}/diff?from=${encodeURIComponent(from)}`);
+    return this.json('GET', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/diff?from=${encodeURIComponent(from)}`);
   }
 
   getVersion(name: string, ref: string): Promise<VersionDoc> {
-    return this.json('GET', `/v1/models/${seg(name)}/versions/${seg(ref)}`);
+    return this.json('GET', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}`);
   }
 
   /** Publishes a version from blobs uploaded before (application/json form). */
   publish(name: string, body: PublishRequest): Promise<VersionDoc> {
-    return this.json('POST', `/v1/models/${seg(name)}/versions`, { json: body });
+    return this.json('POST', `/v1/models/${modelSeg(name)}/versions`, { json: body });
   }
 
   async deleteVersion(name: string, version: string): Promise<void> {
-    await this.empty('DELETE', `/v1/models/${seg(name)}/versions/${seg(version)}`);
+    await this.empty('DELETE', `/v1/models/${modelSeg(name)}/versions/${seg(version)}`);
   }
 
   setAlias(name: string, alias: string, version: string): Promise<AliasSet> {
-    return this.json('PUT', `/v1/models/${seg(name)}/aliases/${seg(alias)}`, { json: { version } });
+    return this.json('PUT', `/v1/models/${modelSeg(name)}/aliases/${seg(alias)}`, { json: { version } });
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
-    await this.empty('DELETE', `/v1/models/${seg(name)}/aliases/${seg(alias)}`);
+    await this.empty('DELETE', `/v1/models/${modelSeg(name)}/aliases/${seg(alias)}`);
   }
 
   /**
@@ -314,7 +319,7 @@ export class CairnClient {
   ): Promise<{ status: number; stream: Readable; length: number | undefined; digest: string | undefined }> {
     const headers: Record<string, string> = { Accept: 'application/octet-stream' };
     if (options.range) headers.Range = `bytes=${options.range.start}-${options.range.end ?? ''}`;
-    const res = await this.request('GET', `/v1/models/${seg(name)}/versions/${seg(ref)}/files/${encodeFilePath(path)}`, {
+    const res = await this.request('GET', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/files/${encodeFilePath(path)}`, {
       headers,
       signal: options.signal,
     });
@@ -332,7 +337,7 @@ export class CairnClient {
 
   /** Asks for a derived version of `name@ref`: the job making it (`status` 202), or the one that made it before (200). */
   async derive(name: string, ref: string, body: DeriveRequest): Promise<{ status: number; job: JobDoc }> {
-    const res = await this.request('POST', `/v1/models/${seg(name)}/versions/${seg(ref)}/derive`, { json: body });
+    const res = await this.request('POST', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/derive`, { json: body });
     return { status: res.status, job: (await res.json()) as JobDoc };
   }
 

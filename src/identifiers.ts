@@ -2,19 +2,85 @@
 // Each check throws a CairnError with a message that names the offending value.
 import { CairnError } from './errors.ts';
 
-const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+/** One part of a model name (namespace or base), an alias, a namespace filter. */
+const NAME_PART = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 export const LATEST = 'latest';
+/** Hugging Face clients' default branch: the latest version, as `latest` is. */
+export const MAIN = 'main';
+/** Most characters in a model name, namespace and '/' included. */
+export const MAX_NAME = 128;
+
+/**
+ * Words that follow a model name in a route (`/v1/models/<name>/versions`,
+ * `/hf/<name>/resolve/…`, `/hf/api/models/<name>/tree/…`, the OCI
+ * `/v2/<name>/manifests/…` to come) or in the lineage tree
+ * (`models/<name>/model.json`, `models/<name>/versions/`). A name is
+ * `[<namespace>/]<base>`, so in `/v1/models/acme/versions` the segment after
+ * `acme` is either the base name of a model `acme/versions` or the word
+ * `versions` of model `acme`: no part of a name may be one of these words, and
+ * so the path reads one way only (see modelNameRoutes in http/route.ts).
+ * `api` is the Hub API's prefix (`/hf/api/…`).
+ */
+export const RESERVED_WORDS: ReadonlySet<string> = new Set([
+  // the REST API and the lineage tree
+  'versions', 'aliases', 'history', 'model.json',
+  // the Hugging Face Hub API (/hf)
+  'api', 'resolve', 'raw', 'blob', 'tree', 'revision', 'refs', 'commits', 'commit', 'paths-info', 'preupload', 'branch', 'tag',
+  // the OCI distribution API (/v2)
+  'blobs', 'manifests', 'tags', 'referrers',
+]);
 
 function show(value: unknown): string {
   const s = typeof value === 'string' ? value : String(value);
   return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
+export function isReservedWord(segment: string): boolean {
+  return RESERVED_WORDS.has(segment);
+}
+
+function reservedName(value: string, word: string): CairnError {
+  return new CairnError(
+    'INVALID_NAME',
+    `invalid model name ${show(value)}: ${show(word)} is a reserved word — it follows a model name in routes or in the lineage tree, so no namespace or name may be one of: ${[...RESERVED_WORDS].join(', ')}`,
+  );
+}
+
+/**
+ * A model name as it may be looked up: `<base>` or `<namespace>/<base>`, each
+ * part lowercase letters and digits separated by single '.', '_' or '-', at
+ * most 128 characters in all. A namespaced name never holds a reserved word;
+ * a flat one may, if it was created before the words were reserved (it stays
+ * readable and writable: a flat name is the first segment of a path, which
+ * no reserved word can be mistaken for). New models: checkNewName.
+ */
 export function checkName(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 128 || !NAME.test(value)) {
-    throw new CairnError('INVALID_NAME', `invalid model name ${show(value)}: lowercase letters and digits, separated by single '.', '_' or '-', at most 128 characters`);
+  const parts = typeof value === 'string' && value.length <= MAX_NAME ? value.split('/') : [];
+  if (parts.length === 0 || parts.length > 2 || !parts.every((p) => NAME_PART.test(p))) {
+    throw new CairnError(
+      'INVALID_NAME',
+      `invalid model name ${show(value)}: [<namespace>/]<name>, each part lowercase letters and digits separated by single '.', '_' or '-', at most ${MAX_NAME} characters in all`,
+    );
+  }
+  const word = parts.length === 2 ? parts.find(isReservedWord) : undefined;
+  if (word !== undefined) throw reservedName(value as string, word);
+  return value as string;
+}
+
+/** The name of a model about to be created: checkName, and no part a reserved word. */
+export function checkNewName(value: unknown): string {
+  const name = checkName(value);
+  const word = name.split('/').find(isReservedWord);
+  if (word !== undefined) throw reservedName(name, word);
+  return name;
+}
+
+/** A namespace as a filter names it (`?namespace=acme`). */
+export function checkNamespace(value: unknown): string {
+  if (typeof value !== 'string' || value.length >= MAX_NAME || !NAME_PART.test(value)) {
+    throw new CairnError('INVALID_ARGUMENT', `invalid namespace ${show(value)}: lowercase letters and digits, separated by single '.', '_' or '-'`);
   }
   return value;
 }
@@ -32,14 +98,36 @@ export function checkVersion(value: unknown): string {
   return value;
 }
 
-export function checkAlias(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 128 || !NAME.test(value)) {
-    throw new CairnError('INVALID_ALIAS', `invalid alias ${show(value)}: same rules as a model name`);
+/**
+ * A version about to be published: checkVersion, and not `main` either —
+ * Hugging Face clients ask for `main` by default, meaning the latest version;
+ * a version of that name would silently change what they get. (One published
+ * before stays addressable by checkVersion.)
+ */
+export function checkNewVersion(value: unknown): string {
+  const version = checkVersion(value);
+  if (version === MAIN) throw new CairnError('INVALID_VERSION', `version ${show(value)} is reserved: '${MAIN}' is the latest version, the branch Hugging Face clients ask for by default`);
+  return version;
+}
+
+/** An alias as it may be looked up or removed (one made before `main` was reserved, too); not `latest`, which is automatic. */
+export function checkAliasName(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 128 || !NAME_PART.test(value)) {
+    throw new CairnError('INVALID_ALIAS', `invalid alias ${show(value)}: lowercase letters and digits, separated by single '.', '_' or '-'`);
   }
   if (value === LATEST) {
     throw new CairnError('INVALID_ALIAS', `'${LATEST}' is reserved: it always points at the most recently published version`);
   }
   return value;
+}
+
+/** An alias about to be set: neither `latest` nor `main` (both mean the latest version; an alias `main` would silently change what Hugging Face clients get). */
+export function checkAlias(value: unknown): string {
+  const alias = checkAliasName(value);
+  if (alias === MAIN) {
+    throw new CairnError('INVALID_ALIAS', `'${MAIN}' is reserved: it is the latest version, the branch Hugging Face clients ask for by default`);
+  }
+  return alias;
 }
 
 export function isDigest(value: string): boolean {

@@ -6,7 +6,9 @@ import { CodecPool } from './blobs/codec-pool.ts';
 import type { StorageDriver } from './blobs/driver.ts';
 import { FsDriver } from './blobs/fs-driver.ts';
 import { createS3Client, ensureBucket, S3Driver } from './blobs/s3-driver.ts';
+import { withStorageErrors } from './blobs/storage-errors.ts';
 import type { Config } from './config.ts';
+import { findTensorLayout } from './registry/tensor-layout.ts';
 import { createApp } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { BlobIndex } from './metadata/blobs.ts';
@@ -60,7 +62,9 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   const db = openDatabase(config, log);
   const pool = new CodecPool();
   const blobs = new BlobIndex(db);
-  const chunks = new ChunkStore(driver, blobs, pool, {
+  const storage = withStorageErrors(driver); // what reads and writes content sees
+  const chunks = new ChunkStore(storage, blobs, pool, {
+    findLayout: findTensorLayout,
     onCorrupt: (info) => log.error('corrupt content refused', info),
   });
   const analysis = new AnalysisPool(analysisLimits(config), log);
@@ -90,6 +94,13 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     derive: { scratchDir: path.join(config.dataDir, 'tmp', 'derive'), concurrency: config.deriveJobs },
     log,
   });
+  const legacy = services.models.legacyNames();
+  if (legacy.reservedModelNames.length > 0) {
+    log.warn('models named with a reserved word: they stay readable and writable, but no new model may take such a name (README "Namespaces")', { models: legacy.reservedModelNames });
+  }
+  if (legacy.modelsWithMainAlias.length > 0) {
+    log.warn("aliases named 'main' (set before the name was reserved): Hugging Face clients get them instead of the latest version; remove them with cairn unalias <model> main", { models: legacy.modelsWithMainAlias });
+  }
   services.derive.start(); // jobs cut short by a crash run again
   void mirror.kick(); // catch up on whatever is still queued from before
   void dispatcher.kick(); // and on webhook deliveries due or interrupted

@@ -6,10 +6,10 @@
 // (support/hostile-detectors.ts); the attacks of the issue with real files
 // through the server (support/analysis-bombs.ts; the load test with all of
 // them at once is analysis-load.test.ts). Also: the upload-time tensor layout
-// (src/blobs/tensor-layout.ts) stays bounded on hostile headers.
+// (src/registry/tensor-layout.ts) stays bounded on hostile headers.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { MAX_LAYOUT_TENSORS, MAX_SAFETENSORS_LAYOUT_HEADER, probeLayout } from '../src/blobs/tensor-layout.ts';
+import { findTensorLayout, MAX_LAYOUT_TENSORS, MAX_SAFETENSORS_LAYOUT_HEADER } from '../src/registry/tensor-layout.ts';
 import { AnalysisPool, InvalidVersionFileError, type AnalysisLimits, type FileToAnalyze } from '../src/formats/analysis-pool.ts';
 import { stoppedAnalysis, summarize } from '../src/formats/analyze.ts';
 import { bufferSource } from '../src/formats/sources.ts';
@@ -60,7 +60,8 @@ describe('analysis pool budgets', () => {
     assert.equal(spin!.analysis.format, 'unknown');
     assert.equal(stoppedBy(spin!.analysis), 'cpu');
     assert.match((spin!.analysis.details.analysis_stopped as { reason: string }).reason, /CAIRN_ANALYSIS_FILE_SECONDS/);
-    assert.ok(worstLagMs < 100, `event loop ${worstLagMs.toFixed(0)} ms late while a worker spun`);
+    // on the event loop, the spin would hold it for the whole 1 s budget; half of it leaves room for a loaded machine
+    assert.ok(worstLagMs < 500, `event loop ${worstLagMs.toFixed(0)} ms late while a worker spun`);
     // the pool goes on with a new worker
     const [ok] = await p.analyzeVersion([file('model.safetensors', safetensorsFile())]);
     assert.equal(ok!.analysis.format, 'safetensors');
@@ -155,7 +156,8 @@ describe('analysis pool budgets', () => {
     assert.equal(result.length, 10_000);
     assert.equal(p.stats().analyses, 10_000);
     assert.ok(seconds < 30, `${seconds.toFixed(1)} s for 10,000 files`);
-    assert.ok(worstLagMs < 150, `event loop ${worstLagMs.toFixed(0)} ms late`);
+    // generous for a loaded machine: what this guards against is analysis on the loop (seconds)
+    assert.ok(worstLagMs < 500, `event loop ${worstLagMs.toFixed(0)} ms late`);
   });
 });
 
@@ -250,27 +252,27 @@ describe('tensor layout at upload time stays bounded', () => {
   };
   const tensors = (n: number) => `{${Array.from({ length: n }, (_, i) => `"t${i}":{"dtype":"U8","shape":[],"data_offsets":[${i},${i + 1}]}`).join(',')}}`;
 
-  test('a 92 MB safetensors header is not buffered: no layout from its first bytes', () => {
+  test('a 92 MB safetensors header is not buffered: no layout from its first bytes', async () => {
     const head = hugeHeaderSafetensors(1000).subarray(0, 16);
     head.writeBigUInt64LE(92_000_000n);
-    assert.deepEqual(probeLayout(head, false), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(head, false), { state: 'none' });
   });
 
-  test('a safetensors header over 1 MiB is not parsed (JSON.parse would hold the event loop)', () => {
+  test('a safetensors header over 1 MiB is not parsed (JSON.parse would hold the event loop)', async () => {
     const head = safetensorsHeader(tensors(3)).subarray(0, 16);
     head.writeBigUInt64LE(BigInt(MAX_SAFETENSORS_LAYOUT_HEADER));
-    assert.deepEqual(probeLayout(head, false), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(head, false), { state: 'none' });
   });
 
-  test(`more than ${MAX_LAYOUT_TENSORS} tensors: no layout, decided before parsing`, () => {
+  test(`more than ${MAX_LAYOUT_TENSORS} tensors: no layout, decided before parsing`, async () => {
     const at = safetensorsHeader(tensors(MAX_LAYOUT_TENSORS));
     assert.ok(at.length < MAX_SAFETENSORS_LAYOUT_HEADER);
-    const found = probeLayout(at, false);
+    const found = await findTensorLayout(at, false);
     assert.equal(found.state, 'found');
     assert.equal(found.state === 'found' && found.layout.tensors.length, MAX_LAYOUT_TENSORS);
-    assert.deepEqual(probeLayout(safetensorsHeader(tensors(MAX_LAYOUT_TENSORS + 1)), false), { state: 'none' });
-    assert.deepEqual(probeLayout(ggufWithTensors(MAX_LAYOUT_TENSORS + 1), false), { state: 'none' });
-    assert.equal(probeLayout(ggufWithTensors(100), false).state, 'found');
+    assert.deepEqual(await findTensorLayout(safetensorsHeader(tensors(MAX_LAYOUT_TENSORS + 1)), false), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(ggufWithTensors(MAX_LAYOUT_TENSORS + 1), false), { state: 'none' });
+    assert.equal((await findTensorLayout(ggufWithTensors(100), false)).state, 'found');
   });
 });
 

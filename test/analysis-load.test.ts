@@ -7,35 +7,17 @@
 // /healthz p99 < 200 ms, RSS < 500 MiB, every publish answered (201, never a
 // 500), and no bomb recorded `safe`.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { hugeHeaderSafetensors, manyTensorGguf, pickleZipBomb } from './support/analysis-bombs.ts';
 import { digestOf } from './support/bytes.ts';
 import { spawnServer, type ChildServer } from './support/child-server.ts';
 import { bodyOf, call } from './support/http-client.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HEALTHZ_P99_MS = 200;
 const RSS_LIMIT_MIB = 500;
-
-/** The child runs dist/ when it is newer than src/ (bin/cairn.js), as deployed: build it if it is not. */
-function ensureBuilt(): void {
-  const built = (() => {
-    try {
-      return fs.statSync(path.join(ROOT, 'dist', '.built')).mtimeMs;
-    } catch {
-      return 0;
-    }
-  })();
-  const stale = fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true }).some((e) => e.isFile() && fs.statSync(path.join(e.parentPath, e.name)).mtimeMs > built);
-  if (!stale) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  assert.equal(r.status, 0, 'scripts/build.mjs failed');
-}
 
 /** Polls /healthz one request at a time until stopped; the latencies in ms. */
 function pollHealth(url: string): { stop(): Promise<number[]> } {
@@ -105,7 +87,6 @@ describe('format analysis under load (child server)', { timeout: 600_000 }, () =
   let dataDir: string;
 
   before(async () => {
-    ensureBuilt();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-analysis-load-'));
     // A short CPU budget per file keeps the test short (the bombs need far
     // more); CAIRN_ANALYSIS_FILE_SECONDS set in the environment overrides it.

@@ -21,13 +21,13 @@ import { Database } from '../src/metadata/db.ts';
 import { modelAllowed } from '../src/access.ts';
 import { TokenQueries } from '../src/metadata/tokens.ts';
 import { assertError, bodyOf, call, streamBody, type JsonResponse } from './support/http-client.ts';
+import { cairnBin } from './support/build.ts';
 
 const run = promisify(execFile);
-const BIN = path.resolve(import.meta.dirname, '../bin/cairn.js');
 
 function cli(server: AuthServer, token: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   const env = { ...process.env, CAIRN_URL: server.url, CAIRN_TOKEN: token };
-  return run(process.execPath, [BIN, ...args], { env }).then(
+  return run(process.execPath, [cairnBin(), ...args], { env }).then(
     (r) => ({ ...r, code: 0 }),
     (err: { stdout: string; stderr: string; code: number }) => ({ stdout: err.stdout, stderr: err.stderr, code: err.code }),
   );

@@ -257,13 +257,14 @@ describe('CodecPool (worker threads)', () => {
   });
 
   test('closing while a reply is already queued still waits for the workers to exit', async () => {
-    // A fire-and-forget request (here: dropping a session) whose reply is
+    // A fire-and-forget request (here: dropping a running hash) whose reply is
     // queued when close() starts. Its reply used to unref the worker that
     // close() had just ref'd, and the process could end with close() pending.
     const other = new CodecPool(1);
-    const stream = other.openStream(DEFAULT_CHUNKING, { session: { key: 'queued-reply', at: 0 } });
+    const hash = other.runningHash();
+    const stream = other.openStream(DEFAULT_CHUNKING, { hash: { running: hash, at: 0 } });
     await stream.feed(new Uint8Array([1, 2, 3]));
-    other.dropSession('queued-reply');
+    hash.drop();
     const until = Date.now() + 100;
     while (Date.now() < until); // the worker answers meanwhile; the reply waits in the queue
     await other.close();

@@ -12,8 +12,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../bin/cairn.js');
+import { cairnBin } from './support/build.ts';
 
 interface Run {
   code: number | null;
@@ -29,7 +28,7 @@ function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function spawnCairn(args: string[], env: Record<string, string>, cwd: string): ChildProcess & { done: Promise<Run>; stdoutSoFar(): string } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cairnBin(), ...args], { env: cliEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -538,3 +537,100 @@ describe('cairn CLI: usage, connection errors and hostile servers', () => {
   });
 });
 
+
+describe('cairn CLI with namespaced names (acme/resnet)', () => {
+  let server: TestServer;
+  let work: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    server = await startTestServer('fs', { auth: true });
+    work = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-cli-ns-'));
+    const admin = (await fs.readFile(path.join(server.dataDir, 'admin-token'), 'utf8')).trim();
+    env = { CAIRN_URL: server.url, CAIRN_TOKEN: admin, XDG_STATE_HOME: path.join(work, 'state') };
+    for (const [rel, data] of Object.entries(TREE)) await writeFile(path.join(work, 'model'), rel, data);
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (work) await fs.rm(work, { recursive: true, force: true });
+  });
+
+  test('push, ls, show, log, alias, diff, pull and rm take acme/resnet@<ref>', async () => {
+    const first = await cairnJson(['push', 'acme/resnet@1.0.0', 'model', '-a', 'staging'], env, work);
+    assert.equal(first.published.name, 'acme/resnet');
+    assert.deepEqual(first.published.files.map((f: { path: string }) => f.path), TREE_PATHS);
+    const second = await cairnJson(['push', 'acme/resnet@1.1.0', 'model/config.json', 'extra.txt=model/empty.txt'], env, work);
+    assert.equal(second.summary.bytes_sent, 0, 'content the server has is not sent again');
+    assert.equal((await cairnJson(['push', 'acme@1.0', 'model/config.json'], env, work)).published.name, 'acme');
+
+    const all = await cairnJson<{ models: Array<{ name: string }> }>(['ls'], env, work);
+    assert.deepEqual(all.models.map((m) => m.name), ['acme', 'acme/resnet']);
+    const ns = await cairnJson<{ models: Array<{ name: string }> }>(['ls', '--namespace', 'acme'], env, work);
+    assert.deepEqual(ns.models.map((m) => m.name), ['acme/resnet']);
+    const versions = await cairnJson<{ name: string; versions: Array<{ version: string; aliases: string[] }> }>(['ls', 'acme/resnet'], env, work);
+    assert.equal(versions.name, 'acme/resnet');
+    assert.deepEqual(versions.versions.map((v) => [v.version, v.aliases]), [['1.1.0', []], ['1.0.0', ['staging']]]);
+    const table = await cairn(['ls'], env, work);
+    assert.match(table.stdout, /^acme\/resnet\s+1\.1\.0\s+2\s/m);
+
+    assert.equal((await cairnJson(['show', 'acme/resnet@staging'], env, work)).version, '1.0.0');
+    const shown = await cairn(['show', 'acme/resnet'], env, work);
+    assert.match(shown.stdout, /^acme\/resnet@1\.1\.0$/m);
+
+    const set = await cairnJson(['alias', 'acme/resnet', 'production', '1.1.0'], env, work);
+    assert.deepEqual(set, { name: 'acme/resnet', alias: 'production', version: '1.1.0', previous: null });
+    const main = await cairn(['alias', 'acme/resnet', 'main', '1.0.0'], env, work);
+    assert.equal(main.code, 2, 'refused before asking the server');
+    assert.match(main.stderr, /'main' is reserved/);
+
+    const diff = await cairnJson(['diff', 'acme/resnet@1.0.0', '1.1.0'], env, work);
+    assert.equal(diff.from.name, 'acme/resnet');
+    assert.equal(diff.to.version, '1.1.0');
+    assert.equal(diff.summary.added, 1);
+    const across = await cairnJson(['diff', 'acme@1.0', 'acme/resnet@1.1.0'], env, work);
+    assert.deepEqual([across.from.name, across.to.name], ['acme', 'acme/resnet']);
+
+    const pulled = await cairnJson(['pull', 'acme/resnet@1.0.0'], env, work);
+    const dir = path.join(work, 'acme', 'resnet-1.0.0'); // the default directory, one per namespace
+    assert.equal(pulled.directory, await fs.realpath(dir));
+    assert.deepEqual(await listFiles(dir), TREE_PATHS);
+    for (const rel of TREE_PATHS) assert.ok((await fs.readFile(path.join(dir, ...rel.split('/')))).equals(TREE[rel]!), rel);
+
+    assert.equal((await cairn(['unalias', 'acme/resnet', 'production'], env, work)).code, 0);
+    assert.deepEqual(await cairnJson(['rm', 'acme/resnet@1.1.0'], env, work), { name: 'acme/resnet', version: '1.1.0', deleted: true });
+    const log = await cairnJson<{ events: Array<{ subject: string; commit: string | null }> }>(['log', 'acme/resnet'], env, work);
+    assert.deepEqual(log.events.map((e) => e.subject), [
+      'delete acme/resnet@1.1.0',
+      'unalias acme/resnet@production',
+      'alias acme/resnet@production -> 1.1.0',
+      'publish acme/resnet@1.1.0',
+      'publish acme/resnet@1.0.0',
+    ]);
+  });
+
+  test('a name with a reserved word, three parts or a bad namespace is a usage error before any request', async () => {
+    for (const [args, pattern] of [
+      [['push', 'acme/versions@1', 'model/config.json'], /"versions" is a reserved word/],
+      [['pull', 'acme/resnet/x@1'], /invalid model name/],
+      [['ls', 'tree/x'], /"tree" is a reserved word/],
+      [['ls', '--namespace', 'Acme'], /invalid namespace/],
+    ] as const) {
+      const run = await cairn([...args], env, work);
+      assert.equal(run.code, args[1] === '--namespace' ? 1 : 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, pattern);
+    }
+  });
+
+  test('a token made for acme/* pushes and lists acme/… only', async () => {
+    const created = await cairnJson<{ token: string; models: string[] }>(['token', 'create', 'acme-ci', '--scope', 'write', '--models', 'acme/*'], env, work);
+    assert.deepEqual(created.models, ['acme/*']);
+    const team = { ...env, CAIRN_TOKEN: created.token };
+    assert.equal((await cairnJson(['push', 'acme/vit@0.1', 'model/config.json'], team, work)).published.name, 'acme/vit');
+    const refused = await cairn(['push', 'acme@2.0', 'model/config.json'], team, work);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /\(FORBIDDEN\)/);
+    const seen = await cairnJson<{ models: Array<{ name: string }> }>(['ls'], team, work);
+    assert.deepEqual(seen.models.map((m) => m.name), ['acme/resnet', 'acme/vit']);
+  });
+});

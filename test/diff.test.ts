@@ -3,10 +3,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { MiB, randomBytesFor } from './support/bytes.ts';
 import { assertError, call, publishForm } from './support/http-client.ts';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
 for (const kind of storageKinds) {
   describe(`version diff (${kind})`, () => {
@@ -99,7 +99,7 @@ describe('cairn diff (CLI)', () => {
 
   const cli = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [path.resolve(import.meta.dirname, '../bin/cairn.js'), ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
+      execFile(process.execPath, [cairnBin(), ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });

@@ -1,7 +1,7 @@
 // One conformance suite for every StorageDriver (src/blobs/driver.ts), run
-// against FsDriver (a temp dir) and S3Driver (the real S3 server, a unique key
-// prefix per run). Anything a driver does differently from the interface's
-// contract fails here, for both drivers alike.
+// against FsDriver (a temp dir), MemoryDriver, and S3Driver (the real S3
+// server, a unique key prefix per run). Anything a driver does differently
+// from the interface's contract fails here, for every driver alike.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DriverError, isDriverError, type StorageDriver } from '../src/blobs/driver.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
+import { MemoryDriver } from '../src/blobs/memory-driver.ts';
 import { createS3Client, ensureBucket, S3Driver } from '../src/blobs/s3-driver.ts';
 import { MiB, randomBytesFor } from './support/bytes.ts';
 import { s3TestConfig, storageKinds } from './support/server.ts';
@@ -294,6 +295,10 @@ driverConformance('fs', async () => {
     cleanup: () => fs.rm(outside, { recursive: true, force: true }),
   };
 });
+
+// ---- MemoryDriver -------------------------------------------------------
+
+driverConformance('memory', async () => ({ driver: new MemoryDriver(), cleanup: async () => {} }));
 
 // ---- S3Driver -----------------------------------------------------------
 

@@ -11,6 +11,7 @@ import { MALICIOUS, pytorchZip, STATE_DICT } from './support/fixtures-pickle-zip
 import { useJoblibFixtures } from './support/fixtures-python.ts';
 import { validGguf, validSafetensors } from './support/fixtures-safetensors-gguf.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
 const run = promisify(execFile);
 
@@ -81,7 +82,7 @@ describe('format analysis through the server', () => {
     assert.equal(pt.format, 'pytorch');
     assert.equal(pt.safety.verdict, 'safe');
     // cairn show says so plainly
-    const { stdout } = await run(process.execPath, ['bin/cairn.js', 'show', 'sneaky@1.0'], { env: { ...process.env, CAIRN_URL: server.url } });
+    const { stdout } = await run(process.execPath, [cairnBin(), 'show', 'sneaky@1.0'], { env: { ...process.env, CAIRN_URL: server.url } });
     assert.match(stdout, /safety: +UNSAFE/);
     assert.match(stdout, /model\.pkl: os\.system/);
   });
@@ -106,7 +107,7 @@ describe('format analysis through the server', () => {
     assert.deepEqual(await names('unsafe=false'), ['mixed']);
     assert.deepEqual(await names('framework=pytorch'), ['sneaky']);
     assert.equal((await fetch(`${server.url}/v1/models?unsafe=maybe`)).status, 400);
-    const { stdout } = await run(process.execPath, ['bin/cairn.js', 'ls', '--unsafe', '--json'], { env: { ...process.env, CAIRN_URL: server.url } });
+    const { stdout } = await run(process.execPath, [cairnBin(), 'ls', '--unsafe', '--json'], { env: { ...process.env, CAIRN_URL: server.url } });
     assert.deepEqual(JSON.parse(stdout).models.map((m: any) => m.name), ['sneaky']);
   });
 });

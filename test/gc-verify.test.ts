@@ -14,8 +14,8 @@ import { chunkKey } from '../src/blobs/layout.ts';
 import { digestOf, MiB, randomBytesFor, sha256hex } from './support/bytes.ts';
 import { assertError, bodyOf, call, filePath, publishForm, pull } from './support/http-client.ts';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/cairn.js');
 const MODEL = 'gc-model';
 
 function runCli(args: string[], url: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -23,7 +23,7 @@ function runCli(args: string[], url: string): Promise<{ code: number; stdout: st
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CAIRN_')) env[k] = v;
   env.CAIRN_URL = url;
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [cairnBin(), ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
       resolve({ code, stdout, stderr });
     });

@@ -13,6 +13,7 @@ import { rebuildRepository } from '../src/lineage/git-mirror.ts';
 import { createLogger } from '../src/log.ts';
 import { EventQueries } from '../src/metadata/events.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
 const run = promisify(execFile);
 
@@ -175,11 +176,11 @@ describe('lineage mirror', () => {
   });
 
   test('cairn log prints the history with commit ids', async () => {
-    const { stdout } = await run(process.execPath, ['bin/cairn.js', 'log', 'base', '--json'], { env: { ...process.env, CAIRN_URL: server.url } });
+    const { stdout } = await run(process.execPath, [cairnBin(), 'log', 'base', '--json'], { env: { ...process.env, CAIRN_URL: server.url } });
     const doc = JSON.parse(stdout);
     assert.equal(doc.events.length, 8);
     assert.equal(doc.events[0].subject, 'delete base@2.0.0-rc1');
-    const text = (await run(process.execPath, ['bin/cairn.js', 'log', 'base'], { env: { ...process.env, CAIRN_URL: server.url } })).stdout;
+    const text = (await run(process.execPath, [cairnBin(), 'log', 'base'], { env: { ...process.env, CAIRN_URL: server.url } })).stdout;
     assert.match(text, new RegExp(`^${doc.events[0].commit.slice(0, 12)}  delete base@2\\.0\\.0-rc1`, 'm'));
   });
 
@@ -192,6 +193,72 @@ describe('lineage mirror', () => {
     assert.equal((await git(server.cairn.mirror.gitdir, 'rev-parse', 'refs/heads/main')).trim(), head);
     assert.equal(await git(server.cairn.mirror.gitdir, 'show-ref', '--tags'), tags);
     await git(server.cairn.mirror.gitdir, 'fsck', '--strict');
+  });
+});
+
+describe('lineage of namespaced models', () => {
+  let server: TestServer;
+  let work: string;
+
+  before(async () => {
+    server = await startTestServer('fs');
+    work = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-lineage-ns-'));
+    const u = server.url;
+    assert.equal((await publish(u, 'acme', '1.0', { 'model.bin': 'flat acme' })).status, 201);
+    assert.equal((await publish(u, 'acme/resnet', '1.0.0', { 'model.bin': 'resnet v1', 'conf/a.json': '{}' }, { message: 'first resnet' })).status, 201);
+    assert.equal((await publish(u, 'acme/resnet', '1.1.0', { 'model.bin': 'resnet v2' }, { parent: 'acme@1.0' })).status, 201);
+    assert.equal((await putAlias(u, 'acme/resnet', 'production', '1.1.0')).status, 200);
+    assert.equal((await publish(u, 'acme/vit', '0.1', { 'model.bin': 'vit' })).status, 201);
+    assert.equal((await publish(u, 'acme', '1.1', { 'model.bin': 'flat acme 2' })).status, 201);
+    assert.equal((await fetch(`${u}/v1/models/acme/resnet/versions/1.0.0`, { method: 'DELETE' })).status, 204);
+    await server.cairn.mirror.kick();
+  });
+
+  after(async () => {
+    await server.stop();
+    await fs.rm(work, { recursive: true, force: true });
+  });
+
+  test('git clone: models/acme/resnet/… beside the flat models/acme/…, acme/resnet@<version> tags, git log by path', async () => {
+    const clone = path.join(work, 'clone');
+    await run('git', ['clone', '-q', `${server.url}/git/lineage.git`, clone]);
+    const files = (await git(clone, 'ls-tree', '-r', '--name-only', 'HEAD')).trim().split('\n');
+    assert.deepEqual(files, [
+      'models/acme/model.json',
+      'models/acme/resnet/model.json',
+      'models/acme/resnet/versions/1.1.0.json',
+      'models/acme/versions/1.0.json',
+      'models/acme/versions/1.1.json',
+      'models/acme/vit/model.json',
+      'models/acme/vit/versions/0.1.json',
+    ]);
+    const log = (path: string) => git(clone, 'log', '--format=%s', '--', path).then((o) => o.trim().split('\n'));
+    assert.deepEqual(await log('models/acme/resnet'), ['delete acme/resnet@1.0.0', 'alias acme/resnet@production -> 1.1.0', 'publish acme/resnet@1.1.0', 'publish acme/resnet@1.0.0']);
+    assert.deepEqual(await log('models/acme/vit'), ['publish acme/vit@0.1']);
+    // the flat model alone: its own files (models/acme holds the namespace's models too)
+    assert.deepEqual((await git(clone, 'log', '--format=%s', '--', 'models/acme/model.json', 'models/acme/versions')).trim().split('\n'), ['publish acme@1.1', 'publish acme@1.0']);
+    const tags = (await git(clone, 'tag', '-l')).trim().split('\n').sort();
+    assert.deepEqual(tags, ['acme/resnet@1.0.0', 'acme/resnet@1.1.0', 'acme/vit@0.1', 'acme@1.0', 'acme@1.1']);
+    // a tag names its publish commit, whose tree holds the version (the deleted one too)
+    const manifest = JSON.parse(await git(clone, 'show', 'acme/resnet@1.0.0:models/acme/resnet/versions/1.0.0.json'));
+    assert.equal(manifest.name, 'acme/resnet');
+    assert.deepEqual(manifest.files.map((f: any) => f.path), ['conf/a.json', 'model.bin']);
+    const tuned = JSON.parse(await git(clone, 'show', 'HEAD:models/acme/resnet/versions/1.1.0.json'));
+    assert.deepEqual(tuned.parents.map((p: any) => `${p.name}@${p.version}`), ['acme@1.0']);
+    assert.deepEqual(JSON.parse(await git(clone, 'show', 'HEAD:models/acme/resnet/model.json')), { aliases: { production: '1.1.0' }, description: '', name: 'acme/resnet' });
+    // the history API's commit ids are these commits
+    const { body } = await json(`${server.url}/v1/models/acme/resnet/history`);
+    const published = body.events.find((e: any) => e.subject === 'publish acme/resnet@1.1.0');
+    assert.equal((await git(clone, 'rev-parse', 'acme/resnet@1.1.0^{commit}')).trim(), published.commit);
+    await git(server.cairn.mirror.gitdir, 'fsck', '--strict');
+  });
+
+  test('rebuild reproduces the commit ids and tags of flat and namespaced models together', async () => {
+    const refs = await git(server.cairn.mirror.gitdir, 'for-each-ref', '--format=%(refname) %(objectname)');
+    const result = await rebuildRepository({ gitdir: server.cairn.mirror.gitdir, events: new EventQueries(server.cairn.db), log: createLogger({ silent: true }) });
+    assert.equal(result.events, 7);
+    assert.equal(result.mismatched, 0);
+    assert.equal(await git(server.cairn.mirror.gitdir, 'for-each-ref', '--format=%(refname) %(objectname)'), refs);
   });
 });
 
@@ -224,14 +291,17 @@ describe('cairn lineage rebuild', () => {
     try {
       for (const v of ['1', '2', '3']) assert.equal((await publish(server.url, 'r', v, { a: v })).status, 201);
       assert.equal((await putAlias(server.url, 'r', 'prod', '2')).status, 200);
+      // namespaced models beside the flat one: models/r/… and models/r/x/… share a directory
+      assert.equal((await publish(server.url, 'r/x', '1', { a: 'x' })).status, 201);
+      assert.equal((await putAlias(server.url, 'r/x', 'prod', '1')).status, 200);
       await server.cairn.mirror.kick();
       const gitdir = server.cairn.mirror.gitdir;
       await server.close();
       const before = await git(gitdir, 'for-each-ref', '--format=%(refname) %(objectname)');
       await fs.rm(gitdir, { recursive: true, force: true });
-      const { stdout } = await run(process.execPath, ['bin/cairn.js', 'lineage', 'rebuild', '--json'], { env: { ...process.env, CAIRN_DATA_DIR: dataDir } });
+      const { stdout } = await run(process.execPath, [cairnBin(), 'lineage', 'rebuild', '--json'], { env: { ...process.env, CAIRN_DATA_DIR: dataDir } });
       const result = JSON.parse(stdout);
-      assert.equal(result.events, 4);
+      assert.equal(result.events, 6);
       assert.equal(result.mismatched, 0);
       assert.equal(await git(gitdir, 'for-each-ref', '--format=%(refname) %(objectname)'), before);
     } finally {

@@ -28,7 +28,8 @@ function appRoutes(app: Express): Map<string, Set<string>> {
     if (!layer.route) continue; // middleware and the access-policy router
     const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
     for (const p of paths) {
-      const templated = p.replace(/[:*]([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
+      // a model route's two-segment form (`acme/resnet`) is the same operation: `{name}` may hold one '/'
+      const templated = p.replace(/[:*]([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}').replace('{namespace}/{name}', '{name}');
       const methods = out.get(templated) ?? new Set<string>();
       const held = Object.entries(layer.route.methods).filter(([, on]) => on).map(([m]) => m);
       // app.all: express 5 registers every method node knows, one by one (older: `_all`)

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SCOPES } from '../src/access.ts';
+import { isReservedWord } from '../src/identifiers.ts';
 import { ROUTES } from '../src/http/app.ts';
 import { openApiDocument, templatePath } from '../src/http/openapi.ts';
-import type { Route } from '../src/http/route.ts';
+import { modelParam, type Route } from '../src/http/route.ts';
 
 const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
@@ -20,6 +21,25 @@ describe('route table', () => {
       assert.ok((SCOPES as readonly string[]).includes(r.access.scope), `${label(r)}: scope ${String(r.access.scope)}`);
       const params = [...templatePath(r.path).matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
       if (r.access.model !== undefined && r.access.model !== '*') assert.ok(params.includes(r.access.model), `${label(r)}: the model is read from :${r.access.model}, which is not in the path`);
+    }
+  });
+
+  test('a model name in a path is followed by a reserved word or by nothing, so that `acme/resnet` and a sub-resource never read alike (README "Namespaces")', () => {
+    const withModel = ROUTES.filter((r) => modelParam(r) !== undefined);
+    assert.ok(withModel.length >= 14, `${withModel.length} routes take a model name`);
+    for (const r of ROUTES) {
+      const segments = r.path.split('/');
+      assert.ok(!segments.includes(':namespace'), `${label(r)}: :namespace is the two-segment form's own parameter`);
+      const param = modelParam(r);
+      if (param === undefined) {
+        // a model route without a model access check would read the name one segment only
+        assert.ok(!/^\/(v1\/models|hf)\/.*:name\b/.test(r.path), `${label(r)}: names a model without access on it`);
+        continue;
+      }
+      const at = segments.indexOf(`:${param}`);
+      assert.ok(at > 0, `${label(r)}: :${param} is a whole segment`);
+      const next = segments[at + 1];
+      assert.ok(next === undefined || isReservedWord(next), `${label(r)}: :${param} is followed by ${next}, which is not a reserved word`);
     }
   });
 

@@ -1,6 +1,6 @@
 // Storage efficiency (issue 6): byte-grouped codecs for float data
-// (src/blobs/codec-core.js) and tensor-boundary cuts for safetensors / GGUF
-// (src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
+// (src/blobs/codec.ts) and tensor-boundary cuts for safetensors / GGUF
+// (src/registry/tensor-layout.ts, src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,9 +13,11 @@ import { CodecPool } from '../src/blobs/codec-pool.ts';
 import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/blobs/codec.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
-import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from '../src/blobs/tensor-layout.ts';
-import { BlobIndex, type ChunkRef } from '../src/metadata/blobs.ts';
+import { forcedCuts, HintCursor, type TensorLayout } from '../src/blobs/tensor-layout.ts';
+import type { ChunkRef } from '../src/blobs/chunk-index.ts';
+import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
+import { findTensorLayout } from '../src/registry/tensor-layout.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { safetensorsHeader, safetensorsStream, type TensorSpec, tensorBytes } from './support/tensors.ts';
 
@@ -148,12 +150,12 @@ describe('tensor layout', () => {
     { name: 'b', dtype: 'F32', elements: 300, seed: 'b', scale: 1 },
   ];
 
-  test('safetensors: header parsed from the first bytes, asks for more until complete', () => {
+  test('safetensors: header parsed from the first bytes, asks for more until complete', async () => {
     const file = bytesOf(safetensorsStream(specs, { note: 'x' }));
     const head = safetensorsHeader(specs, { note: 'x' });
-    const need = probeLayout(file.subarray(0, 20), false);
+    const need = await findTensorLayout(file.subarray(0, 20), false);
     assert.deepEqual(need, { state: 'need', bytes: head.length });
-    const found = probeLayout(file.subarray(0, head.length), false);
+    const found = await findTensorLayout(file.subarray(0, head.length), false);
     assert.equal(found.state, 'found');
     if (found.state !== 'found') return;
     assert.equal(found.layout.dataStart, head.length);
@@ -161,15 +163,15 @@ describe('tensor layout', () => {
       { begin: head.length, end: head.length + 2000, width: 2 },
       { begin: head.length + 2000, end: head.length + 3200, width: 4 },
     ]);
-    assert.deepEqual(probeLayout(file.subarray(0, 20), true), { state: 'none' });
-    assert.deepEqual(probeLayout(compressibleBytes(100), false), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(file.subarray(0, 20), true), { state: 'none' });
+    assert.deepEqual(await findTensorLayout(compressibleBytes(100), false), { state: 'none' });
     const huge = Buffer.alloc(16);
     huge.writeBigUInt64LE(BigInt(200 * MiB));
     huge[8] = 0x7b;
-    assert.deepEqual(probeLayout(huge, false), { state: 'none' }, 'headers above the bound are not buffered');
+    assert.deepEqual(await findTensorLayout(huge, false), { state: 'none' }, 'headers above the bound are not buffered');
   });
 
-  test('GGUF: tensor starts and float widths from the header', () => {
+  test('GGUF: tensor starts and float widths from the header', async () => {
     const parts: Buffer[] = [Buffer.from('GGUF')];
     const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
     const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
@@ -180,13 +182,13 @@ describe('tensor layout', () => {
     str('w0'); u32(1); u64(100); u32(30); u64(0); // BF16, 200 bytes
     str('w1'); u32(1); u64(32); u32(2); u64(256); // Q4_0
     const header = Buffer.concat(parts);
-    const found = probeLayout(Buffer.concat([header, Buffer.alloc(1000)]), false);
+    const found = await findTensorLayout(Buffer.concat([header, Buffer.alloc(1000)]), false);
     assert.equal(found.state, 'found');
     if (found.state !== 'found') return;
     const start = Math.ceil(header.length / 64) * 64;
     assert.equal(found.layout.dataStart, start);
     assert.deepEqual(found.layout.tensors.map((t) => [t.begin, t.width]), [[start, 2], [start + 256, 1]]);
-    assert.equal(probeLayout(header.subarray(0, 40), false).state, 'need');
+    assert.equal((await findTensorLayout(header.subarray(0, 40), false)).state, 'need');
   });
 
   test('forced cuts: header end, every boundary of a large tensor, tiny tensors grouped up to minSize', () => {
@@ -219,7 +221,14 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
   let db: Database;
   let pool: CodecPool;
   let store: ChunkStore;
+  let index: BlobIndex;
   let driver: FsDriver;
+  /** stores a stream and records it as a blob, as the registry does */
+  const storeBlob = async (source: AsyncIterable<Uint8Array>) => {
+    const content = await store.store(source);
+    index.addBlob(content.digest, content.size, content.chunks);
+    return content;
+  };
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-storage-eff-'));
@@ -227,7 +236,8 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     db.migrate();
     pool = new CodecPool(2);
     driver = new FsDriver(path.join(dir, 'blobs'));
-    store = new ChunkStore(driver, new BlobIndex(db), pool, { chunking: SMALL });
+    index = new BlobIndex(db);
+    store = new ChunkStore(driver, index, pool, { chunking: SMALL, findLayout: findTensorLayout });
   });
   after(async () => {
     await pool.close();
@@ -267,7 +277,7 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
   };
 
   test('a changed header (extra metadata, shifted offsets) re-uses every tensor chunk; a changed tensor changes only its own chunks', async () => {
-    const v1 = await store.storeBlob(pieces(safetensorsStream(model, { format: 'pt' })));
+    const v1 = await storeBlob(pieces(safetensorsStream(model, { format: 'pt' })));
     const file1 = bytesOf(safetensorsStream(model, { format: 'pt' }));
     assert.equal(v1.digest, sha256(file1));
     assert.equal(v1.size, file1.length);
@@ -278,14 +288,14 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     for (const t of model.filter((s) => s.name.endsWith('.w'))) assert.ok(starts.has(rangeOf(model, t.name, { format: 'pt' })[0]), `${t.name} starts a chunk`);
 
     const meta2 = { format: 'pt', note: 'an extra metadata entry that shifts every data offset by a few bytes' };
-    const v2 = await store.storeBlob(pieces(safetensorsStream(model, meta2), 65_536));
+    const v2 = await storeBlob(pieces(safetensorsStream(model, meta2), 65_536));
     const old = new Set(v1.chunks.map((c) => c.digest));
     const fresh2 = v2.chunks.filter((c) => !old.has(c.digest));
     assert.equal(fresh2.length, 1, `only the header chunk is new (${fresh2.length} new of ${v2.chunks.length})`);
     assert.equal(fresh2[0]!.offset, 0);
 
     const changed = model.map((t) => (t.name === 'l4.w' ? { ...t, seed: 'changed' } : t));
-    const v3 = await store.storeBlob(pieces(safetensorsStream(changed, meta2)));
+    const v3 = await storeBlob(pieces(safetensorsStream(changed, meta2)));
     const [b, e] = rangeOf(changed, 'l4.w', meta2);
     const seen = new Set([...old, ...v2.chunks.map((c) => c.digest)]);
     const fresh3 = v3.chunks.filter((c) => !seen.has(c.digest));
@@ -303,7 +313,7 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
 
   test('float chunks are stored byte-grouped, the header zstd; a stored object carries its codec', async () => {
     const specs = model.slice(0, 6);
-    const content = await store.storeBlob(pieces(safetensorsStream(specs, { seed: 'codecs' })));
+    const content = await storeBlob(pieces(safetensorsStream(specs, { seed: 'codecs' })));
     const codecs = await Promise.all(content.chunks.map(async (c) => codecOf(await driver.get(chunkKey(c.digest)))));
     assert.equal(codecs[0], 'zstd', 'header');
     assert.ok(codecs.includes('zstd-bg2') && codecs.includes('zstd-bg4'), codecs.join(','));
@@ -317,11 +327,12 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     let layout: TensorLayout | undefined;
     let held: ChunkRef[] = [];
     let at = 0;
+    const hash = store.runningHash();
     for (const end of [5000, 300 * KiB + 1, file.length]) {
       const replay = held[held.length - 1];
       const part = await store.store(pieces([file.subarray(at, end)]), {
         startOffset: at,
-        session: 'resume-test',
+        hash,
         resume: { replay, layout },
         onLayout: (found) => (layout = found),
       });
@@ -330,8 +341,9 @@ describe('ChunkStore: tensor-boundary cuts and dedup', () => {
     }
     assert.ok(layout, 'the layout was found from the replayed first chunk and the bytes after it');
     assert.deepEqual(held, whole.chunks);
-    assert.deepEqual(await store.sessionDigest('resume-test'), { digest: sha256(file), size: file.length });
-    store.dropSession('resume-test');
+    assert.deepEqual(await hash.digest(), { digest: sha256(file), size: file.length });
+    hash.drop();
+    assert.equal(await hash.digest(), undefined, 'dropped');
   });
 
   test('files that are not tensor files, and resumed streams, are chunked by content as before', async () => {

@@ -267,4 +267,49 @@ describe('web UI in a headless browser', { skip }, () => {
     assert.equal(await page.locator('h1').innerText(), 'llama-base');
     assert.deepEqual(pageErrors, [], 'no script errors on any page');
   });
+
+  test('namespaced models: listed, and #/models/acme/resnet[/versions/<v>] open them; #/models/acme/versions/<v> is the flat acme', async () => {
+    const st = validSafetensors().bytes;
+    await publish(base, token, 'acme', { version: '1.0', files: [{ path: 'flat.safetensors', data: st }] });
+    await publish(base, token, 'acme/resnet', { version: '1.0', aliases: ['production'], files: [{ path: 'model.safetensors', data: st }] });
+    await publish(base, token, 'acme/resnet', { version: '1.1', parent: 'acme/resnet@1.0', relation: 'fine-tuned-from', files: [{ path: 'model.safetensors', data: st }, { path: 'conf/a.json', data: new TextEncoder().encode('{}') }] });
+
+    await page.goto(`${base}/#/?q=acme`);
+    await settled(page, 'list');
+    assert.deepEqual(await page.locator('tr[data-model]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-model'))), ['acme', 'acme/resnet']);
+    await page.click('a.model-link:text-is("acme/resnet")');
+    await settled(page, 'model');
+    assert.equal(await page.evaluate(() => location.hash), '#/models/acme/resnet');
+    assert.equal(await page.locator('h1').innerText(), 'acme/resnet');
+    assert.ok(await page.locator('.chip[data-alias="production"]').isVisible());
+    assert.deepEqual(await page.locator('tr[data-version]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-version'))), ['1.1', '1.0']);
+    assert.equal(await page.locator('.event').count(), 2);
+
+    await page.click('a.version-link:text-is("1.1")');
+    await settled(page, 'version');
+    assert.equal(await page.evaluate(() => location.hash), '#/models/acme/resnet/versions/1.1');
+    assert.match(await page.locator('h1').innerText(), /acme\/resnet\s*@\s*1\.1/);
+    assert.ok(await page.locator('tr[data-file="conf/a.json"]').isVisible());
+    assert.equal(await page.locator('[data-section="pull"] .copy-text').first().innerText(), 'cairn pull acme/resnet@1.1');
+    const curls = await page.locator('[data-section="pull"] pre.copy-text').allTextContents();
+    assert.ok(curls.some((c) => c.includes(`${base}/v1/models/acme/resnet/versions/1.1/files/conf/a.json`)), curls.join('\n'));
+    assert.match(await page.locator('[data-section="changes"] h2').innerText(), /^Changes from acme\/resnet@1\.0$/);
+    const nodes = await page.locator('svg.lineage .node').evaluateAll((els) => els.map((e) => e.getAttribute('data-node')));
+    assert.deepEqual(nodes.sort(), ['acme/resnet@1.0', 'acme/resnet@1.1']);
+    await page.screenshot({ path: await screenshotPath('version-namespaced') });
+
+    // the lineage graph's parent link, then the flat model of the same first segment
+    await page.locator('svg.lineage .node[data-node="acme/resnet@1.0"]').click();
+    await settled(page, 'version');
+    assert.equal(await page.evaluate(() => location.hash), '#/models/acme/resnet/versions/1.0');
+    await page.goto(`${base}/#/models/acme/versions/1.0`);
+    await settled(page, 'version');
+    assert.match(await page.locator('h1').innerText(), /^acme\s*@\s*1\.0$/);
+    assert.ok(await page.locator('tr[data-file="flat.safetensors"]').isVisible());
+    // the encoded form of the same name opens the same page
+    await page.goto(`${base}/#/models/acme%2Fresnet`);
+    await settled(page, 'model');
+    assert.equal(await page.locator('h1').innerText(), 'acme/resnet');
+    assert.deepEqual(pageErrors, [], 'no script errors on any page');
+  });
 });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { randomBytesFor } from './support/bytes.ts';
 import { assertError, call, publishForm } from './support/http-client.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { cairnBin } from './support/build.ts';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -106,6 +107,24 @@ describe('webhooks', () => {
     await rx.close();
   });
 
+  test('a namespace pattern (acme/*) gets the events of acme/… only: not the flat acme, not acme2/…', async () => {
+    const rx = await receiver();
+    const hook = await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url, models: ['acme/*'] });
+    assert.equal(hook.status, 201, JSON.stringify(hook.body));
+    assert.deepEqual(hook.body.models, ['acme/*']);
+    for (const name of ['acme', 'acme2/x', 'acme-x/y', 'acme/resnet']) assert.equal((await publish(srv, name, '1.0.0')).status, 201, name);
+    assert.equal((await call(srv.url, 'PUT', '/v1/models/acme/resnet/aliases/production', { version: '1.0.0' })).status, 200);
+    const got = await rx.until(2);
+    await new Promise((r) => setTimeout(r, 200)); // nothing more arrives
+    assert.deepEqual(got.map((g) => JSON.parse(g.body)).map((b) => [b.event, b.model, b.subject]), [
+      ['publish', 'acme/resnet', 'publish acme/resnet@1.0.0'],
+      ['alias', 'acme/resnet', 'alias acme/resnet@production -> 1.0.0'],
+    ]);
+    assertError(await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url, models: ['acme/*/x'] }), 400, 'INVALID_ARGUMENT');
+    assert.equal((await call(srv.url, 'DELETE', `/v1/webhooks/${hook.body.id}`)).status, 204);
+    await rx.close();
+  });
+
   test('a failing receiver is retried with backoff until it answers 2xx; the deliveries show it', async () => {
     const rx = await receiver([500, 503]);
     const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
@@ -179,9 +198,8 @@ describe('webhooks', () => {
 
 /** The cairn CLI as a user runs it; resolves with its exit code and output. */
 function cli(srv: TestServer, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const bin = path.resolve(import.meta.dirname, '../bin/cairn.js');
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [cairnBin(), ...args], { env: { ...process.env, CAIRN_URL: srv.url, CAIRN_TOKEN: '' } }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -23,13 +23,16 @@ export type BlobDoc = Static<typeof BlobDoc>;
 export const SCOPES = ['read', 'write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
+/** What `models` means on a token or a webhook (access.ts patternMatches). */
+const MODEL_PATTERNS = 'model name patterns: `*` is any run of characters within one part of a name, never across the `/` (`acme/*`: every model of namespace acme; `*` alone: every model); empty: every model';
+
 export const TokenDoc = Type.Object(
   {
     name: Type.String(),
     prefix: Type.String({ description: 'the first characters of the token, to tell tokens apart' }),
     scope: oneOf(SCOPES),
     scopes: Type.Array(oneOf(SCOPES), { description: 'the scopes held: admin implies write, write implies read' }),
-    models: Type.Array(Type.String(), { description: 'name patterns; empty: every model' }),
+    models: Type.Array(Type.String(), { description: MODEL_PATTERNS }),
     created_at: Timestamp(),
     created_by: Type.String(),
     expires_at: nullable(Timestamp()),
@@ -64,7 +67,7 @@ export const WebhookDoc = Type.Object(
     id: Type.Integer(),
     url: Type.String({ format: 'uri' }),
     events: Type.Array(oneOf(EVENT_KINDS), { description: 'empty: every kind' }),
-    models: Type.Array(Type.String(), { description: 'name patterns (`*` wildcards); empty: every model' }),
+    models: Type.Array(Type.String(), { description: MODEL_PATTERNS }),
     created_by: Type.String(),
     created_at: Timestamp(),
   },

@@ -19,7 +19,11 @@ export function nullable<T extends TSchema>(schema: T, options: SchemaOptions = 
 /** Any JSON value (recipes, metadata values). */
 export const AnyJson = (description = 'any JSON') => Type.Unknown({ description });
 
-export const Name = Type.String({ $id: 'Name', pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*$', maxLength: 128 });
+const NAME_PART = '[a-z0-9]+(?:[._-][a-z0-9]+)*';
+/** A model name, `[<namespace>/]<base>`; neither part a reserved word (README "Namespaces"). */
+export const Name = Type.String({ $id: 'Name', pattern: `^${NAME_PART}(?:/${NAME_PART})?$`, maxLength: 128, description: '`[<namespace>/]<name>`: `resnet`, `acme/resnet`' });
+/** An alias: one part of a name's pattern; `latest` and `main` are reserved. */
+export const AliasName = Type.String({ $id: 'AliasName', pattern: `^${NAME_PART}$`, maxLength: 128 });
 export const Version = Type.String({ $id: 'Version', pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$' });
 export const Digest = Type.String({ $id: 'Digest', pattern: '^sha256:[0-9a-f]{64}$' });
 export const Timestamp = (description?: string) => Type.String({ format: 'date-time', ...(description ? { description } : {}) });

@@ -1,7 +1,7 @@
 // Wire types of models, versions and their files, lineage and history.
 import { MAX_FILES_PER_VERSION, MAX_PARENTS } from '../identifiers.ts';
 import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from '../json-limits.ts';
-import { AnyJson, Digest, Name, nullable, oneOf, page, Timestamp, Type, Version, type Static } from './common.ts';
+import { AliasName, AnyJson, Digest, Name, nullable, oneOf, page, Timestamp, Type, Version, type Static } from './common.ts';
 
 export const VERDICTS = ['safe', 'unsafe', 'unknown'] as const;
 export const EVENT_KINDS = ['publish', 'alias', 'unalias', 'delete'] as const;
@@ -222,7 +222,7 @@ export const PublishRequest = Type.Object(
       description: 'blobs uploaded before (POST /v1/uploads)',
     }),
     message: Type.Optional(Type.String()),
-    aliases: Type.Optional(Type.Array(Name)),
+    aliases: Type.Optional(Type.Array(AliasName)),
     parents: Type.Optional(Type.Array(ParentInput, { maxItems: MAX_PARENTS })),
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: `a JSON object, nested at most ${MAX_JSON_DEPTH} levels, at most ${MAX_JSON_BYTES} bytes` })),
   },
@@ -235,7 +235,7 @@ export const PublishForm = Type.Object(
   {
     version: Version,
     message: Type.Optional(Type.String()),
-    alias: Type.Optional(Type.Array(Name, { description: 'repeatable field' })),
+    alias: Type.Optional(Type.Array(AliasName, { description: 'repeatable field' })),
     parent: Type.Optional(Type.Array(Type.String(), { description: 'repeatable field, `name@ref`' })),
     relation: Type.Optional(Type.Array(Type.String(), { description: 'one for every parent, or one per parent' })),
     recipe: Type.Optional(Type.String({ description: `JSON; falls back to metadata.recipe; ${USER_JSON}` })),

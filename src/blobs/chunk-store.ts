@@ -6,15 +6,14 @@
 // before a single byte is handed out.
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
-import type { FileSource } from '../formats/types.ts';
-import type { BlobIndex, ChunkRecord, ChunkRef } from '../metadata/blobs.ts';
+import type { ChunkIndex, ChunkRecord, ChunkRef } from './chunk-index.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
-import type { ChunkStream, CodecPool, RawChunk } from './codec-pool.ts';
+import type { ChunkStream, CodecPool, RawChunk, RunningHash } from './codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
-import { collectYoungGarbage } from './young-gc.js';
-import { forcedCuts, HintCursor, probeLayout, type TensorLayout } from './tensor-layout.ts';
+import { collectYoungGarbage } from './young-gc.ts';
+import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from './tensor-layout.ts';
 
 export interface StoredContent {
   digest: string;
@@ -28,6 +27,13 @@ export interface BlobStream {
   size: number;
 }
 
+/** Random access to a stored blob: bounded reads, each one verified. */
+export interface BlobReader {
+  readonly size: number;
+  /** bytes [offset, offset + length) clipped to the blob */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
 export interface ChunkStoreOptions {
   chunking?: ChunkerOptions;
   /**
@@ -38,6 +44,8 @@ export interface ChunkStoreOptions {
   writeConcurrency?: number;
   /** chunks fetched ahead, per download. 6: the same link 88% busy with 3, 95% with 6. */
   readAhead?: number;
+  /** reads a tensor file's layout from the first bytes of a stream; without it, chunks are cut by content only */
+  findLayout?: LayoutFinder;
   onCorrupt?: (info: { chunk: string; blob: string; message: string }) => void;
 }
 
@@ -52,19 +60,22 @@ export class ChunkStore {
   private readonly chunking: ChunkerOptions;
   private readonly writeConcurrency: number;
   private readonly readAhead: number;
+  private readonly findLayout: LayoutFinder | undefined;
   private readonly onCorrupt: NonNullable<ChunkStoreOptions['onCorrupt']>;
   /** blob digest → reads in progress (open streams, archives) */
   private readonly reading = new Map<string, number>();
 
   constructor(
+    /** storage, failing with domain errors (storage-errors.ts) */
     readonly driver: StorageDriver,
-    private readonly index: BlobIndex,
+    private readonly index: ChunkIndex,
     private readonly pool: CodecPool,
     options: ChunkStoreOptions = {},
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
     this.writeConcurrency = options.writeConcurrency ?? 6;
     this.readAhead = options.readAhead ?? 6;
+    this.findLayout = options.findLayout;
     this.onCorrupt = options.onCorrupt ?? noop;
   }
 
@@ -73,8 +84,10 @@ export class ChunkStore {
    * order and in batches, inside the transaction that records them, once they
    * and all before them are durable in storage. With `keepPartial`, a failing
    * source still has the bytes received so far stored (and reported) before
-   * the error is rethrown — what resumable uploads need. With `session`, the
-   * running hash kept under that key (see sessionDigest) sees the bytes too.
+   * the error is rethrown — what resumable uploads need. With `hash` (see
+   * runningHash), that running hash sees the bytes too, from `startOffset`
+   * on, provided it has seen exactly the `startOffset` bytes before them;
+   * otherwise it is lost.
    *
    * A stream continued by a later call (the next request of an upload
    * session) passes `resume`: `replay` is its last stored chunk, which ends
@@ -95,7 +108,7 @@ export class ChunkStore {
       onChunks?: (chunks: ChunkRef[]) => void;
       keepPartial?: boolean;
       startOffset?: number;
-      session?: string;
+      hash?: RunningHash;
       resume?: { replay?: ChunkRef; layout?: TensorLayout };
       onLayout?: (layout: TensorLayout) => void;
     } = {},
@@ -126,19 +139,20 @@ export class ChunkStore {
     let size = 0;
 
     // Tensor files (safetensors, GGUF): the header, read from a bounded prefix
-    // of the stream, gives forced cuts at tensor boundaries and codec hints.
-    // Probed when the stream starts at offset 0; a continued stream brings
-    // the layout found then.
+    // of the stream (by findLayout), gives forced cuts at tensor boundaries
+    // and codec hints. Looked for when the stream starts at offset 0; a
+    // continued stream brings the layout found then.
     const known = options.resume?.layout;
-    let probing = streamStart === 0 && !known;
+    const findLayout = this.findLayout;
+    let probing = streamStart === 0 && !known && findLayout !== undefined;
     let head: Uint8Array[] = [];
     let headBytes = 0;
     let want = 8;
     let hints = known ? new HintCursor(known) : undefined;
     let cuts = known ? forcedCuts(known, this.chunking.minSize) : undefined;
-    const probe = (ended: boolean): Uint8Array | undefined => {
+    const probe = async (ended: boolean): Promise<Uint8Array | undefined> => {
       const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
-      const found = probeLayout(bytes, ended);
+      const found = await findLayout!(bytes, ended);
       if (found.state === 'need' && !ended) {
         head = [bytes];
         want = found.bytes;
@@ -154,9 +168,8 @@ export class ChunkStore {
       }
       return bytes;
     };
-    /** What to feed now: the piece, or the buffered head once it is decided. */
-    const take = (piece: Uint8Array): Uint8Array | undefined => {
-      if (!probing) return piece;
+    /** What to feed now, while probing: the buffered head once it is decided. */
+    const take = async (piece: Uint8Array): Promise<Uint8Array | undefined> => {
       head.push(piece);
       headBytes += piece.length;
       return headBytes < want ? undefined : probe(false);
@@ -169,7 +182,7 @@ export class ChunkStore {
       (stream ??= this.pool.openStream(this.chunking, {
         start: streamStart,
         cuts,
-        session: options.session !== undefined ? { key: options.session, at: startOffset, replay: replay?.size ?? 0 } : undefined,
+        hash: options.hash && { running: options.hash, at: startOffset, replay: replay?.size ?? 0 },
       }));
 
     // Incoming pieces (~64 KiB from the socket) are batched so that a worker
@@ -220,7 +233,7 @@ export class ChunkStore {
     try {
       try {
         for await (const piece of replayed ? prepend(replayed, source) : source) {
-          const bytes = take(piece);
+          const bytes = probing ? await take(piece) : piece;
           if (!bytes) continue;
           pieces.push(bytes);
           piecesBytes += bytes.length;
@@ -234,7 +247,7 @@ export class ChunkStore {
         sourceError = err;
       }
       if (probing && headBytes > 0) {
-        const bytes = probe(true)!;
+        const bytes = (await probe(true))!;
         pieces.push(bytes);
         piecesBytes += bytes.length;
       }
@@ -263,20 +276,13 @@ export class ChunkStore {
     return { digest: ended.digest, size, chunks };
   }
 
-  /** The running sha256 of a session (see store) and how many bytes it has seen; undefined when lost (restart, worker exit). */
-  sessionDigest(key: string): Promise<{ digest: string; size: number } | undefined> {
-    return this.pool.sessionDigest(key);
-  }
-
-  dropSession(key: string): void {
-    this.pool.dropSession(key);
-  }
-
-  /** Stores a stream and records it as a blob (idempotent per digest). */
-  async storeBlob(source: AsyncIterable<Uint8Array>): Promise<StoredContent> {
-    const content = await this.store(source);
-    this.index.addBlob(content.digest, content.size, content.chunks);
-    return content;
+  /**
+   * A sha256 kept running over a byte stream stored in several calls (an
+   * upload session's requests: pass it to each `store`), computed in a codec
+   * worker; ask it for the digest at the end, and drop it.
+   */
+  runningHash(): RunningHash {
+    return this.pool.runningHash();
   }
 
   /**
@@ -293,8 +299,8 @@ export class ChunkStore {
     } catch (err) {
       // Content addressing: an existing object already holds these bytes
       // (a concurrent upload, or a crash between write and record).
-      if (!isDriverError(err, 'exists')) throw translate(err);
-      storedSize = (await this.driver.stat(key).catch((e) => Promise.reject(translate(e))))?.size ?? storedSize;
+      if (!isDriverError(err, 'exists')) throw err;
+      storedSize = (await this.driver.stat(key))?.size ?? storedSize;
     }
     return { record: { digest: raw.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec } };
   }
@@ -309,7 +315,7 @@ export class ChunkStore {
         this.onCorrupt({ chunk: digest, blob, message: 'chunk missing from storage' });
         throw new CairnError('CONTENT_CORRUPT', `stored content is damaged: chunk ${digest} is missing`);
       }
-      throw translate(err);
+      throw err;
     }
     try {
       return await this.pool.decode(stored, digest);
@@ -364,7 +370,7 @@ export class ChunkStore {
     let next = 0;
     const fill = () => {
       while (pending.length < this.readAhead && next < chunks.length) {
-        const p = this.readChunk(chunks[next++]!.chunk_digest, digest);
+        const p = this.readChunk(chunks[next++]!.digest, digest);
         p.catch(noop);
         pending.push(p);
       }
@@ -391,54 +397,46 @@ export class ChunkStore {
     stream.once('close', release);
     return { stream, size: blob.size };
   }
-}
 
-/**
- * Random access to a stored blob for format detection: bounded reads served
- * from a few decoded (and verified) chunks kept at hand.
- */
-export function blobSource(store: ChunkStore, index: BlobIndex, digest: string, path: string): FileSource {
-  const blob = index.getBlob(digest);
-  if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${digest}`);
-  const cache = new Map<number, Promise<Uint8Array>>(); // chunk offset → raw bytes
-  const chunkAt = (chunk: { offset: number; chunk_digest: string }) => {
-    let raw = cache.get(chunk.offset);
-    if (!raw) {
-      raw = store.readChunk(chunk.chunk_digest, digest);
-      raw.catch(noop);
-      cache.set(chunk.offset, raw);
-      if (cache.size > 4) cache.delete(cache.keys().next().value!);
-    }
-    return raw;
-  };
-  return {
-    path,
-    size: blob.size,
-    async read(offset, length) {
-      if (offset < 0 || length < 0) throw new RangeError('negative read');
-      const end = Math.min(offset + length, blob.size);
-      if (offset >= end) return new Uint8Array(0);
-      const out = new Uint8Array(end - offset);
-      for (const chunk of index.chunksInRange(digest, offset, end - 1)) {
-        const raw = await chunkAt(chunk);
-        const from = Math.max(offset - chunk.offset, 0);
-        const to = Math.min(end - chunk.offset, chunk.size);
-        out.set(raw.subarray(from, to), chunk.offset + from - offset);
+  /**
+   * Random access to a stored blob (format detection reads files this way):
+   * bounded reads served from a few decoded and verified chunks kept at hand.
+   */
+  blobReader(digest: string): BlobReader {
+    const blob = this.index.getBlob(digest);
+    if (!blob) throw new CairnError('BLOB_NOT_FOUND', `no content ${digest}`);
+    const cache = new Map<number, Promise<Uint8Array>>(); // chunk offset → raw bytes
+    const chunkAt = (chunk: ChunkRef) => {
+      let raw = cache.get(chunk.offset);
+      if (!raw) {
+        raw = this.readChunk(chunk.digest, digest);
+        raw.catch(noop);
+        cache.set(chunk.offset, raw);
+        if (cache.size > 4) cache.delete(cache.keys().next().value!);
       }
-      return out;
-    },
-  };
+      return raw;
+    };
+    const index = this.index;
+    return {
+      size: blob.size,
+      async read(offset, length) {
+        if (offset < 0 || length < 0) throw new RangeError('negative read');
+        const end = Math.min(offset + length, blob.size);
+        if (offset >= end) return new Uint8Array(0);
+        const out = new Uint8Array(end - offset);
+        for (const chunk of index.chunksInRange(digest, offset, end - 1)) {
+          const raw = await chunkAt(chunk);
+          const from = Math.max(offset - chunk.offset, 0);
+          const to = Math.min(end - chunk.offset, chunk.size);
+          out.set(raw.subarray(from, to), chunk.offset + from - offset);
+        }
+        return out;
+      },
+    };
+  }
 }
 
 async function* prepend(first: Uint8Array, rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield first;
   yield* rest;
-}
-
-/** Driver failures become domain errors here, once. */
-function translate(err: unknown): unknown {
-  if (isDriverError(err, 'unavailable')) {
-    return new CairnError('STORAGE_UNAVAILABLE', 'the storage backend is unavailable; try again later', { cause: err.message });
-  }
-  return err;
 }

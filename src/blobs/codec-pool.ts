@@ -1,15 +1,17 @@
-// A small pool of worker threads running codec-worker.js: chunking (with the
+// A small pool of worker threads running codec-worker.ts: chunking (with the
 // hashes that go with it), compression, decompression and verification all
 // happen there, never on the event loop. Buffers are transferred, not copied,
 // in both directions. Several requests may be queued on one worker; a stream
-// (one upload being chunked) and a session hash stay on the worker that holds
+// (one upload being chunked) and a running hash stay on the worker that holds
 // their state. A worker that dies fails only the requests it held and is
-// replaced on demand.
+// replaced on demand (the running hashes it held are lost).
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../start-worker.ts';
 import type { ChunkerOptions } from './chunker.ts';
 import type { ChunkHint, CodecName, EncodedChunk } from './codec.ts';
 import { ChunkCorruptError } from './codec.ts';
+import type { CodecReply as Reply } from './codec-worker.ts';
 
 /** A chunk cut by a stream, with the sha256 of its bytes. */
 export interface RawChunk {
@@ -17,7 +19,6 @@ export interface RawChunk {
   digest: string;
 }
 
-type Reply = { id: number; ok: true; op: string; [field: string]: unknown } | { id: number; ok: false; corrupt: boolean; message: string };
 type Pending = { resolve: (reply: Reply & { ok: true }) => void; reject: (err: Error) => void };
 
 interface Slot {
@@ -36,9 +37,37 @@ function ownBuffer(data: Uint8Array): Uint8Array {
 const noop = () => {};
 
 /**
+ * A sha256 kept running in one worker across several streams: the content of
+ * an upload session, whose requests each store a stream. Whoever holds it
+ * (the registry's upload sessions) passes it to each stream and asks it for
+ * the digest at the end; it lives until dropped.
+ */
+export class RunningHash {
+  constructor(
+    private readonly pool: CodecPool,
+    /** @internal (CodecPool) the worker holding it */
+    public slot: Slot,
+    /** @internal (CodecPool) its key in that worker */
+    readonly key: number,
+  ) {}
+
+  /** The digest of the bytes it has seen, and how many; undefined when lost (its worker exited, or it missed bytes). */
+  async digest(): Promise<{ digest: string; size: number } | undefined> {
+    if (!this.pool.holds(this.slot)) return undefined;
+    const r = await this.pool.send(this.slot, { op: 'hash-digest', key: this.key }, []);
+    return r.missing ? undefined : { digest: r.digest as string, size: r.size as number };
+  }
+
+  /** Frees it in its worker. */
+  drop(): void {
+    if (this.pool.holds(this.slot)) this.pool.send(this.slot, { op: 'hash-drop', key: this.key }, []).catch(noop);
+  }
+}
+
+/**
  * One byte stream being cut into content-defined chunks in a worker. Feed it
  * in order; each feed resolves with the chunks it completed. The worker also
- * hashes the whole stream (and a session hash, when opened with one).
+ * hashes the whole stream (and feeds a running hash, when opened with one).
  */
 export class ChunkStream {
   constructor(
@@ -69,8 +98,6 @@ export class ChunkStream {
 export class CodecPool {
   private readonly size: number;
   private readonly slots: Slot[] = [];
-  /** session key → the worker holding its running hash */
-  private readonly sessions = new Map<string, Slot>();
   private nextId = 1;
   private closed = false;
 
@@ -100,43 +127,49 @@ export class CodecPool {
     return this.send(undefined, { op: 'decode', data: own, digest }, [own.buffer as ArrayBuffer]).then((r) => r.raw as Uint8Array);
   }
 
+  /** A new running hash (see RunningHash), on the least busy worker; it starts with the first stream that feeds it. */
+  runningHash(): RunningHash {
+    if (this.closed) throw new Error('codec pool is closed');
+    return new RunningHash(this, this.pick(), this.nextId++);
+  }
+
   /**
    * Opens a chunking stream whose first byte is at stream offset `start`
    * (default 0); `cuts` are forced cut offsets (tensor boundaries). With
-   * `session`, the worker also feeds the running hash kept under
-   * `session.key` — when that hash has seen exactly `session.at` bytes (a
-   * fresh one when `at` is 0); otherwise it is dropped and sessionDigest
-   * reports nothing. The first `session.replay` bytes fed are bytes that hash
-   * has already seen: they are chunked, not hashed again.
+   * `hash`, the stream runs on that running hash's worker and feeds it too —
+   * when it has seen exactly `hash.at` bytes (a fresh one when `at` is 0);
+   * otherwise it is lost (its digest reports nothing). The first
+   * `hash.replay` bytes fed are bytes it has already seen: they are chunked,
+   * not hashed again.
    */
   openStream(
     chunking: ChunkerOptions,
-    options: { start?: number; cuts?: readonly number[]; session?: { key: string; at: number; replay?: number } } = {},
+    options: { start?: number; cuts?: readonly number[]; hash?: { running: RunningHash; at: number; replay?: number } } = {},
   ): ChunkStream {
     if (this.closed) throw new Error('codec pool is closed');
-    const { start, cuts, session } = options;
-    let slot = session ? this.sessions.get(session.key) : undefined;
-    if (!slot || !this.slots.includes(slot)) slot = this.pick();
-    if (session) this.sessions.set(session.key, slot);
+    const { start, cuts, hash } = options;
+    // A running hash whose worker has exited is lost (the stream goes anywhere,
+    // unhashed) — unless it starts again from the first byte.
+    if (hash && hash.at === 0 && !this.holds(hash.running.slot)) hash.running.slot = this.pick();
+    const kept = hash && this.holds(hash.running.slot) ? hash : undefined;
+    const slot = kept ? kept.running.slot : this.pick();
     const id = this.nextId++;
-    const request = { op: 'stream-open', stream: id, chunking: { ...chunking }, start, ...(cuts ? { cuts: [...cuts] } : {}), ...(session ? { session: { ...session } } : {}) };
+    const request = {
+      op: 'stream-open',
+      stream: id,
+      chunking: { ...chunking },
+      start,
+      ...(cuts ? { cuts: [...cuts] } : {}),
+      ...(kept ? { hash: { key: kept.running.key, at: kept.at, replay: kept.replay } } : {}),
+    };
     // Requests to one worker are handled in order: a failed open fails the first feed.
     this.send(slot, request, []).catch(noop);
     return new ChunkStream(this, slot, id);
   }
 
-  /** The running hash of a session and how many bytes it has seen; undefined when lost. */
-  async sessionDigest(key: string): Promise<{ digest: string; size: number } | undefined> {
-    const slot = this.sessions.get(key);
-    if (!slot || !this.slots.includes(slot)) return undefined;
-    const r = await this.send(slot, { op: 'session-digest', key }, []);
-    return r.missing ? undefined : { digest: r.digest as string, size: r.size as number };
-  }
-
-  dropSession(key: string): void {
-    const slot = this.sessions.get(key);
-    this.sessions.delete(key);
-    if (slot && this.slots.includes(slot)) this.send(slot, { op: 'session-drop', key }, []).catch(noop);
+  /** @internal (RunningHash) Whether `slot`'s worker is still running. */
+  holds(slot: Slot): boolean {
+    return this.slots.includes(slot);
   }
 
   /** The least busy worker; a new one while the pool is below its size and all are busy. */
@@ -161,7 +194,7 @@ export class CodecPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL('./codec-worker.js', import.meta.url), {
+    const worker = startWorker(import.meta.url, 'codec-worker', {
       // Workers handle multi-MiB buffers; a small young generation makes V8
       // collect them promptly instead of letting each worker's heap grow.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
@@ -182,7 +215,6 @@ export class CodecPool {
       const at = this.slots.indexOf(slot);
       if (at < 0) return;
       this.slots.splice(at, 1);
-      for (const [key, s] of this.sessions) if (s === slot) this.sessions.delete(key);
       const pending = [...slot.pending.values()];
       slot.pending.clear();
       for (const p of pending) p.reject(err);

@@ -1,7 +1,7 @@
 // The small commands: ls, show, alias / unalias, rm.
 import type { FormatSummary, ModelSummary, VersionDoc, VersionSummary } from '../api/index.ts';
 import type { ModelFilter } from '../client.ts';
-import { checkAlias, checkName, checkVersion } from '../identifiers.ts';
+import { checkAlias, checkAliasName, checkName, checkVersion } from '../identifiers.ts';
 import {
   check,
   type Command,
@@ -41,14 +41,18 @@ export const lsCommand: Command = {
   aliases: ['list'],
   synopsis: 'ls [name]',
   summary: 'list models, or the versions of one model with their aliases',
-  help: `Options:
+  help: `A name is flat (resnet) or namespaced (acme/resnet).
+
+Options:
   -q, --q <text>         only models whose name contains this text
+      --namespace <ns>   only the models of this namespace (acme: acme/resnet, not acme)
       --format <f>       only models with a file of this format (onnx, safetensors, gguf, pytorch, …)
       --framework <f>    only models of this framework
       --unsafe           only models with a version whose files run code when loaded
   -n, --limit <n>        at most this many rows (default: all)`,
   options: {
     q: { type: 'string', short: 'q' },
+    namespace: { type: 'string' },
     format: { type: 'string' },
     framework: { type: 'string' },
     unsafe: { type: 'boolean' },
@@ -58,10 +62,10 @@ export const lsCommand: Command = {
     const limit = positiveInt(str(values, 'limit'), '--limit');
     const [name] = args;
     noMore(args, 1);
-    const filter = { q: str(values, 'q'), format: str(values, 'format'), framework: str(values, 'framework'), unsafe: flag(values, 'unsafe') ? true : undefined };
+    const filter = { q: str(values, 'q'), namespace: str(values, 'namespace'), format: str(values, 'format'), framework: str(values, 'framework'), unsafe: flag(values, 'unsafe') ? true : undefined };
     if (name === undefined) return listModels(ctx, filter, limit);
     check(() => checkName(name));
-    if (Object.values(filter).some((v) => v !== undefined)) throw new UsageError('--q, --format, --framework and --unsafe filter models; they do not apply to the versions of one model');
+    if (Object.values(filter).some((v) => v !== undefined)) throw new UsageError('--q, --namespace, --format, --framework and --unsafe filter models; they do not apply to the versions of one model');
     return listVersions(ctx, name, limit);
   },
 };
@@ -249,7 +253,7 @@ export const aliasCommand: Command = {
     const [name, alias, version] = args;
     if (name === undefined || alias === undefined) throw new UsageError('expected <name> <alias> <version>');
     check(() => checkName(name));
-    check(() => checkAlias(alias));
+    check(() => (flag(values, 'delete') ? checkAliasName(alias) : checkAlias(alias)));
     if (flag(values, 'delete')) {
       noMore(args, 2);
       return removeAlias(ctx, name, alias);
@@ -276,7 +280,7 @@ export const unaliasCommand: Command = {
     if (name === undefined || alias === undefined) throw new UsageError('expected <name> <alias>');
     noMore(args, 2);
     check(() => checkName(name));
-    check(() => checkAlias(alias));
+    check(() => checkAliasName(alias));
     return removeAlias(ctx, name, alias);
   },
 };

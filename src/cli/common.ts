@@ -4,7 +4,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { CairnClient } from '../client.ts';
 import { CairnError } from '../errors.ts';
-import { checkName, checkRef, checkVersion } from '../identifiers.ts';
+import { checkName, checkNewVersion, checkRef, checkVersion } from '../identifiers.ts';
 
 export interface Context {
   client: CairnClient;
@@ -89,15 +89,15 @@ export function check<T>(fn: () => T): T {
   }
 }
 
-/** `<name>@<ref>`; with `kind: 'version'` the part after '@' must be a version string. */
-export function parseNameRef(arg: string | undefined, kind: 'version' | 'ref', what: string, defaultRef?: string): { name: string; ref: string } {
+/** `<name>@<ref>`; with `kind: 'version'` the part after '@' must be a version string (`'new-version'`: one that may be published). */
+export function parseNameRef(arg: string | undefined, kind: 'new-version' | 'version' | 'ref', what: string, defaultRef?: string): { name: string; ref: string } {
   if (arg === undefined) throw new UsageError(`missing ${what}`);
   const at = arg.indexOf('@');
   if (at < 0 && defaultRef === undefined) throw new UsageError(`expected ${what}, got ${JSON.stringify(arg)}`);
   const name = at < 0 ? arg : arg.slice(0, at);
   const ref = at < 0 ? defaultRef! : arg.slice(at + 1);
   check(() => checkName(name));
-  check(() => (kind === 'version' ? checkVersion(ref) : checkRef(ref)));
+  check(() => (kind === 'new-version' ? checkNewVersion(ref) : kind === 'version' ? checkVersion(ref) : checkRef(ref)));
   return { name, ref };
 }
 

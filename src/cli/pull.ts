@@ -145,7 +145,8 @@ digest are left alone. All files come from one version even if an alias moves.
 The ref is a version, an alias, latest or a manifest digest sha256:….
 
 Options:
-  -o, --output <dir>   where to write (default ./<name>-<version>)`,
+  -o, --output <dir>   where to write (default ./<name>-<version>; acme/resnet@1.0
+                       goes to ./acme/resnet-1.0)`,
   options: {
     output: { type: 'string', short: 'o' },
   },

@@ -323,7 +323,7 @@ Options:
   },
   async run(ctx, args, values) {
     const [target, ...sources] = args;
-    const { name, ref: version } = parseNameRef(target, 'version', '<name>@<version>');
+    const { name, ref: version } = parseNameRef(target, 'new-version', '<name>@<version>');
     if (sources.length === 0) throw new UsageError('push needs at least one file or directory');
     const aliases = strs(values, 'alias').map((a) => check(() => checkAlias(a)));
     const metadata = parseMetadata(str(values, 'metadata'));

@@ -19,7 +19,8 @@ export const tokenCommand: Command = {
 
 Options:
       --scope <s>          read, write (includes read) or admin (includes both)
-      --models <pattern>   only models whose name matches, * as a wildcard (repeatable;
+      --models <pattern>   only models whose name matches, * as a wildcard within one
+                           part of a name: acme/* is namespace acme, * every model (repeatable;
                            default: every model)
       --expires-days <n>   the token stops working after n days`,
   options: {

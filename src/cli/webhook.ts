@@ -31,7 +31,8 @@ export const webhookCommand: Command = {
 
 Options:
       --events <kind>      publish, alias, unalias or delete (repeatable; default: all)
-      --models <pattern>   only models whose name matches, * as a wildcard (repeatable;
+      --models <pattern>   only models whose name matches, * as a wildcard within one
+                           part of a name: acme/* is namespace acme, * every model (repeatable;
                            default: every model)
       --limit <n>          deliveries to show (default 20)`,
   options: {

@@ -1,12 +1,12 @@
-// One derivation in a worker thread (job-worker.js → job-thread.ts): the
+// One derivation in a worker thread (job-thread.ts): the
 // transforms and ONNX Runtime's measurement are CPU-bound JavaScript and
 // native code that would hold the event loop for tens to hundreds of
 // milliseconds at a time (ONNX Runtime's run() is synchronous), so they run
 // there. This thread only moves bytes: it serves the worker's reads from the
 // sources it is given and streams the worker's output into `store`, with a
 // bounded window of batches in flight (backpressure both ways).
-import { Worker } from 'node:worker_threads';
 import { CairnError, type ErrorCode } from '../errors.ts';
+import { startWorker } from '../start-worker.ts';
 import type { FileSource } from '../formats/types.ts';
 import type { DeriveParams, DeriveReport } from './index.ts';
 import type { GenerateSamples, OnnxMeasurement } from './onnx-measure.ts';
@@ -150,7 +150,7 @@ export interface DeriveRun {
 
 /** Starts a derivation in a new worker thread. */
 export function runDerivation(spec: DeriveSpec, io: DeriveIo): DeriveRun {
-  const worker = new Worker(new URL('./job-worker.js', import.meta.url), { workerData: spec });
+  const worker = startWorker(import.meta.url, 'job-thread', { workerData: spec });
   const outcomes: Array<Partial<FileOutcome>> = spec.files.map(() => ({}));
   const sources = new Map<string, FileSource>();
   const inboxes = new Map<number, Inbox>();

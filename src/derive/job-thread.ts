@@ -1,8 +1,8 @@
-// The body of a derive worker thread (started through job-worker.js by
-// job-host.ts): transforms each file, streaming its output to the main
-// thread, then measures it against its parent once the main thread has stored
-// it — ONNX with ONNX Runtime on both models (written to the scratch
-// directory, since the runtime loads a model from a file), safetensors by
+// The body of a derive worker thread (started by job-host.ts): transforms
+// each file, streaming its output to the main thread, then measures it
+// against its parent once the main thread has stored it — ONNX with ONNX
+// Runtime on both models (written to the scratch directory, since the
+// runtime loads a model from a file), safetensors by
 // reading both files side by side. Every byte read comes from the main
 // thread, out of the chunk store: what is measured is what was stored.
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
 // Format analysis off the event loop: a small pool of worker threads
-// (analysis-worker.js → analysis-thread.ts) runs the detectors, one file per
+// (analysis-thread.ts) runs the detectors, one file per
 // worker at a time. The main thread only serves the workers' reads from the
 // chunk store. Every analysis has budgets, and one that runs out of any of
 // them is recorded `unknown` (stoppedAnalysis), never `safe`, never a 500:
@@ -10,8 +10,9 @@
 // - reads: bytes one analysis may read, and no single read over 16 MiB.
 // Within a publish, the same content under the same file name is analysed once.
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
+import { startWorker } from '../start-worker.ts';
 import { stoppedAnalysis, type AnalysisBudget } from './analyze.ts';
 import type { FileFormat, FileSource } from './types.ts';
 
@@ -351,7 +352,7 @@ export class AnalysisPool {
 
   private spawn(): void {
     const memoryMb = mib(this.limits.memoryBytes);
-    const worker = new Worker(new URL('./analysis-worker.js', import.meta.url), {
+    const worker = startWorker(import.meta.url, 'analysis-thread', {
       workerData: { memoryBytes: this.limits.memoryBytes, detectors: this.limits.detectors?.href } satisfies WorkerSetup,
       // The hard stop for what one header can make the server allocate: a
       // worker over its heap is killed (ERR_WORKER_OUT_OF_MEMORY), the server is not.

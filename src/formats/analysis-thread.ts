@@ -1,9 +1,9 @@
-// The body of an analysis worker thread (started through analysis-worker.js
-// by analysis-pool.ts): runs the detectors over one file at a time. The
-// file's bytes come from the main thread, which reads them from the chunk
-// store; everything that parses happens here, off the event loop. The pool
-// watches this thread's CPU time and kills it when a file's budget is spent;
-// V8's heap limit (resourceLimits) and the check below bound its memory.
+// The body of an analysis worker thread (started by analysis-pool.ts): runs
+// the detectors over one file at a time. The file's bytes come from the main
+// thread, which reads them from the chunk store; everything that parses
+// happens here, off the event loop. The pool watches this thread's CPU time
+// and kills it when a file's budget is spent; V8's heap limit
+// (resourceLimits) and the check below bound its memory.
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -21,7 +21,7 @@ const DETECTORS: Detector[] = setup.detectors ? ((await import(setup.detectors))
 
 // --expose-gc set at run time reaches contexts created afterwards (vm's).
 v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
+const gc = vm.runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void;
 
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
@@ -55,7 +55,10 @@ function stop(j: Job, budget: AnalysisStopped['budget'], reason: string): Analys
 /**
  * Whether this thread holds more than an analysis may. Dead buffers count
  * until collected, and V8 frees a collected ArrayBuffer's memory on a
- * background thread a little later: so collect, and look again for a moment.
+ * background thread a little later, taking it off its count only at its next
+ * collection: so collect, then look again for a moment, each time after a
+ * (cheap) young collection that brings the count up to date. Without that,
+ * whether the count dropped in time depended on the heap's layout.
  */
 async function overMemory(): Promise<number | undefined> {
   if (heldBytes() <= memoryBytes) return undefined;
@@ -63,6 +66,7 @@ async function overMemory(): Promise<number | undefined> {
   for (let i = 0; i < 5; i++) {
     if (heldBytes() <= memoryBytes) return undefined;
     await new Promise((resolve) => setTimeout(resolve, 10));
+    gc({ type: 'minor' });
   }
   const held = heldBytes();
   return held > memoryBytes ? held : undefined;

@@ -106,6 +106,13 @@ function fail(message: string): never {
   throw new InvalidModelFileError(FORMAT, `invalid GGUF file: ${message}`);
 }
 
+/** The file ends inside its header: what a prefix of a file still streaming in also looks like. */
+export class GgufTruncatedError extends InvalidModelFileError {}
+
+function truncated(message: string): never {
+  throw new GgufTruncatedError(FORMAT, `invalid GGUF file: truncated: ${message}`);
+}
+
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true }); // replacement characters, never throws
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
@@ -131,7 +138,7 @@ class Reader {
    * else a promise to await before reading.
    */
   need(n: number, what: string): Promise<void> | undefined {
-    if (n > this.remaining) fail(`truncated: ${what} needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`);
+    if (n > this.remaining) truncated(`${what} needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`);
     if (this.pos + n > MAX_HEADER_BYTES) fail(`header larger than ${MAX_HEADER_BYTES} bytes`);
     if (this.pos >= this.bufStart && this.pos + n <= this.bufStart + this.buf.byteLength) return undefined;
     return this.fill(n);
@@ -139,7 +146,7 @@ class Reader {
 
   private async fill(n: number): Promise<void> {
     const chunk = await this.file.read(this.pos, Math.max(n, Math.min(WINDOW, this.remaining)));
-    if (chunk.byteLength < n) fail(`truncated: could read only ${chunk.byteLength} of ${n} bytes at offset ${this.pos}`);
+    if (chunk.byteLength < n) truncated(`could read only ${chunk.byteLength} of ${n} bytes at offset ${this.pos}`);
     this.buf = chunk;
     this.view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     this.bufStart = this.pos;
@@ -147,7 +154,7 @@ class Reader {
 
   /** moves forward without reading */
   skip(n: number, what: string): void {
-    if (n > this.remaining) fail(`truncated: ${what} needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`);
+    if (n > this.remaining) truncated(`${what} needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`);
     this.pos += n;
     if (this.pos > MAX_HEADER_BYTES) fail(`header larger than ${MAX_HEADER_BYTES} bytes`);
   }
@@ -292,6 +299,30 @@ interface TensorRecord {
  * whose structure is broken, is an InvalidModelFileError.
  */
 export async function detectGguf(file: FileSource): Promise<FileFormat | undefined> {
+  return (await parseGguf(file, { dataSection: true, maxTensors: MAX_TENSORS }))?.format;
+}
+
+/** Where a GGUF file's tensors lie: offsets from `dataStart`, in header order, with their ggml type ids. */
+export interface GgufTensorLayout {
+  littleEndian: boolean;
+  /** where the tensor data starts (the header, padded to the alignment) */
+  dataStart: number;
+  tensors: Array<{ offset: number; type: number }>;
+}
+
+/**
+ * The tensor layout of a GGUF file, from its header alone (for cutting
+ * storage chunks at tensor boundaries while the file streams in): validated
+ * as detectGguf does, but the data section is not checked, since the file
+ * may not be all there yet; at most `maxTensors` tensors. Undefined without
+ * the magic; InvalidModelFileError when the header is broken, its subclass
+ * GgufTruncatedError when the file ends inside it.
+ */
+export async function ggufTensorLayout(file: FileSource, maxTensors: number): Promise<GgufTensorLayout | undefined> {
+  return (await parseGguf(file, { dataSection: false, maxTensors }))?.layout;
+}
+
+async function parseGguf(file: FileSource, options: { dataSection: boolean; maxTensors: number }): Promise<{ format: FileFormat; layout: GgufTensorLayout } | undefined> {
   const hinted = /\.gguf$/i.test(file.path);
   const head = await file.read(0, Math.min(file.size, 24));
   const magic = head.byteLength >= 4 && MAGIC.every((b, i) => head[i] === b);
@@ -316,7 +347,7 @@ export async function detectGguf(file: FileSource): Promise<FileFormat | undefin
 
   const tensorCount = await r.readU64('tensor_count');
   const kvCount = await r.readU64('metadata_kv_count');
-  if (tensorCount > BigInt(MAX_TENSORS)) fail(`tensor_count ${tensorCount} exceeds the limit of ${MAX_TENSORS}`);
+  if (tensorCount > BigInt(options.maxTensors)) fail(`tensor_count ${tensorCount} exceeds the limit of ${options.maxTensors}`);
   if (kvCount > BigInt(MAX_KV)) fail(`metadata_kv_count ${kvCount} exceeds the limit of ${MAX_KV}`);
   // every key/value needs ≥ 13 bytes (key length, type, 1-byte value), every tensor info ≥ 24
   if (kvCount * 13n + tensorCount * 24n > BigInt(r.remaining)) {
@@ -379,6 +410,7 @@ export async function detectGguf(file: FileSource): Promise<FileFormat | undefin
   const nTensors = Number(tensorCount);
   const names = new Set<string>();
   const offsets = new Float64Array(nTensors);
+  const types = new Uint32Array(nTensors);
   const sizes = new Float64Array(nTensors); // bytes; NaN for unknown types
   const typeCounts: Record<string, number> = {};
   const dtypes: Record<string, number> = {};
@@ -416,6 +448,7 @@ export async function detectGguf(file: FileSource): Promise<FileFormat | undefin
     if (offset % BigInt(alignment) !== 0n) fail(`tensor ${label} offset ${offset} is not a multiple of the alignment ${alignment}`);
     if (offset > BigInt(r.size)) fail(`tensor ${label} offset ${offset} is beyond the end of the file`);
     offsets[t] = Number(offset);
+    types[t] = type;
     const traits = GGML_TYPES[type];
     if (traits) {
       const [, block, bytes] = traits;
@@ -442,7 +475,7 @@ export async function detectGguf(file: FileSource): Promise<FileFormat | undefin
 
   // --- data section
   const dataStart = Math.ceil(r.pos / alignment) * alignment;
-  if (nTensors > 0) {
+  if (options.dataSection && nTensors > 0) {
     if (dataStart > r.size) fail(`data section starts at ${dataStart}, beyond the end of the ${r.size}-byte file`);
     const dataSize = r.size - dataStart;
     const order = Array.from({ length: nTensors }, (_, i) => i).sort((a, b) => offsets[a]! - offsets[b]!);
@@ -482,11 +515,7 @@ export async function detectGguf(file: FileSource): Promise<FileFormat | undefin
   if (shownKeys < Number(kvCount)) details.metadata_truncated = true;
 
   return {
-    format: FORMAT,
-    framework: 'gguf',
-    parameters: Number(parameters),
-    dtypes,
-    safety: { ...SAFE, findings: [] },
-    details,
+    format: { format: FORMAT, framework: 'gguf', parameters: Number(parameters), dtypes, safety: { ...SAFE, findings: [] }, details },
+    layout: { littleEndian: r.le, dataStart, tensors: Array.from(offsets, (offset, i) => ({ offset, type: types[i]! })) },
   };
 }

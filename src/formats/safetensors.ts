@@ -462,8 +462,11 @@ class HeaderParser {
 
 // ---------------------------------------------------------------------------
 
-/** `Metadata::validate`: contiguous offsets from 0, sizes matching shape × dtype. */
-function validate(tensors: RawTensor[], bufferLength: bigint): bigint[] {
+/**
+ * `Metadata::validate`: contiguous offsets from 0, sizes matching shape ×
+ * dtype, and (when known) covering the whole data buffer.
+ */
+function validate(tensors: RawTensor[], bufferLength: bigint | undefined): bigint[] {
   tensors.sort((a, b) => (a.begin < b.begin ? -1 : a.begin > b.begin ? 1 : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
   const elements: bigint[] = [];
   let start = 0n;
@@ -486,7 +489,7 @@ function validate(tensors: RawTensor[], bufferLength: bigint): bigint[] {
     }
     elements.push(n);
   }
-  if (start !== bufferLength) {
+  if (bufferLength !== undefined && start !== bufferLength) {
     throw new Violation('MetadataIncompleteBuffer', `tensors cover ${start} bytes of a ${bufferLength}-byte data buffer`);
   }
   return elements;
@@ -655,8 +658,30 @@ export async function safetensorsTensorRanges(file: FileSource): Promise<Safeten
     throw e;
   }
   if (!parsed) throw new InvalidModelFileError(FORMAT, 'invalid safetensors file'); // unreachable with force
-  const base = 8 + parsed.headerSize;
-  return parsed.tensors.map((t) => {
+  return tensorRanges(parsed.tensors, 8 + parsed.headerSize);
+}
+
+/**
+ * The tensors a header declares (`header`: the JSON after the 8-byte
+ * length), validated as the reference does except against the file's size,
+ * which a file still streaming in does not have yet: byte ranges from the
+ * start of the file (`dataStart`: where the data buffer begins, 8 + the
+ * header's length), in file order. Throws InvalidModelFileError.
+ */
+export function safetensorsHeaderTensors(header: Uint8Array, dataStart: number): SafetensorsTensorRange[] {
+  try {
+    if (!isUtf8(header)) throw new Violation('InvalidHeader', 'header is not valid UTF-8');
+    const { tensors } = new HeaderParser(header).parse();
+    validate(tensors, undefined);
+    return tensorRanges(tensors, dataStart);
+  } catch (e) {
+    if (e instanceof Violation) throw invalid(e);
+    throw e;
+  }
+}
+
+function tensorRanges(tensors: RawTensor[], base: number): SafetensorsTensorRange[] {
+  return tensors.map((t) => {
     const [bits, dtype] = DTYPES[t.dtype]!;
     return { name: t.name, dtype, bits, begin: base + Number(t.begin), end: base + Number(t.end) };
   });

@@ -11,7 +11,7 @@ import { STATUS_OF } from './error-status.ts';
 import { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { requestLog } from './request-log.ts';
-import { registerRoutes, type Route, unmatchedNeedsAdmin } from './route.ts';
+import { refuseReservedNames, registerRoutes, type Route, unmatchedNeedsAdmin } from './route.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { deriveRoutes } from './routes/derive.ts';
 import { docsRoutes } from './routes/docs.ts';
@@ -122,12 +122,13 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false); // file ETags are content digests, set by the routes
   app.use(requestId());
   const metrics = deps.metrics ?? new Metrics({ health: services.health });
-  app.use(requestLog(app, { log, metrics })); // one log line and one metrics sample per request
+  app.use(requestLog({ log, metrics })); // one log line and one metrics sample per request
   const ctx = { services, log, maxUploadBytes: deps.maxUploadBytes, metrics, openapi: openApiDocument(ROUTES) };
   registerRoutes(app, PROBES, ctx);
   app.use(authenticate({ tokens: services.tokens.enabled ? services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
   registerRoutes(app, API, ctx);
+  app.use(refuseReservedNames()); // `acme/versions` read as a model name: 400, not an unknown path
   app.use('/hf', hubErrorCodes());
   app.use(unmatchedNeedsAdmin());
   app.use(routeNotFound());

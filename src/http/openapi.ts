@@ -4,7 +4,7 @@
 // one error table (./error-status.ts). Components are the wire types of
 // src/api/ that the routes name: every schema with an `$id` becomes
 // `#/components/schemas/<$id>`. test/openapi.test.ts holds it to the app.
-import { Digest, ErrorBody, Name } from '../api/index.ts';
+import { AliasName, Digest, ErrorBody, Name } from '../api/index.ts';
 import type { ErrorCode } from '../errors.ts';
 import { STATUS_OF } from './error-status.ts';
 import { type ParamDoc, type ResponseDoc, type Route, TAGS } from './route.ts';
@@ -21,9 +21,13 @@ const SECURED = [{ bearer: [] }];
 
 /** Path parameters as most routes mean them; a route's own `params` win. */
 const PATH_PARAMS: Record<string, { description: string; schema: Json }> = {
-  name: { description: 'model name: `^[a-z0-9]+(?:[._-][a-z0-9]+)*$`, at most 128 characters', schema: Name },
+  name: {
+    description:
+      "model name, `resnet` or `acme/resnet` (namespace/name), the slash written as is: `/v1/models/acme/resnet/versions`. The name is the first two segments unless the second is a reserved word (`versions`, `aliases`, `history`, …), which no part of a name may be: `/v1/models/acme/versions` lists the versions of `acme`. An encoded slash (`acme%2Fresnet`) names the same model. Each part `^[a-z0-9]+(?:[._-][a-z0-9]+)*$`, at most 128 characters in all.",
+    schema: Name,
+  },
   ref: { description: 'a version, an alias, `latest`, or a manifest digest `sha256:<64 hex>` (resolved in the order digest, version, alias)', schema: { type: 'string' } },
-  alias: { description: 'alias name (same pattern as a model name; `latest` is reserved)', schema: Name },
+  alias: { description: 'alias name (the pattern of one part of a model name; `latest` and `main` are reserved: both are the latest version)', schema: AliasName },
   digest: { description: 'sha256 of the raw bytes', schema: Digest },
   path: { description: 'the path inside the version; may contain `/` (each segment URL-encoded)', schema: { type: 'string' } },
 };

@@ -2,29 +2,21 @@
 // the response ends (or the connection closes first). Bytes are counted as
 // they pass: request body bytes as the HTTP parser hands them to the request
 // stream, response body bytes as the route writes them.
-import type { Express, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { actorOf } from './actor.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from './metrics.ts';
 
-interface RouteLayer {
-  route?: { path: string | string[]; _handlesMethod(method: string): boolean };
-  match(path: string): boolean;
-}
+const ROUTE = Symbol('cairn.route');
 
 /**
- * The pattern of the app route that serves this method and path
- * (`/v1/models/:name/versions/:ref/files/*path`), or `unmatched`: a bounded
- * label. Matched again at the end rather than read from req.route, which the
- * access-policy router also sets and never resets.
+ * The route that took a request says which it was, as declared in the route
+ * table (`/v1/models/:name/versions/:ref/files/*path`): a bounded label,
+ * `unmatched` when none did. (Not req.route: a model route is registered in
+ * two forms, one or two segments for the name — see ./route.ts.)
  */
-export function routePatternOf(app: Express, method: string, path: string): string {
-  const stack = (app.router as unknown as { stack: RouteLayer[] }).stack;
-  for (const layer of stack) {
-    if (!layer.route || !layer.route._handlesMethod(method)) continue;
-    if (layer.match(path)) return Array.isArray(layer.route.path) ? layer.route.path.join(',') : layer.route.path;
-  }
-  return 'unmatched';
+export function markRoute(res: Response, pattern: string): void {
+  (res as Response & { [ROUTE]?: string })[ROUTE] = pattern;
 }
 
 const PULL = Symbol('cairn.pull');
@@ -41,7 +33,7 @@ function byteLength(chunk: unknown, encoding?: unknown): number {
   return 0;
 }
 
-export function requestLog(app: Express, { log, metrics }: { log: Logger; metrics: Metrics }): RequestHandler {
+export function requestLog({ log, metrics }: { log: Logger; metrics: Metrics }): RequestHandler {
   return function cairnRequestLog(req: Request, res: Response, next) {
     const started = process.hrtime.bigint();
     const path = req.path; // before any router rewrites req.url
@@ -69,7 +61,7 @@ export function requestLog(app: Express, { log, metrics }: { log: Logger; metric
       if (done) return;
       done = true;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = routePatternOf(app, req.method, path);
+      const route = (res as Response & { [ROUTE]?: string })[ROUTE] ?? 'unmatched';
       // a response cut short (client gone, stream failed) is recorded as such
       const complete = res.writableFinished;
       const status = res.statusCode;

@@ -9,10 +9,12 @@ import type { RouteParameters } from 'express-serve-static-core';
 import type { Scope } from '../access.ts';
 import type { Static, TSchema } from '../api/index.ts';
 import type { ErrorCode } from '../errors.ts';
+import { checkName, isReservedWord } from '../identifiers.ts';
 import type { Logger } from '../log.ts';
 import type { Services } from '../registry/index.ts';
 import type { Metrics } from './metrics.ts';
 import { requireScope } from './auth.ts';
+import { markRoute } from './request-log.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete' | 'head';
 
@@ -111,13 +113,80 @@ export function route<const P extends string, const R extends Record<number, Res
   return def as unknown as Route;
 }
 
-/** Throws unless the request may call a route of this access. */
+/** Throws unless the request may call a route of this access (`model`: the name it is on). */
+function requireAccess(req: Request, access: Access, model?: string): void {
+  if (access === 'open') return;
+  requireScope(req, access.scope, access.model === undefined || access.model === '*' ? access.model : (model ?? String(req.params[access.model])));
+}
+
 function accessCheck(access: Access): RequestHandler {
   return function checkAccess(req, _res, next) {
-    if (access !== 'open') {
-      const model = access.model === undefined || access.model === '*' ? access.model : String(req.params[access.model]);
-      requireScope(req, access.scope, model);
+    requireAccess(req, access);
+    next();
+  };
+}
+
+// ---- model names in paths ---------------------------------------------------------
+//
+// A model name is `<base>` or `<namespace>/<base>` (DESIGN "Identifiers"), and
+// is written in a path as it is, slash and all: /v1/models/acme/resnet/versions.
+// The path parameter that names a model (the one a route's access reads,
+// `model: 'name'`) therefore matches one segment or two, and every route has
+// it followed by a reserved word (identifiers.ts RESERVED_WORDS: versions,
+// aliases, history, resolve, tree, revision…) or by nothing. The rule that
+// tells a namespace from a sub-resource:
+//
+//   the name is the first two segments when the second is not a reserved
+//   word, else the first segment alone.
+//
+// So /v1/models/acme/versions lists the versions of `acme` (no model can be
+// called `acme/versions`), /v1/models/acme/resnet/versions those of
+// `acme/resnet`, and /hf/acme/resolve/resolve/x is file x of `acme` at revision
+// `resolve`. Each such route is registered twice, the two-segment reading
+// first: it steps aside (next('route')) when its second segment is reserved,
+// and the one-segment reading of the same route comes right after it. The
+// answer does not depend on the order of the routes: a one-segment reading
+// has a reserved word or nothing second, a two-segment one never.
+// An encoded slash (`acme%2Fresnet`) is part of its segment: the one-segment
+// reading gets `acme/resnet`, the same name, checked as any other.
+// A path whose two-segment reading was refused and that no route took at all
+// (`POST /v1/models/acme/versions/versions`: publishing to a model
+// `acme/versions`) is 400 INVALID_NAME naming the word (refuseReservedNames).
+
+const NAMESPACE_PARAM = 'namespace';
+const REFUSED = Symbol('cairn.refusedName');
+
+type WithRefused = Request & { [REFUSED]?: { name: string; access: Access } };
+
+/** The path parameter that names a model: the one the route's access is checked on. */
+export function modelParam(r: Route): string | undefined {
+  return r.access !== 'open' && r.access.model !== undefined && r.access.model !== '*' ? r.access.model : undefined;
+}
+
+/** The two-segment form of a route's path: `/v1/models/:name/versions` → `/v1/models/:namespace/:name/versions`. */
+function namespacedPath(path: string, param: string): string {
+  return path.replace(new RegExp(`:${param}(?=/|$)`), `:${NAMESPACE_PARAM}/:${param}`);
+}
+
+function twoSegmentName(r: Route, param: string): RequestHandler {
+  return function namespacedModelName(req, res, next) {
+    const params = req.params as Record<string, string>;
+    const name = `${params[NAMESPACE_PARAM]}/${params[param]}`;
+    if (isReservedWord(params[param]!)) {
+      (req as WithRefused)[REFUSED] ??= { name, access: r.access };
+      next('route');
+      return;
     }
+    params[param] = name;
+    delete params[NAMESPACE_PARAM];
+    markRoute(res, r.path);
+    next();
+  };
+}
+
+function oneSegmentName(r: Route): RequestHandler {
+  return function routeMatched(_req, res, next) {
+    markRoute(res, r.path);
     next();
   };
 }
@@ -125,8 +194,27 @@ function accessCheck(access: Access): RequestHandler {
 /** Registers every route on the app, each behind its access check, in table order. */
 export function registerRoutes(app: Express, routes: readonly Route[], ctx: RouteContext): void {
   for (const r of routes) {
-    app[r.method](r.path, accessCheck(r.access), ...(r.before?.(ctx) ?? []), r.handle(ctx));
+    const handlers = [accessCheck(r.access), ...(r.before?.(ctx) ?? []), r.handle(ctx)];
+    const param = modelParam(r);
+    if (param !== undefined) app[r.method](namespacedPath(r.path, param), twoSegmentName(r, param), ...handlers);
+    app[r.method](r.path, oneSegmentName(r), ...handlers);
   }
+}
+
+/**
+ * After the routes: a request whose only reading as a route put a reserved
+ * word in a model name is 400 INVALID_NAME (to a caller with the route's
+ * access), rather than an unknown path.
+ */
+export function refuseReservedNames(): RequestHandler {
+  return function refuseReservedName(req, _res, next) {
+    const refused = (req as WithRefused)[REFUSED];
+    if (refused) {
+      requireAccess(req, refused.access, refused.name);
+      checkName(refused.name); // throws: the base is a reserved word
+    }
+    next();
+  };
 }
 
 /**

@@ -35,8 +35,8 @@
 // Closing the window entirely needs the chunk store to re-check after it
 // records (see the report of the gc work).
 import { CairnError } from '../errors.ts';
-import { isDriverError, type StorageDriver } from '../blobs/driver.ts';
-import { chunkKey, CHUNKS_PREFIX } from '../blobs/layout.ts';
+import type { StorageDriver } from '../blobs/driver.ts';
+import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../blobs/layout.ts';
 import type { Logger } from '../log.ts';
 import type { BlobIndex } from '../metadata/blobs.ts';
 import type { MaintenanceQueries } from '../metadata/maintenance.ts';
@@ -72,29 +72,8 @@ export interface GcReport {
   seconds: number;
 }
 
-const UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** `90`, `90s`, `15m`, `1h`, `7d`, `1.5h` → seconds; undefined when not a duration. */
-export function parseDuration(value: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)\s*([smhd]?)$/i.exec(value.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
-  return Number.isFinite(n) ? n : undefined;
-}
-
-/** CAIRN_GC_GRACE and CAIRN_UPLOAD_TTL (durations like 1h); throws a message on a bad value. */
-export function gcSettingsFromEnv(env: NodeJS.ProcessEnv): { graceSeconds: number; uploadTtlSeconds: number } {
-  const read = (name: string, fallback: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = parseDuration(raw);
-    if (n === undefined) throw new Error(`${name} must be a duration like 3600, 30m, 1h or 7d, got ${JSON.stringify(raw)}`);
-    return n;
-  };
-  return { graceSeconds: read('CAIRN_GC_GRACE', DEFAULT_GC_GRACE_SECONDS), uploadTtlSeconds: read('CAIRN_UPLOAD_TTL', DEFAULT_UPLOAD_TTL_SECONDS) };
-}
-
 export interface GarbageCollectorDeps {
+  /** storage, failing with domain errors (blobs/storage-errors.ts) */
   driver: StorageDriver;
   blobs: BlobIndex;
   queries: MaintenanceQueries;
@@ -107,8 +86,6 @@ export interface GarbageCollectorDeps {
   /** blobs being read right now (ChunkStore.blobsBeingRead): never collected */
   blobsBeingRead?: () => string[];
 }
-
-const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
 
 export class GarbageCollector {
   private readonly graceSeconds: number;
@@ -152,7 +129,7 @@ export class GarbageCollector {
     } else {
       await eachLimited(sweep.chunks, 8, async (c) => {
         if (blobs.hasChunk(c.digest)) return; // recorded again by a concurrent upload: keep it
-        await storage(() => driver.delete(chunkKey(c.digest)));
+        await driver.delete(chunkKey(c.digest));
         if (blobs.hasChunk(c.digest)) {
           log?.error('gc: a chunk was recorded again while it was being deleted; run verify', { chunk: c.digest });
         }
@@ -165,26 +142,25 @@ export class GarbageCollector {
     const seenBefore = queries.orphans();
     const seenNow = new Map<string, string>();
     const removed = new Set(sweep.chunks.map((c) => chunkKey(c.digest)));
-    const due: string[] = [];
+    const due: Array<{ key: string; digest: string }> = [];
     const graceCutoff = ago(graceSeconds);
-    for await (const key of iterate(driver.list(CHUNKS_PREFIX))) {
-      const m = CHUNK_KEY_RE.exec(key);
-      if (!m || m[2]!.slice(0, 2) !== m[1]) continue; // not ours: leave it alone
-      if (blobs.hasChunk(`sha256:${m[2]}`)) continue;
+    for await (const key of driver.list(CHUNKS_PREFIX)) {
+      const digest = chunkDigestOfKey(key);
+      if (!digest) continue; // not ours: leave it alone
+      if (blobs.hasChunk(digest)) continue;
       if (dryRun && removed.has(key)) continue; // counted above already
       const first = seenBefore.get(key);
-      if (first !== undefined && first <= graceCutoff) due.push(key);
+      if (first !== undefined && first <= graceCutoff) due.push({ key, digest });
       else seenNow.set(key, first ?? now.toISOString());
     }
     let orphansDeleted = 0;
     let orphanBytes = 0;
-    await eachLimited(due, 8, async (key) => {
-      const digest = `sha256:${CHUNK_KEY_RE.exec(key)![2]}`;
-      const size = (await storage(() => driver.stat(key)))?.size;
+    await eachLimited(due, 8, async ({ key, digest }) => {
+      const size = (await driver.stat(key))?.size;
       if (size === undefined) return; // already gone
       if (!dryRun) {
         if (blobs.hasChunk(digest)) return; // an upload recorded it meanwhile
-        await storage(() => driver.delete(key));
+        await driver.delete(key);
       }
       orphansDeleted++;
       orphanBytes += size;
@@ -225,27 +201,4 @@ export async function eachLimited<T>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.err;
-}
-
-async function* iterate(source: AsyncIterable<string>): AsyncGenerator<string> {
-  try {
-    yield* source;
-  } catch (err) {
-    throw translate(err);
-  }
-}
-
-async function storage<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw translate(err);
-  }
-}
-
-function translate(err: unknown): unknown {
-  if (isDriverError(err, 'unavailable')) {
-    return new CairnError('STORAGE_UNAVAILABLE', 'the storage backend is unavailable; try again later', { cause: err.message });
-  }
-  return err;
 }

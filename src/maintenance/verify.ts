@@ -9,9 +9,9 @@
 //   size_mismatch  the file's chunk list does not cover exactly its size
 //                  (chunk: null)
 import type { ChunkStore } from '../blobs/chunk-store.ts';
-import { isDriverError, type StorageDriver } from '../blobs/driver.ts';
+import type { StorageDriver } from '../blobs/driver.ts';
 import { chunkKey } from '../blobs/layout.ts';
-import { CairnError, isCairnError } from '../errors.ts';
+import { isCairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { LiveBlobChunkRow, MaintenanceQueries } from '../metadata/maintenance.ts';
 import { eachLimited } from './gc.ts';
@@ -40,6 +40,7 @@ export interface VerifyReport {
 }
 
 export interface VerifierDeps {
+  /** storage, failing with domain errors (blobs/storage-errors.ts) */
   driver: StorageDriver;
   chunks: ChunkStore;
   queries: MaintenanceQueries;
@@ -77,7 +78,7 @@ export class Verifier {
       const key = chunkKey(digest);
       const recorded = stored.get(digest);
       if (quick) {
-        const stat = await storage(() => driver.stat(key));
+        const stat = await driver.stat(key);
         if (!stat) bad.set(digest, 'missing');
         else if (recorded !== null && recorded !== undefined && stat.size !== recorded) bad.set(digest, 'corrupt');
         return;
@@ -87,7 +88,7 @@ export class Verifier {
         bytesRead += recorded ?? 0;
       } catch (err) {
         if (!isCairnError(err, 'CONTENT_CORRUPT')) throw err;
-        bad.set(digest, (await storage(() => driver.stat(key))) ? 'corrupt' : 'missing');
+        bad.set(digest, (await driver.stat(key)) ? 'corrupt' : 'missing');
       }
     });
 
@@ -122,16 +123,5 @@ export class Verifier {
     if (report.ok) log?.info('verify', summary);
     else log?.error('verify found damaged content', { ...summary, problems: problems.length });
     return report;
-  }
-}
-
-async function storage<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isDriverError(err, 'unavailable')) {
-      throw new CairnError('STORAGE_UNAVAILABLE', 'the storage backend is unavailable; try again later', { cause: err.message });
-    }
-    throw err;
   }
 }

@@ -1,18 +1,8 @@
-// Queries for chunks and blobs (whole file contents as ordered chunk lists).
+// Queries for chunks and blobs (whole file contents as ordered chunk lists):
+// the chunk store's index (blobs/chunk-index.ts), and the blob records the
+// registry writes.
+import type { ChunkIndex, ChunkRecord, ChunkRef } from '../blobs/chunk-index.ts';
 import type { Database } from './db.ts';
-
-export interface ChunkRef {
-  digest: string;
-  offset: number;
-  size: number;
-}
-
-export interface ChunkRecord {
-  digest: string;
-  rawSize: number;
-  storedSize: number;
-  codec: string;
-}
 
 export interface BlobRow {
   digest: string;
@@ -21,14 +11,7 @@ export interface BlobRow {
   created_at: string;
 }
 
-export interface BlobChunkRow {
-  seq: number;
-  offset: number;
-  size: number;
-  chunk_digest: string;
-}
-
-export class BlobIndex {
+export class BlobIndex implements ChunkIndex {
   constructor(private readonly db: Database) {}
 
   hasChunk(digest: string): boolean {
@@ -109,9 +92,9 @@ export class BlobIndex {
   }
 
   /** The chunks of a blob that overlap the inclusive byte range [start, end], in order. */
-  chunksInRange(digest: string, start: number, end: number): BlobChunkRow[] {
-    return this.db.all<BlobChunkRow>(
-      `SELECT seq, offset, size, chunk_digest FROM blob_chunks
+  chunksInRange(digest: string, start: number, end: number): ChunkRef[] {
+    return this.db.all<ChunkRef>(
+      `SELECT chunk_digest AS digest, offset, size FROM blob_chunks
         WHERE blob_digest = ? AND offset <= ? AND offset + size > ? ORDER BY seq`,
       [digest, end, start],
     );

@@ -1,4 +1,5 @@
 // Queries for models, versions, their files and aliases.
+import { patternMatches } from '../access.ts';
 import type { Database } from './db.ts';
 
 export interface ModelRow {
@@ -45,21 +46,29 @@ export interface ModelSummaryRow extends ModelRow {
 
 /**
  * SQL true when model `m`'s name is within the JSON array of name patterns
- * @patterns (none: every model) — the patterns of a token (see modelAllowed in
- * ./tokens.ts), as GLOBs: `*` is the only wildcard a pattern may hold.
+ * @patterns (none: every model) — the patterns of a token, matched by the one
+ * matcher (patternMatches in ../access.ts, registered as an SQL function), so
+ * that lists, their cursors and the checks of single models never disagree.
  */
-const NAME_VISIBLE = "(json_array_length(@patterns) = 0 OR EXISTS (SELECT 1 FROM json_each(@patterns) p WHERE m.name GLOB p.value))";
-
-/** Patterns as GLOB operands: `?` and `[` (never in a valid pattern) match only themselves. */
-function globPatterns(patterns: readonly string[]): string {
-  return JSON.stringify(patterns.map((p) => p.replace(/[?[]/g, (c) => `[${c}]`)));
-}
+const NAME_VISIBLE = '(json_array_length(@patterns) = 0 OR EXISTS (SELECT 1 FROM json_each(@patterns) p WHERE cairn_pattern_matches(p.value, m.name)))';
 
 export class ModelQueries {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: Database) {
+    db.raw.function('cairn_pattern_matches', { deterministic: true }, (pattern: unknown, name: unknown) => (patternMatches(String(pattern), String(name)) ? 1 : 0));
+  }
 
   model(name: string): ModelRow | undefined {
     return this.db.first<ModelRow>('SELECT * FROM models WHERE name = ?', [name]);
+  }
+
+  /** Those of `names` that are models (json_each: any number of names, one statement). */
+  existingModels(names: readonly string[]): string[] {
+    return this.db.all<{ name: string }>('SELECT name FROM models WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name', [JSON.stringify(names)]).map((r) => r.name);
+  }
+
+  /** The models with an alias of this name. */
+  modelsWithAlias(alias: string): string[] {
+    return this.db.all<{ name: string }>('SELECT m.name FROM aliases a JOIN models m ON m.id = a.model_id WHERE a.alias = ? ORDER BY m.name', [alias]).map((r) => r.name);
   }
 
   createModel(name: string, now: string): ModelRow {
@@ -77,14 +86,26 @@ export class ModelQueries {
   }
 
   /**
-   * Models ordered by name, after `afterName`, whose name contains `q`, with a
-   * live version holding a file of `format`, of `framework`, or (un)safe —
-   * among those whose names match `patterns` (none: every model).
+   * Models ordered by name, after `afterName`, in `namespace`, whose name
+   * contains `q`, with a live version holding a file of `format`, of
+   * `framework`, or (un)safe — among those whose names match `patterns`
+   * (none: every model).
    */
-  listModels(options: { q?: string; afterName?: string; limit: number; format?: string; framework?: string; unsafe?: boolean; patterns: readonly string[] }): ModelSummaryRow[] {
+  listModels(options: {
+    q?: string;
+    afterName?: string;
+    namespace?: string;
+    limit: number;
+    format?: string;
+    framework?: string;
+    unsafe?: boolean;
+    patterns: readonly string[];
+  }): ModelSummaryRow[] {
     const like = options.q ? `%${options.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : '%';
     const live = 'v.model_id = m.id AND v.deleted_at IS NULL';
     const filters = [
+      // `acme/…` sorts between `acme/` and `acme0` ('0' follows '/'): a range of the name index
+      options.namespace === undefined ? '' : "AND m.name > @namespace || '/' AND m.name < @namespace || '0'",
       options.format === undefined ? '' : `AND EXISTS (SELECT 1 FROM versions v JOIN version_files f ON f.version_id = v.id WHERE ${live} AND f.format = @format)`,
       options.framework === undefined ? '' : `AND EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.framework = @framework)`,
       options.unsafe === undefined ? '' : `AND ${options.unsafe ? '' : 'NOT '}EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.safety = 'unsafe')`,
@@ -97,7 +118,7 @@ export class ModelQueries {
          FROM models m
         WHERE m.name > @after AND (m.name LIKE @like ESCAPE '\\' OR m.description LIKE @like ESCAPE '\\') AND ${NAME_VISIBLE} ${filters}
         ORDER BY m.name LIMIT @limit`,
-      { after: options.afterName ?? '', like, limit: options.limit, format: options.format ?? null, framework: options.framework ?? null, patterns: globPatterns(options.patterns) },
+      { after: options.afterName ?? '', like, limit: options.limit, namespace: options.namespace ?? null, format: options.format ?? null, framework: options.framework ?? null, patterns: JSON.stringify(options.patterns) },
     );
   }
 
@@ -107,7 +128,7 @@ export class ModelQueries {
       this.db.first(
         `SELECT 1 FROM version_files f JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
           WHERE f.blob_digest = @digest AND v.deleted_at IS NULL AND ${NAME_VISIBLE} LIMIT 1`,
-        { digest: blobDigest, patterns: globPatterns(patterns) },
+        { digest: blobDigest, patterns: JSON.stringify(patterns) },
       ) !== undefined
     );
   }

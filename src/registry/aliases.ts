@@ -1,7 +1,7 @@
 // Aliases: movable pointers to one version of a model (`latest` is automatic).
 import type { AliasSet } from '../api/index.ts';
 import { CairnError } from '../errors.ts';
-import { checkAlias, checkVersion } from '../identifiers.ts';
+import { checkAlias, checkAliasName, checkVersion } from '../identifiers.ts';
 import { modelPath } from '../lineage/documents.ts';
 import type { Catalog } from './catalog.ts';
 
@@ -40,7 +40,8 @@ export class Aliases {
   }
 
   delete(name: string, alias: unknown, actor: string): void {
-    const a = checkAlias(alias);
+    // one named `main`, set before that name was reserved, can be removed
+    const a = checkAliasName(alias);
     const { catalog } = this;
     catalog.commit(() => {
       const model = catalog.requireModel(name);

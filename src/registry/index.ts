@@ -51,6 +51,7 @@ export interface Services {
 
 export interface RegistryDeps {
   db: Database;
+  /** the raw driver: readiness pings it and reports its own words */
   driver: StorageDriver;
   blobs: BlobIndex;
   events: EventQueries;
@@ -89,8 +90,9 @@ export function createServices(deps: RegistryDeps): Services {
   });
   const uploads = new Uploads(catalog, new UploadQueries(db), chunks);
   const queries = new MaintenanceQueries(db);
+  // gc and verify see storage failures as STORAGE_UNAVAILABLE, like every content read (the chunk store's wrapped driver)
   const collector = new GarbageCollector({
-    driver: deps.driver,
+    driver: chunks.driver,
     blobs: deps.blobs,
     queries,
     log,
@@ -111,7 +113,7 @@ export function createServices(deps: RegistryDeps): Services {
     tokens: new Tokens(deps.auth ? new TokenQueries(db) : undefined),
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
-    maintenance: new Maintenance(collector, new Verifier({ driver: deps.driver, chunks, queries, log })),
+    maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
     derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),
   };
 }

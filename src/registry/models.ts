@@ -3,11 +3,12 @@
 import type { Caller } from '../access.ts';
 import type { ModelDoc, ModelList } from '../api/index.ts';
 import { CairnError } from '../errors.ts';
-import { parseLimit } from '../identifiers.ts';
+import { checkNamespace, MAIN, parseLimit, RESERVED_WORDS } from '../identifiers.ts';
 import type { Catalog } from './catalog.ts';
 
 export interface ModelQuery {
   q?: unknown;
+  namespace?: unknown;
   limit?: unknown;
   cursor?: unknown;
   format?: unknown;
@@ -33,6 +34,15 @@ export class Models {
     };
   }
 
+  /**
+   * Data from before names were reserved, still served as it was: flat models
+   * named with a reserved word, and aliases named `main` (which Hugging Face
+   * clients get instead of the latest version). Logged at start.
+   */
+  legacyNames(): { reservedModelNames: string[]; modelsWithMainAlias: string[] } {
+    return { reservedModelNames: this.catalog.models.existingModels([...RESERVED_WORDS]), modelsWithMainAlias: this.catalog.models.modelsWithAlias(MAIN) };
+  }
+
   /** Only models the caller may read: they make the page and its cursor. */
   list(query: ModelQuery, caller: Caller): ModelList {
     const limit = parseLimit(query.limit);
@@ -50,6 +60,7 @@ export class Models {
     const rows = this.catalog.models.listModels({
       q,
       afterName: this.catalog.cursors.decode<string>('models', query.cursor, 'string'),
+      namespace: query.namespace === undefined || query.namespace === '' ? undefined : checkNamespace(query.namespace),
       limit: limit + 1,
       format: text('format', query.format),
       framework: text('framework', query.framework),

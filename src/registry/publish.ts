@@ -3,13 +3,13 @@
 import { createHash } from 'node:crypto';
 import { type Caller, FULL_VIEW, mayRead } from '../access.ts';
 import { RELATIONS, type VersionDoc } from '../api/index.ts';
-import { blobSource, type ChunkStore } from '../blobs/chunk-store.ts';
+import type { ChunkStore } from '../blobs/chunk-store.ts';
 import { canonicalJson, canonicalJsonFile } from '../canonical-json.ts';
 import { CairnError } from '../errors.ts';
 import { InvalidVersionFileError, type AnalysisPool } from '../formats/analysis-pool.ts';
 import { linkVersionFiles, summarize } from '../formats/analyze.ts';
 import type { FileFormat } from '../formats/types.ts';
-import { checkAlias, checkDigest, checkName, checkVersion, MAX_FILES_PER_VERSION, MAX_PARENTS, parseNameRef, tooManyFiles, VersionPaths } from '../identifiers.ts';
+import { checkAlias, checkDigest, checkName, checkNewName, checkNewVersion, checkVersion, MAX_FILES_PER_VERSION, MAX_PARENTS, parseNameRef, tooManyFiles, VersionPaths } from '../identifiers.ts';
 import { checkJsonValue, MAX_JSON_BYTES } from '../json-limits.ts';
 import { isValidTagName, modelPath, versionPath } from '../lineage/documents.ts';
 import type { FileRow, VersionRow } from '../metadata/models.ts';
@@ -87,8 +87,9 @@ export class Publishing {
   /** Cheap early check, so a client does not stream gigabytes into a publish that must fail. */
   assertCanPublish(name: string, version: unknown): void {
     checkName(name);
-    const v = checkVersion(version);
+    const v = checkNewVersion(version);
     const model = this.catalog.models.model(name);
+    if (!model) checkNewName(name);
     const existing = model && this.catalog.models.versionByString(model.id, v);
     if (existing) throw versionExists(name, existing);
     if (model && this.catalog.models.aliasTarget(model.id, v)) throw aliasShadowed(name, v);
@@ -96,8 +97,11 @@ export class Publishing {
 
   /** Stores one uploaded file's bytes (the caller holds them now: see Catalog.usableBlob); returns its digest and size. */
   async storeFile(source: AsyncIterable<Uint8Array>, caller: Caller): Promise<{ digest: string; size: number }> {
-    const content = await this.chunks.storeBlob(source);
-    if (caller.principal !== undefined) this.catalog.blobs.addGrant(content.digest, caller.principal);
+    const content = await this.chunks.store(source);
+    this.catalog.db.transaction(() => {
+      this.catalog.blobs.addBlob(content.digest, content.size, content.chunks);
+      if (caller.principal !== undefined) this.catalog.blobs.addGrant(content.digest, caller.principal);
+    });
     return { digest: content.digest, size: content.size };
   }
 
@@ -105,7 +109,7 @@ export class Publishing {
   async publish(input: PublishInput): Promise<VersionDoc> {
     const { catalog } = this;
     const name = checkName(input.name);
-    const version = checkVersion(input.version);
+    const version = checkNewVersion(input.version);
     const message = optionalText('message', input.message, MAX_MESSAGE);
     const metadata = parseMetadata(input.metadata);
     const aliases = [...new Set((input.aliases ?? []).map((a) => checkAlias(a)))];
@@ -153,7 +157,7 @@ export class Publishing {
 
     const versionId = catalog.commit(() => {
       const now = catalog.now().toISOString();
-      const model = catalog.models.model(name) ?? catalog.models.createModel(name, now);
+      const model = catalog.models.model(name) ?? catalog.models.createModel(checkNewName(name), now);
       const existing = catalog.models.versionByString(model.id, version);
       if (existing) throw versionExists(name, existing);
       if (catalog.models.aliasTarget(model.id, version)) throw aliasShadowed(name, version);
@@ -256,7 +260,7 @@ export class Publishing {
     const toAnalyze = files.map((f) => {
       const blob = this.catalog.blobs.getBlob(f.digest);
       if (!blob) throw unknownBlob(f);
-      return { path: f.path, digest: f.digest, size: blob.size, open: () => blobSource(this.chunks, this.catalog.blobs, f.digest, f.path) };
+      return { path: f.path, digest: f.digest, size: blob.size, open: () => ({ path: f.path, ...this.chunks.blobReader(f.digest) }) };
     });
     let out;
     try {

@@ -1,13 +1,14 @@
 // Resumable upload sessions, and which stored content a caller may name.
 // This service is the one owner of a session's state on this thread: its row
 // (offset, chunks, layout), the lock that lets one request at a time write to
-// it, and the running hash the chunk store keeps for it (told when the
-// session ends, whoever ends it: finish, cancel, or gc's expiry).
+// it, and its running hash (a handle to a hash kept in a codec worker, dropped
+// when the session ends, whoever ends it: finish, cancel, or gc's expiry).
 // A session belongs to the token that started it: to any other it does not exist.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Caller } from '../access.ts';
 import type { BlobDoc, UploadDoc } from '../api/index.ts';
 import type { ChunkStore } from '../blobs/chunk-store.ts';
+import type { RunningHash } from '../blobs/codec-pool.ts';
 import { CairnError } from '../errors.ts';
 import { checkDigest } from '../identifiers.ts';
 import type { UploadQueries } from '../metadata/uploads.ts';
@@ -16,6 +17,8 @@ import type { Catalog } from './catalog.ts';
 export class Uploads {
   /** Sessions with a request in progress: one writer at a time. */
   private readonly busy = new Set<string>();
+  /** The running sha256 of each session this process has seen from its first byte on. */
+  private readonly hashes = new Map<string, RunningHash>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -44,16 +47,18 @@ export class Uploads {
       if (start !== undefined && start !== row.size) {
         throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
       }
-      // The session's running hash (kept by the chunk store, keyed by the
-      // upload id) sees the bytes too, as long as it has seen every byte
-      // stored so far; otherwise finishing reads the content back.
+      // The session's running hash sees the bytes too, as long as it has
+      // seen every byte stored so far; otherwise (this process started after
+      // the session did) finishing reads the content back.
       // Each request continues the chunking of the one before (its last
       // chunk is cut again with the new bytes): the session's chunks are
       // those of a single upload of the same bytes, whatever the part sizes.
+      let hash = this.hashes.get(id);
+      if (!hash && row.size === 0) this.hashes.set(id, (hash = this.chunks.runningHash()));
       await this.chunks.store(source, {
         startOffset: row.size,
         keepPartial: true,
-        session: id,
+        hash,
         resume: this.uploads.resumePoint(id),
         onLayout: (layout) => this.uploads.setLayout(id, layout),
         onChunks: (chunks) => this.uploads.appendChunks(id, chunks),
@@ -69,7 +74,7 @@ export class Uploads {
     return this.locked(id, caller, async () => {
       const row = this.require(id, caller);
       const chunks = this.uploads.chunks(id);
-      const running = await this.chunks.sessionDigest(id);
+      const running = await this.hashes.get(id)?.digest();
       let actual: string;
       if (running && running.size === row.size) {
         actual = running.digest;
@@ -104,7 +109,8 @@ export class Uploads {
 
   /** A session that is gone (finished, cancelled, expired by gc): its running hash goes too. */
   forget(id: string): void {
-    this.chunks.dropSession(id);
+    this.hashes.get(id)?.drop();
+    this.hashes.delete(id);
   }
 
   /** A stored blob the caller may name (see Catalog.usableBlob); undefined otherwise, as if it were not stored. */

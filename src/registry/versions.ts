@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { type Caller, mayRead } from '../access.ts';
 import type { FileDoc, VersionDiff, VersionDoc, VersionList } from '../api/index.ts';
-import { blobSource, type BlobStream, type ChunkStore } from '../blobs/chunk-store.ts';
+import type { BlobStream, ChunkStore } from '../blobs/chunk-store.ts';
 import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
 import { checkPathShape, LATEST, parseLimit, parseNameRef } from '../identifiers.ts';
@@ -93,7 +93,7 @@ export class Versions {
 
   /** Random access to stored content (bounded reads, every chunk verified), for work that reads a file in pieces (derive). */
   source(digest: string, path: string): FileSource {
-    return blobSource(this.chunks, this.catalog.blobs, digest, path);
+    return { path, ...this.chunks.blobReader(digest) };
   }
 
   /** Keeps content from gc until the returned function is called (a version deleted meanwhile loses its bytes only after). */

@@ -3,6 +3,7 @@
 //   #/                                   model list (search, filters, "Load more")
 //   #/models/<name>                      model: aliases, versions, history
 //   #/models/<name>/versions/<version>   version: files, summary, lineage, pull commands
+// <name> is `resnet` or `acme/resnet`, its slash as is (as in the REST API's paths).
 // The API token lives in localStorage and goes out as `Authorization: Bearer`.
 
 const TOKEN_KEY = 'cairn.token';
@@ -109,10 +110,12 @@ function shortDigest(digest) {
 }
 
 const enc = encodeURIComponent;
+/** A model name in a path or an address: each part encoded, the namespace's '/' kept. @param {string} name */
+const encName = (name) => name.split('/').map(enc).join('/');
 /** @param {string} name */
-const modelHref = (name) => `#/models/${enc(name)}`;
+const modelHref = (name) => `#/models/${encName(name)}`;
 /** @param {string} name @param {string} version */
-const versionHref = (name, version) => `#/models/${enc(name)}/versions/${enc(version)}`;
+const versionHref = (name, version) => `#/models/${encName(name)}/versions/${enc(version)}`;
 
 // ---- badges ----------------------------------------------------------------
 
@@ -359,7 +362,7 @@ async function listView(params) {
 async function modelView(name) {
   setCrumbs([['Models', '#/'], [name]]);
   document.title = `${name} · Cairn`;
-  const model = await api(`/v1/models/${enc(name)}`);
+  const model = await api(`/v1/models/${encName(name)}`);
 
   const aliases = Object.entries(model.aliases ?? {});
   const aliasList = h('div.chips', null,
@@ -414,11 +417,11 @@ async function modelView(name) {
 
   await Promise.all([
     paginate(async (cursor) => {
-      const page = await api(`/v1/models/${enc(name)}/versions`, { cursor, limit: 20 });
+      const page = await api(`/v1/models/${encName(name)}/versions`, { cursor, limit: 20 });
       return { items: page.versions, next: page.next_cursor };
     }, versionRow, versionRows, versionFooter, () => versionRows.append(h('tr', null, h('td.empty', { colspan: 4 }, 'No live versions.')))),
     paginate(async (cursor) => {
-      const page = await api(`/v1/models/${enc(name)}/history`, { cursor, limit: 20 });
+      const page = await api(`/v1/models/${encName(name)}/history`, { cursor, limit: 20 });
       return { items: page.events, next: page.next_cursor };
     }, eventRow, events, historyFooter),
   ]);
@@ -429,8 +432,8 @@ async function versionView(name, ref) {
   setCrumbs([['Models', '#/'], [name, modelHref(name)], [ref]]);
   document.title = `${name}@${ref} · Cairn`;
   const [doc, lineage] = await Promise.all([
-    api(`/v1/models/${enc(name)}/versions/${enc(ref)}`),
-    api(`/v1/models/${enc(name)}/versions/${enc(ref)}/lineage`),
+    api(`/v1/models/${encName(name)}/versions/${enc(ref)}`),
+    api(`/v1/models/${encName(name)}/versions/${enc(ref)}/lineage`),
   ]);
   const s = doc.summary ?? {};
   const verdict = s.safety?.verdict ?? 'unknown';
@@ -452,7 +455,7 @@ async function versionView(name, ref) {
   const origin = location.origin;
   const pullRef = `${name}@${doc.version}`;
   const curls = doc.files.map((/** @type {any} */ f) =>
-    `curl -fL -H "Authorization: Bearer $CAIRN_TOKEN" -o ${shellQuote(f.path.split('/').pop())} \\\n  ${origin}/v1/models/${enc(name)}/versions/${enc(doc.version)}/files/${f.path.split('/').map(enc).join('/')}`);
+    `curl -fL -H "Authorization: Bearer $CAIRN_TOKEN" -o ${shellQuote(f.path.split('/').pop())} \\\n  ${origin}/v1/models/${encName(name)}/versions/${enc(doc.version)}/files/${f.path.split('/').map(enc).join('/')}`);
   const pull = h('section.card', { 'data-section': 'pull' },
     h('h2.card-title', null, 'Pull'),
     h('p.muted.small', null, 'With the CLI (', h('code', null, `CAIRN_URL=${origin}`), ' and ', h('code', null, 'CAIRN_TOKEN'), ' set):'),
@@ -572,9 +575,9 @@ function serveCard(name, doc) {
     h('p.muted.small', null, 'Serve this version with ', h('code', null, 'cairn infer'), ' (port 8500; ', h('code', null, 'CAIRN_URL'), ' and ', h('code', null, 'CAIRN_TOKEN'), ' set):'),
     copyBox(`cairn infer ${name}@${doc.version}`, { label: 'infer command' }),
     h('p.muted.small', null, 'Predict (TF Serving REST); zeros stand in for your data, dims that vary as 1:'),
-    copyBox(`${body(tf)} |\n  curl -s -d @- http://127.0.0.1:8500/v1/models/${name}:predict`, { label: 'predict command' }),
+    copyBox(`${body(tf)} |\n  curl -s -d @- http://127.0.0.1:8500/v1/models/${encName(name)}:predict`, { label: 'predict command' }),
     h('p.muted.small', null, 'The same with the Open Inference Protocol:'),
-    copyBox(`${body(oip)} |\n  curl -s -d @- http://127.0.0.1:8500/v2/models/${name}/infer`, { label: 'infer request' }));
+    copyBox(`${body(oip)} |\n  curl -s -d @- http://127.0.0.1:8500/v2/models/${encName(name)}/infer`, { label: 'infer request' }));
 }
 
 /**
@@ -586,12 +589,12 @@ async function changesCard(name, doc) {
   const parent = doc.parents?.find((/** @type {any} */ p) => !p.hidden);
   let base = parent ? `${parent.name}@${parent.version}` : undefined;
   if (!base) {
-    const page = await api(`/v1/models/${enc(name)}/versions`, { limit: 100 });
+    const page = await api(`/v1/models/${encName(name)}/versions`, { limit: 100 });
     const at = page.versions.findIndex((/** @type {any} */ v) => v.version === doc.version);
     if (at >= 0 && page.versions[at + 1]) base = `${name}@${page.versions[at + 1].version}`;
   }
   if (!base) return undefined;
-  const diff = await api(`/v1/models/${enc(name)}/versions/${enc(doc.version)}/diff`, { from: base });
+  const diff = await api(`/v1/models/${encName(name)}/versions/${enc(doc.version)}/diff`, { from: base });
   const s = diff.summary;
   const pct = (/** @type {number} */ part, /** @type {number} */ whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : '—');
   const changed = diff.files.filter((/** @type {any} */ f) => f.status !== 'unchanged');
@@ -744,6 +747,23 @@ function setupTokenForm() {
 
 let generation = 0;
 
+/**
+ * `<name>` or `<name>/versions/<ref>`, the name one segment or two: two when
+ * the second is not `versions` — the server's rule (no part of a model name
+ * is a reserved word such as `versions`).
+ * @param {string[]} parts decoded segments after `models`
+ * @returns {{view: 'model', name: string} | {view: 'version', name: string, ref: string} | undefined}
+ */
+function modelPage(parts) {
+  const n = parts.length >= 2 && parts[1] !== 'versions' ? 2 : 1;
+  const name = parts.slice(0, n).join('/');
+  const rest = parts.slice(n);
+  if (name === '') return undefined;
+  if (rest.length === 0) return { view: 'model', name };
+  if (rest.length === 2 && rest[0] === 'versions') return { view: 'version', name, ref: rest[1] };
+  return undefined;
+}
+
 async function route() {
   const mine = ++generation;
   const hash = location.hash;
@@ -756,18 +776,19 @@ async function route() {
       return p;
     }
   });
+  const page = parts[0] === 'models' ? modelPage(parts.slice(1)) : undefined;
   main.setAttribute('aria-busy', 'true');
   try {
     if (parts.length === 0) await listView(new URLSearchParams(query));
-    else if (parts[0] === 'models' && parts.length === 2) await modelView(parts[1]);
-    else if (parts[0] === 'models' && parts.length === 4 && parts[2] === 'versions') await versionView(parts[1], parts[3]);
+    else if (page?.view === 'model') await modelView(page.name);
+    else if (page?.view === 'version') await versionView(page.name, page.ref);
     else throw new ApiError(404, 'NOT_FOUND', `no page ${raw}`);
   } catch (err) {
     if (mine === generation) showError(err);
   } finally {
     if (mine === generation) {
       main.removeAttribute('aria-busy');
-      main.dataset.route = parts[0] === 'models' ? (parts.length === 4 ? 'version' : 'model') : 'list';
+      main.dataset.route = page?.view ?? (parts[0] === 'models' ? 'model' : 'list');
       main.dataset.loaded = hash; // which address the page shows (tests wait on it)
     }
   }

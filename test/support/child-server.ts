@@ -7,9 +7,9 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cairnBin } from './build.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'cairn.js');
 
 
 export function freePort(): Promise<number> {
@@ -67,7 +67,7 @@ export async function spawnServer(options: SpawnOptions): Promise<ChildServer> {
     CAIRN_AUTH: 'off',
   });
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', BIN, 'serve'], { cwd: ROOT, env: { MALLOC_MMAP_THRESHOLD_: '1048576', ...env } as NodeJS.ProcessEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--max-semi-space-size=2', cairnBin(), 'serve'], { cwd: ROOT, env: { MALLOC_MMAP_THRESHOLD_: '1048576', ...env } as NodeJS.ProcessEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   const keep = (d: Buffer) => {
     tail = (tail + d.toString('utf8')).slice(-16_384);

@@ -64,7 +64,8 @@ export const modelRoutes = [
       summary: 'List or search models, by name',
       description: 'A token limited to name patterns sees only those models (a page may be shorter than `limit`).',
       params: [
-        query('q', 'substring of the model name'),
+        query('q', 'substring of the model name (`acme/` finds the models of namespace acme, and any other name holding it)'),
+        query('namespace', 'only the models of this namespace (`acme`: `acme/resnet`, not the flat `acme`)'),
         query('format', 'only models whose latest version has a file of this format'),
         query('framework', 'only models whose latest version has this framework'),
         query('unsafe', 'true: only models whose latest version is unsafe; false: only the others', { type: 'string', enum: ['true', 'false'] }),

@@ -7,15 +7,15 @@
 // ~0.35 s of CPU per pull), but collecting only every 16 MiB was no cheaper:
 // V8 then ran more collections of its own for the external memory (A/B, six
 // alternating pulls each: random 2.27 vs 2.30 s of server CPU, BF16 3.06 vs
-// 2.79 s). Plain JavaScript: the workers load it without a TypeScript loader
-// (see codec-core.js).
+// 2.79 s).
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 // --expose-gc set at run time reaches contexts created afterwards (vm's).
 v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc');
+const gc = vm.runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
 
-export function collectYoungGarbage() {
+/** A young-generation garbage collection now (frees dead buffers). */
+export function collectYoungGarbage(): void {
   gc({ type: 'minor' });
 }

@@ -1,0 +1,197 @@
+// The blob layer on its own, in-process and fast: what it may import, the
+// storage key layout and its parser, the one place driver failures become
+// domain errors, and the chunk store over the in-memory driver with its index
+// in an in-memory SQLite database — it records chunks, never blobs (the
+// registry does).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ChunkStore } from '../src/blobs/chunk-store.ts';
+import { CodecPool } from '../src/blobs/codec-pool.ts';
+import { sha256 } from '../src/blobs/codec.ts';
+import { DriverError, isDriverError } from '../src/blobs/driver.ts';
+import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../src/blobs/layout.ts';
+import { MemoryDriver } from '../src/blobs/memory-driver.ts';
+import { withStorageErrors } from '../src/blobs/storage-errors.ts';
+import { isCairnError } from '../src/errors.ts';
+import { BlobIndex } from '../src/metadata/blobs.ts';
+import { Database } from '../src/metadata/db.ts';
+import { MiB, randomBytesFor } from './support/bytes.ts';
+
+/** A memory driver whose backend can be switched off: every operation then fails as a real one would. */
+class SwitchableDriver extends MemoryDriver {
+  down = false;
+  private check(key: string): void {
+    if (this.down) throw new DriverError('unavailable', key, `backend down (${key})`);
+  }
+  override async get(key: string) {
+    this.check(key);
+    return super.get(key);
+  }
+  override async put(key: string, data: Uint8Array) {
+    this.check(key);
+    return super.put(key, data);
+  }
+  override async reader(key: string) {
+    this.check(key);
+    return super.reader(key);
+  }
+  override async stat(key: string) {
+    this.check(key);
+    return super.stat(key);
+  }
+  override async *list(prefix: string) {
+    this.check(prefix);
+    yield* super.list(prefix);
+  }
+  override async delete(key: string) {
+    this.check(key);
+    return super.delete(key);
+  }
+  override async ping() {
+    this.check('');
+  }
+}
+
+async function* piecesOf(data: Buffer, size = 100_000): AsyncGenerator<Buffer> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+test('src/blobs/ stands alone: it imports nothing from metadata/, formats/, registry/, http/ (only its own files, errors.ts, start-worker.ts)', () => {
+  const dir = path.join(import.meta.dirname, '../src/blobs');
+  const allowed = new Set(['../errors.ts', '../start-worker.ts']);
+  const outside: string[] = [];
+  for (const file of fs.readdirSync(dir)) {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+'([^']+)'/gms)) {
+      const spec = m[1]!;
+      if (spec.startsWith('../') && !allowed.has(spec)) outside.push(`${file} -> ${spec}`);
+    }
+  }
+  assert.deepEqual(outside, []);
+});
+
+describe('storage key layout', () => {
+  test('chunk keys are built and parsed in one place, each the inverse of the other', () => {
+    const digest = sha256(Buffer.from('layout'));
+    const key = chunkKey(digest);
+    assert.ok(key.startsWith(CHUNKS_PREFIX));
+    assert.equal(key, `chunks/${digest.slice(7, 9)}/${digest.slice(7)}`);
+    assert.equal(chunkDigestOfKey(key), digest);
+    assert.throws(() => chunkKey('sha256:xyz'), /not a sha256 digest/);
+  });
+
+  test('keys that are not a chunk of ours parse to nothing (gc leaves them alone)', () => {
+    const hex = sha256(Buffer.from('x')).slice(7);
+    for (const key of [`chunks/00/${hex}`, `chunks/${hex.slice(0, 2)}/${hex}.tmp`, `chunks/${hex.slice(0, 2)}/${hex.toUpperCase()}`, `other/${hex.slice(0, 2)}/${hex}`, 'chunks/', '']) {
+      assert.equal(chunkDigestOfKey(key), undefined, key);
+    }
+  });
+});
+
+describe('storage errors', () => {
+  test("'unavailable' becomes STORAGE_UNAVAILABLE for every operation; 'not_found', 'exists' and caller errors pass through", async () => {
+    const raw = new SwitchableDriver();
+    const storage = withStorageErrors(raw);
+    await storage.put('k/a', Buffer.from('a'));
+    await assert.rejects(storage.put('k/a', Buffer.from('b')), (err) => isDriverError(err, 'exists'));
+    await assert.rejects(storage.get('k/missing'), (err) => isDriverError(err, 'not_found'));
+    await assert.rejects(storage.get('../escape'), (err) => !isDriverError(err) && !isCairnError(err), 'an unsafe key stays a programming error');
+    raw.down = true;
+    const ops: Array<[string, () => Promise<unknown>]> = [
+      ['get', () => storage.get('k/a')],
+      ['put', () => storage.put('k/b', Buffer.from('b'))],
+      ['reader', () => storage.reader('k/a')],
+      ['stat', () => storage.stat('k/a')],
+      ['delete', () => storage.delete('k/a')],
+      ['ping', () => storage.ping()],
+      ['list', async () => {
+        for await (const _ of storage.list('k/')) void _;
+      }],
+    ];
+    for (const [op, run] of ops) {
+      await assert.rejects(run(), (err) => isCairnError(err, 'STORAGE_UNAVAILABLE') && /backend down/.test(String(err.details?.cause)), op);
+    }
+    assert.equal(storage.name, 'memory');
+  });
+});
+
+describe('chunk store over the memory driver (index in an in-memory SQLite)', () => {
+  let db: Database;
+  let index: BlobIndex;
+  let pool: CodecPool;
+  let raw: SwitchableDriver;
+  let store: ChunkStore;
+  const chunking = { minSize: 64 * 1024, avgSize: 256 * 1024, maxSize: 1024 * 1024 };
+
+  before(() => {
+    db = new Database(':memory:');
+    db.migrate();
+    index = new BlobIndex(db);
+    pool = new CodecPool(2);
+    raw = new SwitchableDriver();
+    store = new ChunkStore(withStorageErrors(raw), index, pool, { chunking });
+  });
+  after(async () => {
+    await pool.close();
+    db.close();
+  });
+
+  test('store records each chunk once it is durable, and no blob: the caller records the blob from what it returns', async () => {
+    const data = randomBytesFor('memory-store', 3 * MiB + 5);
+    const content = await store.store(piecesOf(data));
+    assert.equal(content.digest, sha256(data));
+    assert.equal(content.size, data.length);
+    assert.ok(content.chunks.length > 3);
+    let at = 0;
+    for (const c of content.chunks) {
+      assert.equal(c.offset, at);
+      at += c.size;
+      assert.ok(index.hasChunk(c.digest), 'chunk recorded');
+      assert.ok(await raw.stat(chunkKey(c.digest)), 'and its object stored');
+    }
+    assert.equal(at, data.length);
+    assert.equal(index.getBlob(content.digest), undefined, 'the chunk store writes no blob row');
+    await assert.rejects(store.open(content.digest), (err) => isCairnError(err, 'BLOB_NOT_FOUND'));
+
+    index.addBlob(content.digest, content.size, content.chunks);
+    const { stream, size } = await store.open(content.digest, { start: 1000, end: 2 * MiB });
+    const parts: Buffer[] = [];
+    for await (const p of stream) parts.push(p as Buffer);
+    assert.equal(size, data.length);
+    assert.ok(Buffer.concat(parts).equals(data.subarray(1000, 2 * MiB + 1)));
+    const reader = store.blobReader(content.digest);
+    assert.equal(reader.size, data.length);
+    assert.ok(Buffer.from(await reader.read(MiB - 10, 20)).equals(data.subarray(MiB - 10, MiB + 10)));
+  });
+
+  test('a running hash sees a stream stored in several calls; one that missed bytes is lost, until a stream starts again at 0', async () => {
+    const data = randomBytesFor('running-hash', 600_000);
+    const hash = store.runningHash();
+    await store.store(piecesOf(data.subarray(0, 250_000)), { hash });
+    await store.store(piecesOf(data.subarray(250_000)), { hash, startOffset: 250_000 });
+    assert.deepEqual(await hash.digest(), { digest: sha256(data), size: data.length });
+    await store.store(piecesOf(data.subarray(0, 1000)), { hash, startOffset: data.length + 1 });
+    assert.equal(await hash.digest(), undefined, 'it had not seen the bytes before this stream: lost');
+    await store.store(piecesOf(data.subarray(0, 1000)), { hash });
+    assert.deepEqual(await hash.digest(), { digest: sha256(data.subarray(0, 1000)), size: 1000 });
+    hash.drop();
+    assert.equal(await hash.digest(), undefined, 'dropped');
+  });
+
+  test('storage down: the upload fails with STORAGE_UNAVAILABLE and records no chunk it did not write', async () => {
+    const data = randomBytesFor('memory-down', 2 * MiB);
+    raw.down = true;
+    try {
+      await assert.rejects(store.store(piecesOf(data)), (err) => isCairnError(err, 'STORAGE_UNAVAILABLE'));
+    } finally {
+      raw.down = false;
+    }
+    const recorded = db.all<{ digest: string }>('SELECT digest FROM chunks');
+    for (const { digest } of recorded) assert.ok(await raw.stat(chunkKey(digest)), `recorded chunk ${digest} has its object`);
+    // and once it is back the same bytes store fine
+    const content = await store.store(piecesOf(data));
+    assert.equal(content.digest, sha256(data));
+  });
+});
