@@ -433,6 +433,44 @@ describe('derive jobs: each op, bad requests, failures (fs)', () => {
     assert.equal(usage.code, 2);
   });
 
+  test('namespaced models: acme/resnet@1.0.0 → acme/resnet-fp16@1.0.0 by HTTP and by cairn derive, the recipe in git under models/acme/resnet-fp16/', async () => {
+    const nsParent = await publishParent(server.url, 'acme/resnet');
+    assert.equal(nsParent.name, 'acme/resnet');
+    const res = await derive(server.url, 'acme/resnet', '1.0.0', { op: 'fp16', samples: 'samples.safetensors', to: 'acme/resnet-fp16@1.0.0' });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.headers.get('location'), `/v1/jobs/${res.body.id}`);
+    assert.deepEqual([res.body.parent.name, res.body.target.name, res.body.target.version], ['acme/resnet', 'acme/resnet-fp16', '1.0.0']);
+    const job = await waitForJob(server.url, res.body.id);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    assert.deepEqual([job.result.name, job.result.version], ['acme/resnet-fp16', '1.0.0']);
+    const doc = (await call(server.url, 'GET', '/v1/models/acme/resnet-fp16/versions/1.0.0')).body;
+    assert.deepEqual([doc.parents[0].name, doc.parents[0].version, doc.parents[0].relation], ['acme/resnet', '1.0.0', 'converted-from']);
+    assert.ok(doc.parents[0].recipe.results.files[0].measured.outputs[0].cosine >= 0.999);
+    const y = await runMlp(await fileBytes(server.url, 'acme/resnet-fp16', '1.0.0', 'model.onnx'), new Float32Array(16).fill(0.5));
+    assert.ok(cosine(y, await runMlp(MODEL, new Float32Array(16).fill(0.5))) > 0.999);
+    const inGit = await gitVersionFile(server, 'acme/resnet-fp16', '1.0.0');
+    assert.deepEqual(inGit.parents[0].recipe, doc.parents[0].recipe);
+    // a name alone: that model, the parent's version; the namespace's slash is kept by the CLI
+    let out = '';
+    let err = '';
+    const sink = (add: (s: string) => void) => new Writable({ write: (c, _e, cb) => (add(String(c)), cb()) });
+    const code = await main(['--url', server.url, 'derive', 'acme/resnet@1.0.0', '--op', 'int8', '--samples', 'samples.safetensors', '--to', 'acme/resnet-int8'], {
+      stdout: sink((s) => (out += s)),
+      stderr: sink((s) => (err += s)),
+      env: {},
+    });
+    assert.equal(code, 0, err);
+    assert.match(out, /^acme\/resnet-int8@1\.0\.0 sha256:[0-9a-f]{64}\n/);
+    assert.match(out, /quantized-from acme\/resnet@1\.0\.0/);
+    const int8 = (await call(server.url, 'GET', '/v1/models/acme/resnet-int8/versions/1.0.0')).body;
+    assert.equal(int8.parents[0].name, 'acme/resnet');
+    const graph = (await call(server.url, 'GET', '/v1/models/acme/resnet/versions/1.0.0/lineage')).body;
+    assert.deepEqual(graph.edges.filter((e: any) => e.to === 'acme/resnet@1.0.0').map((e: any) => `${e.from} ${e.relation}`).sort(), [
+      'acme/resnet-fp16@1.0.0 converted-from',
+      'acme/resnet-int8@1.0.0 quantized-from',
+    ]);
+  });
+
   test('cairn infer serves a derived version like any other', async () => {
     const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-derive-infer-'));
     const infer = await startInfer(['--url', server.url, '--cache-dir', cacheDir, 'base-int8@1.0.0']);
