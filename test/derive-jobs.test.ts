@@ -557,4 +557,19 @@ describe('derive jobs: access', () => {
     assert.notEqual(b.body.id, job.id);
     assert.equal((await waitForJob(server.url, b.body.id, bearer(bWriter))).state, 'succeeded');
   });
+
+  test('a namespace pattern: write on acme/* derives inside acme, not into the flat model acme nor into acme2/…', async () => {
+    const acme = await createToken(server, { name: 'acme-writer', scopes: ['write'], models: ['acme/*'] });
+    await publishParent(server.url, 'acme/mlp', bearer(acme));
+    const body = { op: 'fp16', samples: 'samples.safetensors' };
+    assertError(await derive(server.url, 'acme/mlp', '1.0.0', { ...body, to: 'acme@1.0.0' }, bearer(acme)), 403, 'FORBIDDEN');
+    assertError(await derive(server.url, 'acme/mlp', '1.0.0', { ...body, to: 'acme2/mlp@1.0.0' }, bearer(acme)), 403, 'FORBIDDEN');
+    assertError(await derive(server.url, 'acme/mlp', '1.0.0', { ...body, to: 'acme/mlp-fp16@1.0.0' }, bearer(aWriter)), 403, 'FORBIDDEN');
+    const res = await derive(server.url, 'acme/mlp', '1.0.0', { ...body, to: 'acme/mlp-fp16@1.0.0' }, bearer(acme));
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const job = await waitForJob(server.url, res.body.id, bearer(acme));
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    assert.equal((await call(server.url, 'GET', '/v1/models/acme/mlp-fp16/versions/1.0.0', undefined, bearer(acme))).body.parents[0].name, 'acme/mlp');
+    assertError(await call(server.url, 'GET', `/v1/jobs/${job.id}`, undefined, bearer(aWriter)), 404, 'JOB_NOT_FOUND');
+  });
 });
