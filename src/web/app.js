@@ -600,8 +600,11 @@ function recipeView(recipe) {
   if (recipe === null || recipe === undefined) return null;
   const entries = typeof recipe === 'object' && !Array.isArray(recipe) ? Object.entries(/** @type {Record<string, unknown>} */ (recipe)) : [['recipe', recipe]];
   if (entries.length === 0) return null;
-  return h('span.recipe', { 'data-recipe': '' }, ...entries.map(([k, v]) =>
-    h('span.chip.chip-static', null, h('span.chip-key', null, k), h('span.chip-val', null, typeof v === 'string' ? v : JSON.stringify(v)))));
+  // a measured recipe (cairn derive) can hold long lists: each value on one short line, whole in its tooltip
+  return h('span.recipe', { 'data-recipe': '' }, ...entries.map(([k, v]) => {
+    const value = typeof v === 'string' ? v : JSON.stringify(v);
+    return h('span.chip.chip-static', { title: value.length > 48 ? value.slice(0, 4000) : null }, h('span.chip-key', null, k), h('span.chip-val', null, ellipsis(value, 48)));
+  }));
 }
 
 /** A recipe on one line, for the lineage graph. @param {unknown} recipe */
@@ -725,7 +728,7 @@ async function versionView(name, ref, params) {
 
   if (mine !== generation) return;
   render(head, warning ?? '', h('div.columns.version-columns', null,
-    h('div.col-main', null, files, card ?? '', changes, graph, metadata),
+    h('div.col-main', null, files, card ?? '', derivedCard(doc) ?? '', changes, graph, metadata),
     h('div.col-side', null, pullCard(name, doc, verdict), aliases ?? '', serveCard(name, doc) ?? '', summary)));
 }
 
@@ -837,6 +840,41 @@ function pullCard(name, doc, verdict) {
     h('h2.card-title', null, 'Pull'),
     verdict === 'unsafe' ? h('p.pull-warning', { role: 'note' }, '⚠ This version has files that run code when loaded. Pull it only if you trust who published it.') : null,
     bar, ...panels);
+}
+
+/**
+ * For a version made by `cairn derive`: what was done to which parent, and what was measured
+ * (sizes raw and stored; per file, agreement with the parent and latency, or the round-trip error).
+ * @param {any} doc
+ */
+function derivedCard(doc) {
+  const edge = (doc.parents ?? []).find((/** @type {any} */ p) => p.recipe?.tool?.name === 'cairn derive' && p.recipe.results);
+  if (!edge) return null;
+  const r = edge.recipe;
+  const num = (/** @type {any} */ x, digits = 4) => (typeof x === 'number' && Number.isFinite(x) ? String(Number(x.toPrecision(digits))) : 'n/a');
+  const sizes = (/** @type {any} */ s) => (s ? `${bytes(s.before)} → ${bytes(s.after)}${typeof s.ratio === 'number' ? ` (${num(s.ratio)}×)` : ''}` : '—');
+  const measured = (/** @type {any} */ f) => {
+    const m = f.measured ?? {};
+    if (f.format === 'onnx') {
+      return h('span', null, ...(m.outputs ?? []).map((/** @type {any} */ o, /** @type {number} */ i) => h('span', { 'data-output': o.name }, i ? '; ' : '', h('code', null, o.name), ` cosine ${num(o.cosine, 7)}, max |err| ${num(o.max_abs_error, 3)}, mean |err| ${num(o.mean_abs_error, 3)}`)),
+        m.latency_ms ? ` · median latency ${num(m.latency_ms.parent, 3)} → ${num(m.latency_ms.derived, 3)} ms` : '',
+        m.samples ? h('span.muted', null, ` (${m.samples.count} ${m.samples.source === 'file' ? 'samples' : 'generated inputs'})`) : '');
+    }
+    return h('span', null, `round-trip max |err| ${num(m.max_abs_error, 3)} over ${(m.tensors ?? []).length} tensors`,
+      typeof f.transform?.min_sparsity === 'number' ? ` · at least ${num(f.transform.min_sparsity)} zeros per pruned tensor` : '');
+  };
+  return h('section.card', { 'data-section': 'derived' },
+    h('h2.card-title', null, 'Derived ', badge(edge.relation, 'relation'), ' ', h('span.muted', null, 'from '),
+      edge.hidden ? h('span.muted', null, 'a version you may not read') : h('a.mono', { href: versionHref(edge.name, edge.version) }, `${edge.name}@${edge.version}`)),
+    h('p.small', null, h('code', null, `${r.transform}${Object.keys(r.params ?? {}).length ? ` ${JSON.stringify(r.params)}` : ''}`),
+      ` · size ${sizes(r.results.size)} · stored ${sizes(r.results.stored)}`, h('span.muted', null, ` · cairn derive ${r.tool.derive_version}, ${r.tool.onnxruntime ?? ''}`)),
+    h('table.data.stack', null,
+      h('thead', null, h('tr', null, h('th', null, 'Path'), h('th.num', null, 'Size'), h('th.num', null, 'Stored'), h('th', null, 'Measured against the parent'))),
+      h('tbody', null, ...(r.results.files ?? []).map((/** @type {any} */ f) => h('tr', { 'data-derived': f.path },
+        cell('Path', '.mono.path', f.path),
+        cell('Size', '.num', sizes(f.size)),
+        cell('Stored', '.num', sizes(f.stored)),
+        cell('Measured', '', measured(f)))))));
 }
 
 const OIP_DATATYPES = /** @type {Record<string, string>} */ ({ float32: 'FP32', float64: 'FP64', float16: 'FP16', int8: 'INT8', uint8: 'UINT8', int16: 'INT16', uint16: 'UINT16', int32: 'INT32', uint32: 'UINT32', int64: 'INT64', uint64: 'UINT64', bool: 'BOOL', string: 'BYTES' });
