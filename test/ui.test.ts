@@ -711,6 +711,7 @@ describe('web UI load: 500 models and a version of 1,000 files', { skip }, () =>
     const version = await median('#/models/model-000/versions/2.0', 'version', async () => {
       assert.equal(await page.locator('tr[data-file]').count(), 200, 'the first 200 files, the rest on demand');
       assert.match(await page.locator('[data-section="changes"] .diff-summary').innerText(), /1000 added/);
+      assert.equal(await page.locator('[data-section="changes"] tr[data-change]').count(), 100, 'the first 100 changes, the rest on demand');
     });
     const started = Date.now();
     await page.click('[data-section="files"] .load-more');

@@ -593,6 +593,26 @@ async function modelView(name) {
 }
 
 /**
+ * A table of the first `fold` items, the rest behind a "Show all" button
+ * (a version may have thousands of files).
+ * @param {any[]} items @param {number} fold @param {string} what @param {HTMLElement} thead
+ * @param {(item: any) => HTMLElement} row @param {string} [cls]
+ */
+function foldedTable(items, fold, what, thead, row, cls) {
+  const body = h('tbody', null, ...items.slice(0, fold).map(row));
+  const more = items.length > fold
+    ? h('div.pager', null, h('button.btn.load-more', {
+      type: 'button',
+      onclick: (/** @type {Event} */ ev) => {
+        body.append(...items.slice(fold).map(row));
+        /** @type {HTMLElement} */ (ev.currentTarget).parentElement?.remove();
+      },
+    }, `Show all ${items.length} ${what}`))
+    : null;
+  return h('div.folded', null, h('table.data.stack', { class: cls }, thead, body), more);
+}
+
+/**
  * A recipe (any JSON) as key/value chips; a value that is not an object as one chip.
  * @param {unknown} recipe
  */
@@ -633,7 +653,11 @@ async function versionView(name, ref, params) {
   document.title = `${name}@${ref} · Cairn`;
   const base = `/v1/models/${encName(name)}/versions/${enc(ref)}`;
   // the version must load; everything else fails in its own card
-  const [doc, lineage] = await Promise.all([api(base), api(`${base}/lineage`).catch((/** @type {unknown} */ err) => err)]);
+  const [doc, lineage, model] = await Promise.all([
+    api(base),
+    api(`${base}/lineage`).catch((/** @type {unknown} */ err) => err),
+    api(`/v1/models/${encName(name)}`).catch((/** @type {unknown} */ err) => err),
+  ]);
   const s = doc.summary ?? {};
   const verdict = s.safety?.verdict ?? 'unknown';
   const unchecked = new Set(/** @type {string[]} */ (s.safety?.unchecked_files ?? []));
@@ -652,7 +676,6 @@ async function versionView(name, ref, params) {
       '. Only load them if you trust who published them.')
     : null;
 
-  const FOLD = 200;
   /** @param {any} f */
   const fileRow = (f) => h('tr', { 'data-file': f.path },
     cell('Path', '.mono.path', f.path),
@@ -664,23 +687,12 @@ async function versionView(name, ref, params) {
       f.safety?.findings?.length ? h('ul.findings', null, ...f.safety.findings.map((/** @type {any} */ x) => h('li', null, h('code', null, x.global), x.reason ? h('span.muted', null, ` — ${x.reason}`) : ''))) : null));
   // unsafe and unchecked files first, so that a long list does not hide them
   const rank = (/** @type {any} */ f) => (f.safety?.verdict === 'unsafe' ? 0 : unchecked.has(f.path) ? 1 : 2);
-  const ordered = doc.files.length > FOLD ? [...doc.files].sort((a, b) => rank(a) - rank(b)) : doc.files;
-  const fileBody = h('tbody', null, ...ordered.slice(0, FOLD).map(fileRow));
-  const moreFiles = doc.files.length > FOLD
-    ? h('div.pager', null, h('button.btn.load-more', {
-      type: 'button',
-      onclick: (/** @type {Event} */ ev) => {
-        fileBody.append(...ordered.slice(FOLD).map(fileRow));
-        /** @type {HTMLElement} */ (ev.currentTarget).remove();
-      },
-    }, `Show all ${doc.files.length} files`))
-    : null;
+  const ordered = doc.files.length > 200 ? [...doc.files].sort((a, b) => rank(a) - rank(b)) : doc.files;
   const files = h('section.card.flush', { 'data-section': 'files' },
     h('h2.card-title', null, 'Files ', h('span.muted.count', null, String(doc.files.length))),
-    h('table.data.files-table.stack', null,
+    foldedTable(ordered, 200, 'files',
       h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Format'), h('th.num', null, 'Size'), h('th.num', null, 'Parameters'), h('th', null, 'Digest'), h('th', null, 'Safety'))),
-      fileBody),
-    moreFiles);
+      fileRow, 'files-table'));
 
   /** @param {any[]} tensors */
   const tensorList = (tensors) => tensors?.length
@@ -722,8 +734,8 @@ async function versionView(name, ref, params) {
 
   const [changes, card, aliases] = await Promise.all([
     changesCard(name, doc, params.get('compare') ?? ''),
-    versionCard(name, doc),
-    aliasCard(name, doc),
+    versionCard(name, doc, model),
+    aliasCard(name, doc, model),
   ]);
 
   if (mine !== generation) return;
@@ -734,17 +746,17 @@ async function versionView(name, ref, params) {
 
 /**
  * The version's card: its README.md, else the model's card. A card that
- * cannot be read is left out; the page stands without it.
- * @param {string} name @param {any} doc
+ * cannot be read says so; the page stands without it.
+ * @param {string} name @param {any} doc @param {any} model  the model document, or the error reading it
  */
-async function versionCard(name, doc) {
+async function versionCard(name, doc, model) {
   try {
     const readme = doc.files.find((/** @type {any} */ f) => /^readme\.md$/i.test(f.path));
     if (readme) {
       const text = await fileText(name, doc.version, readme.path, CARD_MAX);
       if (text !== undefined) return await modelCard(text, 'README.md');
     }
-    const model = await api(`/v1/models/${encName(name)}`);
+    if (model instanceof Error) throw model;
     return model.readme ? await modelCard(model.readme, 'the model’s card') : null;
   } catch (err) {
     return h('section.card', { 'data-section': 'card' }, h('h2.card-title', null, 'Model card'), h('p.muted.small.card-error', null, `Not shown: ${/** @type {Error} */ (err).message}`));
@@ -753,12 +765,11 @@ async function versionCard(name, doc) {
 
 /**
  * With write scope: point an alias (new or existing) of this model at this version, after a confirm.
- * @param {string} name @param {any} doc
+ * @param {string} name @param {any} doc @param {any} model  the model document, or the error reading it
  */
-async function aliasCard(name, doc) {
-  if (!mayDo('write')) return null;
-  const model = await api(`/v1/models/${encName(name)}`).catch(() => null);
-  const current = /** @type {Record<string, string>} */ (model?.aliases ?? {});
+async function aliasCard(name, doc, model) {
+  if (!mayDo('write') || model instanceof Error) return null;
+  const current = /** @type {Record<string, string>} */ (model.aliases ?? {});
   const input = /** @type {HTMLInputElement} */ (h('input', { name: 'alias', list: 'alias-options', placeholder: 'production', required: true, autocomplete: 'off', 'aria-label': 'Alias' }));
   const status = h('p.muted.small', { role: 'status' });
   const form = h('form.alias-form', {
@@ -944,6 +955,7 @@ function diffView(diff, basis) {
   const pct = (/** @type {number} */ part, /** @type {number} */ whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : '—');
   const signed = (/** @type {number} */ n, /** @type {(n: number) => string} */ fmt) => (n > 0 ? `+${fmt(n)}` : n < 0 ? `−${fmt(-n)}` : '±0');
   const changed = diff.files.filter((/** @type {any} */ f) => f.status !== 'unchanged');
+  const FOLD = 100;
   const fromKey = `${diff.from.name}@${diff.from.version}`;
   const paramsLine = s.from_parameters !== null || s.to_parameters !== null
     ? ` · parameters ${count(s.from_parameters)} → ${count(s.to_parameters)}`
@@ -967,14 +979,13 @@ function diffView(diff, basis) {
       h('a.mono', { href: versionHref(diff.from.name, diff.from.version), 'data-base': fromKey }, fromKey)),
     h('p.small.diff-summary', null, `${s.changed} changed, ${s.renamed} renamed, ${s.added} added, ${s.removed} removed, ${s.unchanged} unchanged · size ${bytes(s.from_bytes)} → ${bytes(s.to_bytes)} (${signed(s.to_bytes - s.from_bytes, bytes)})${paramsLine} · `,
       h('strong', null, pct(s.shared_bytes, s.to_bytes)), ` already stored with it, ${bytes(s.new_stored_bytes)} new`),
-    changed.length
-      ? h('table.data.stack.diff-files', null,
-        h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Change'), h('th.num', null, 'Size'), h('th', null, 'What changed'))),
-        h('tbody', null, ...changed.map((/** @type {any} */ f) => h('tr', { 'data-change': f.path, 'data-status': f.status },
-          cell('Path', '.mono.path', f.path),
-          cell('Change', '', badge(f.status, f.status === 'removed' ? 'muted' : f.status === 'renamed' ? 'relation' : 'format')),
-          cell('Size', '.num', f.from && f.to && f.from.size !== f.to.size ? `${bytes(f.from.size)} → ${bytes(f.to.size)}` : bytes((f.to ?? f.from)?.size)),
-          cell('What changed', '', details(f))))))
+    changed.length ? foldedTable(changed, FOLD, 'changed files',
+      h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Change'), h('th.num', null, 'Size'), h('th', null, 'What changed'))),
+      (/** @type {any} */ f) => h('tr', { 'data-change': f.path, 'data-status': f.status },
+        cell('Path', '.mono.path', f.path),
+        cell('Change', '', badge(f.status, f.status === 'removed' ? 'muted' : f.status === 'renamed' ? 'relation' : 'format')),
+        cell('Size', '.num', f.from && f.to && f.from.size !== f.to.size ? `${bytes(f.from.size)} → ${bytes(f.to.size)}` : bytes((f.to ?? f.from)?.size)),
+        cell('What changed', '', details(f))))
       : h('p.muted.small', null, 'The same files.'),
     diff.metadata.length
       ? h('div.meta-diff', null, h('h3', null, 'Metadata'),
