@@ -568,6 +568,8 @@ describe('web UI in a headless browser', { skip }, () => {
             assert.ok(await p.locator('#account > summary').isVisible(), `${name}: the account menu is on screen`);
             const right = await p.locator('#account > summary').evaluate((el) => el.getBoundingClientRect().right);
             assert.ok(right <= 390, `${name}: the account button ends at ${right}`);
+            const widths = await p.locator('#main section.card').evaluateAll((els) => [...new Set(els.map((e) => Math.round(e.getBoundingClientRect().width)))]);
+            assert.ok(widths.length <= 1, `${name}: every card is the full width (${widths.join(', ')} px)`);
           }
         }
         if (width === 390) {
