@@ -553,6 +553,15 @@ describe('web UI in a headless browser', { skip }, () => {
       ['not-found', '#/models/no-such-model', 'model'],
     ];
     for (const [width, scheme] of [[1400, 'light'], [390, 'light'], [390, 'dark']] as const) {
+      // the login screen, before any token
+      const fresh = await browser.newContext({ viewport: { width, height: 860 }, colorScheme: scheme });
+      const login = await fresh.newPage();
+      await login.goto(`${base}/`);
+      await login.locator('[data-view="login"]').waitFor();
+      await login.screenshot({ path: await screenshotPath(`login-${width}${scheme === 'dark' ? '-dark' : ''}`), fullPage: true });
+      assert.ok((await pageWidth(login)) <= width, `the login screen at ${width} px is ${await pageWidth(login)} px wide`);
+      await fresh.close();
+
       const ctx = await browser.newContext({ viewport: { width, height: 860 }, colorScheme: scheme });
       await ctx.addInitScript((t) => localStorage.setItem('cairn.token', t), token);
       const p = await ctx.newPage();
