@@ -112,6 +112,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     gc: services.maintenance.collector,
     verifier: services.maintenance.verifier,
     async close() {
+      await services.oci.stop();
       await dispatcher.stop();
       await mirror.stop();
       await analysis.close();

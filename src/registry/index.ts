@@ -14,6 +14,8 @@ import type { EventQueries } from '../metadata/events.ts';
 import { LineageQueries } from '../metadata/lineage.ts';
 import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
+import { OciQueries } from '../metadata/oci.ts';
+import { serverKey } from '../metadata/server-keys.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
 import { UploadQueries } from '../metadata/uploads.ts';
 import type { WebhookQueries } from '../metadata/webhooks.ts';
@@ -25,6 +27,8 @@ import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
 import { Maintenance } from './maintenance.ts';
 import { Models } from './models.ts';
+import { Oci } from './oci.ts';
+import { RegistryTokens } from './oci-tokens.ts';
 import { Publishing } from './publish.ts';
 import { Tokens } from './tokens.ts';
 import { Uploads } from './uploads.ts';
@@ -43,6 +47,10 @@ export interface Services {
   webhooks: Webhooks;
   health: Health;
   maintenance: Maintenance;
+  /** the OCI Distribution front door (/v2) */
+  oci: Oci;
+  /** short-lived tokens of the /v2 token flow */
+  registryTokens: RegistryTokens;
 }
 
 export interface RegistryDeps {
@@ -69,6 +77,7 @@ export interface RegistryDeps {
 
 export function createServices(deps: RegistryDeps): Services {
   const { db, chunks, mirror, dispatcher, log } = deps;
+  let oci: Oci | undefined;
   const catalog = new Catalog({
     db,
     models: new ModelQueries(db),
@@ -79,6 +88,7 @@ export function createServices(deps: RegistryDeps): Services {
     onEvent: () => {
       void mirror.kick();
       void dispatcher.kick();
+      oci?.kick(); // image forms of new versions
     },
     now: deps.now,
   });
@@ -94,17 +104,22 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
+  const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
+  oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log });
+  const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {
     models: new Models(catalog),
     versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() }),
-    publishing: new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy }),
+    publishing,
     aliases: new Aliases(catalog),
     uploads,
     history: new History(catalog),
     lineage: new Lineage(catalog, mirror.gitdir),
-    tokens: new Tokens(deps.auth ? new TokenQueries(db) : undefined),
+    tokens,
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
+    oci,
+    registryTokens: new RegistryTokens(serverKey(db, 'oci-token'), tokens),
   };
 }
