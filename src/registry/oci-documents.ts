@@ -347,14 +347,13 @@ function tarSuffix(mediaType: string): string {
 
 /**
  * The path a pushed layer is stored under in the version: its
- * `org.cncf.model.filepath`, else its `org.opencontainers.image.title`; a
- * tar layer keeps its bytes as given (Cairn does not unpack it) and gets the
- * archive's ending unless its name has it; an untitled layer is
- * `layers/<hex>` (with that ending).
+ * `org.cncf.model.filepath`, else its `org.opencontainers.image.title`, as
+ * given (oras pushes plain files with a tar media type, so the type says
+ * nothing of the name). An untitled layer is `layers/<hex>`, with the
+ * archive's ending when its media type names one (a KitOps or image layer:
+ * its bytes are kept as given, Cairn does not unpack them).
  */
 export function layerPath(layer: Descriptor): string {
   const named = layer.annotations?.[ANNOTATION.filepath] || layer.annotations?.[ANNOTATION.title];
-  const suffix = tarSuffix(layer.mediaType);
-  if (!named) return `layers/${layer.digest.slice('sha256:'.length)}${suffix}`;
-  return suffix && !named.endsWith(suffix) ? `${named}${suffix}` : named;
+  return named || `layers/${layer.digest.slice('sha256:'.length)}${tarSuffix(layer.mediaType)}`;
 }

@@ -106,15 +106,20 @@ export class Oci {
     throw new CairnError('BLOB_NOT_FOUND', `${name} has no blob ${digest}`);
   }
 
-  /** Whether the caller may mount `digest` from `from` into another repository (cross-repository mount): it reads `from`, which holds it. */
-  mountable(digest: string, from: string, caller: Caller): boolean {
-    if (!isDigest(digest) || !mayRead(caller, from)) return false;
+  /**
+   * Whether the caller may mount `digest` into a repository (cross-repository
+   * mount): `from` holds it and the caller reads `from`, or the caller pushed
+   * those bytes itself (a mount without `from` too).
+   */
+  mountable(digest: string, from: string | undefined, caller: Caller): boolean {
+    if (!isDigest(digest) || !this.catalog.blobs.getBlob(digest)) return false;
+    if (this.uploadedBy(digest, caller)) return true;
+    if (from === undefined || !mayRead(caller, from)) return false;
     try {
-      checkName(from);
+      return this.queries.repositoryHoldsBlob(checkName(from), digest);
     } catch {
       return false;
     }
-    return this.queries.repositoryHoldsBlob(from, digest) && this.catalog.blobs.getBlob(digest) !== undefined;
   }
 
   /** The tags of a repository in lexical order, `n` at most, after `last`. */
