@@ -50,7 +50,7 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
   }
 
   before(async () => {
-    srv = await startAuthServer();
+    srv = await startAuthServer({ ociImageJob: true });
     url = srv.url;
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-oci-'));
     writer = await createToken(srv, { name: 'writer', scope: 'write' });
@@ -221,6 +221,13 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
   });
 
   test('podman pull of the image form; podman create + cp give the files back byte-identical', { skip: !hasClient('podman') && 'podman is not installed' }, async () => {
+    // the job computes the image form after publish, unasked: it shows up among the version manifest's referrers
+    let listed: any[] = [];
+    for (let i = 0; i < 600 && listed.length === 0; i++) {
+      listed = JSON.parse((await get(`/v2/acme/resnet/referrers/${manifestDigest}`, bearer(reader))).bytes.toString()).manifests;
+      if (listed.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(listed.length, 1, 'the image form was built after publish');
     const ref = `${host()}/acme/resnet:1.0.0-image`;
     const storage = ['--root', path.join(tmp, 'podman-root'), '--runroot', path.join(tmp, 'podman-run'), '--storage-driver', 'vfs'];
     await ok('podman', [...storage, 'pull', '--tls-verify=false', ...creds(reader), ref], 600_000);
@@ -247,7 +254,7 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
   test('the manifest digests are the same after a restart (stored bytes, not rebuilt)', async () => {
     const before = (await get('/v2/acme/resnet/manifests/1.0.0-image', bearer(reader))).headers.get('docker-content-digest');
     await srv.close();
-    restarted = await startServer({ dataDir: srv.dataDir, host: '127.0.0.1', port: 0, s3: undefined, auth: true, unsafePolicy: 'warn' }, recordingLogger());
+    restarted = await startServer({ dataDir: srv.dataDir, host: '127.0.0.1', port: 0, s3: undefined, auth: true, unsafePolicy: 'warn', ociImageJob: true }, recordingLogger());
     url = restarted.url;
     const again = await get('/v2/acme/resnet/manifests/1.0.0', bearer(reader));
     assert.ok(again.bytes.equals(manifestBytes));

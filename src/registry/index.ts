@@ -69,6 +69,8 @@ export interface RegistryDeps {
   auth: boolean;
   /** what to do with a version whose files run code when loaded */
   unsafePolicy: 'warn' | 'reject';
+  /** each new version's OCI image form is computed after publish (else on its first request) */
+  ociImageJob?: boolean;
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
   log: Logger;
@@ -105,7 +107,7 @@ export function createServices(deps: RegistryDeps): Services {
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
-  oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log });
+  oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
   const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {
     models: new Models(catalog),

@@ -73,6 +73,8 @@ export interface ImageFormsDeps {
   chunks: ChunkStore;
   queries: OciQueries;
   log: Logger;
+  /** build each new version's image form after publish; false: only those asked for */
+  afterPublish: boolean;
   /** the version's artifact manifest (built if need be): the image form's subject */
   artifactOf: (repository: string, row: VersionRow) => Promise<OciManifestRow>;
   /** stores a built document (a config) as a blob */
@@ -170,6 +172,7 @@ export class ImageForms {
   private next(): number | undefined {
     const urgent = this.urgent.shift();
     if (urgent !== undefined) return urgent;
+    if (!this.deps.afterPublish) return undefined;
     const now = Date.now();
     return this.deps.queries.versionsWithoutImage(this.startId, 64).find((id) => !((this.failed.get(id)?.until ?? 0) > now));
   }

@@ -24,6 +24,8 @@ export interface OciDeps {
   queries: OciQueries;
   publishing: Publishing;
   log: Logger;
+  /** image forms of new versions are computed right after publish; false: on their first request only */
+  imageJob: boolean;
 }
 
 /** A blob as /v2 serves it: its size, and its bytes (a range of them) on demand. */
@@ -66,6 +68,7 @@ export class Oci {
       chunks: deps.chunks,
       queries: deps.queries,
       log: deps.log,
+      afterPublish: deps.imageJob,
       artifactOf: (repository, row) => this.artifactOf(repository, row),
       storeDocument: (doc) => this.storeDocument(doc),
     });
