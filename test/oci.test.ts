@@ -15,6 +15,7 @@ import { bearer, createToken, startAuthServer, type AuthServer } from './support
 import { startServer, type RunningServer } from '../src/main.ts';
 import { hasClient, ok, registryHost, run } from './support/oci-clients.ts';
 import { recordingLogger } from './support/auth-server.ts';
+import { s3TestConfig, storageKinds } from './support/server.ts';
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -262,5 +263,37 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
     assert.equal(sha(Buffer.from(raw)), manifestDigest);
     const image = await get('/v2/acme/resnet/manifests/1.0.0-image', bearer(reader));
     assert.equal(image.headers.get('docker-content-digest'), before);
+  });
+});
+
+describe('OCI pull from S3-backed storage', { skip: (!hasClient('skopeo') && 'skopeo is not installed') || (!storageKinds.includes('s3') && 'no S3 server configured') }, () => {
+  let srv: AuthServer;
+  let tmp: string;
+  before(async () => {
+    srv = await startAuthServer({ s3: s3TestConfig(), ociImageJob: true });
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-oci-s3-'));
+  });
+  after(async () => {
+    await srv?.stop();
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  test('skopeo copy of a version and of its image form: file bytes and the layer digest check out', async () => {
+    const files = { 'weights.bin': randomBytesFor('oci-s3-weights', 5 * MiB + 3), 'config.json': Buffer.from('{"s3":true}\n') };
+    const form = new FormData();
+    form.append('version', '2.0.0');
+    for (const [p, data] of Object.entries(files)) form.append('file', new Blob([new Uint8Array(data)]), p);
+    const res = await fetch(`${srv.url}/v1/models/acme/s3model/versions`, { method: 'POST', body: form, headers: bearer(srv.adminToken) });
+    assert.equal(res.status, 201, await res.text());
+    const src = `docker://${registryHost(srv.url)}/acme/s3model`;
+    const out = path.join(tmp, 'oci');
+    for (const tag of ['2.0.0', '2.0.0-image']) await ok('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `x:${srv.adminToken}`, `${src}:${tag}`, `oci:${out}:${tag}`]);
+    const blob = (d: string) => fs.readFile(path.join(out, 'blobs', 'sha256', d.slice(7)));
+    for (const [p, data] of Object.entries(files)) assert.ok((await blob(digestOf(data))).equals(data), p);
+    const index = JSON.parse(await fs.readFile(path.join(out, 'index.json'), 'utf8'));
+    const image = JSON.parse((await blob(index.manifests.find((m: any) => m.annotations['org.opencontainers.image.ref.name'] === '2.0.0-image').digest)).toString());
+    const layer = await blob(image.layers[0].digest);
+    assert.equal(sha(layer), image.layers[0].digest);
+    assert.equal(layer.length, image.layers[0].size);
   });
 });
