@@ -43,7 +43,7 @@ test('the layer is a tar of the files under models/: directories first, paths in
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
       const parts: Buffer[] = [];
-      stream.on('data', (d: Buffer) => parts.push(d));
+      stream.on('data', (d: unknown) => parts.push(d as Buffer));
       stream.on('end', () => {
         entries.push({ name: header.name, type: header.type ?? '', mode: header.mode ?? -1, uid: header.uid ?? -1, gid: header.gid ?? -1, mtime: header.mtime!.getTime() / 1000, data: Buffer.concat(parts) });
         next();

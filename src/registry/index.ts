@@ -16,12 +16,14 @@ import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
 import { OciQueries } from '../metadata/oci.ts';
 import { serverKey } from '../metadata/server-keys.ts';
+import { JobQueries } from '../metadata/jobs.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
 import { UploadQueries } from '../metadata/uploads.ts';
 import type { WebhookQueries } from '../metadata/webhooks.ts';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { Aliases } from './aliases.ts';
 import { Catalog } from './catalog.ts';
+import { Derivations } from './derive.ts';
 import { Health } from './health.ts';
 import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
@@ -51,6 +53,8 @@ export interface Services {
   oci: Oci;
   /** short-lived tokens of the /v2 token flow */
   registryTokens: RegistryTokens;
+  /** derived versions and their jobs (start() runs the queue) */
+  derive: Derivations;
 }
 
 export interface RegistryDeps {
@@ -73,6 +77,8 @@ export interface RegistryDeps {
   ociImageJob?: boolean;
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
+  derive: { scratchDir: string; concurrency?: number };
   log: Logger;
   now?: () => Date;
 }
@@ -106,12 +112,13 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
+  const versions = new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
   oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
   const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {
     models: new Models(catalog),
-    versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() }),
+    versions,
     publishing,
     aliases: new Aliases(catalog),
     uploads,
@@ -123,5 +130,6 @@ export function createServices(deps: RegistryDeps): Services {
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
     oci,
     registryTokens: new RegistryTokens(serverKey(db, 'oci-token'), tokens),
+    derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),
   };
 }
