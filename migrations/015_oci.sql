@@ -56,8 +56,23 @@ CREATE TABLE oci_image_layers (
 );
 CREATE INDEX oci_image_layers_by_digest ON oci_image_layers (digest);
 
+-- Tags that are not versions: a pushed index (a multi-platform image, an
+-- artifact list) or a manifest without layers names no files, so it cannot be
+-- a version; its tag points at it here. Like a version string, such a tag is
+-- set once (409 when pushed again with other bytes).
+CREATE TABLE oci_tags (
+  repository TEXT NOT NULL,
+  tag        TEXT NOT NULL,
+  digest     TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (repository, tag),
+  FOREIGN KEY (repository, digest) REFERENCES oci_manifests (repository, digest)
+) WITHOUT ROWID;
+
 CREATE VIEW oci_live_manifests AS
   SELECT repository, digest FROM oci_manifests WHERE standalone = 1
+  UNION
+  SELECT repository, digest FROM oci_tags
   UNION
   SELECT vm.repository, vm.digest FROM oci_version_manifests vm JOIN versions v ON v.id = vm.version_id
    WHERE v.deleted_at IS NULL;

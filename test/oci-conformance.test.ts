@@ -323,6 +323,43 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
     assert.deepEqual(none.json().manifests, []);
   });
 
+  test('run.go GenerateData "index", "nested-index", "empty-index" (spec "Pushing Manifests"): an index by tag points at it, its children pushed by digest first; set once', async () => {
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const layer = randomBytesFor('index-layer', 300);
+    for (const b of [config, layer]) await postPut('conf', b);
+    const children = ['amd64', 'arm64'].map((arch) => imageManifest(config, [layer], { annotations: { arch } }));
+    for (const c of children) assert.equal((await req('PUT', `/v2/conf/manifests/${sha(c)}`, c, { 'content-type': MANIFEST })).status, 201);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: INDEX,
+        manifests: children.map((c, i) => ({ mediaType: MANIFEST, digest: sha(c), size: c.length, platform: { os: 'linux', architecture: ['amd64', 'arm64'][i] } })),
+      }),
+    );
+    const put = await req('PUT', '/v2/conf/manifests/index', index, { 'content-type': INDEX });
+    assert.equal(put.status, 201, put.bytes.toString());
+    const got = await req('GET', '/v2/conf/manifests/index');
+    assert.ok(got.bytes.equals(index));
+    assert.equal(got.headers.get('content-type'), INDEX);
+    assert.ok((await req('GET', '/v2/conf/tags/list')).json().tags.includes('index'));
+    const nested = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: INDEX, digest: sha(index), size: index.length }] }));
+    assert.equal((await req('PUT', '/v2/conf/manifests/index-of-index', nested, { 'content-type': INDEX })).status, 201);
+    // the same bytes again: fine; other bytes under the tag: 409 (tags are set once)
+    assert.equal((await req('PUT', '/v2/conf/manifests/index', index, { 'content-type': INDEX })).status, 201);
+    const empty = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [] }));
+    const moved = await req('PUT', '/v2/conf/manifests/index', empty, { 'content-type': INDEX });
+    assert.equal(moved.status, 409);
+    assert.equal(moved.json().errors[0].detail.cairn_code, 'VERSION_EXISTS');
+    assert.equal((await req('PUT', '/v2/conf/manifests/empty-index', empty, { 'content-type': INDEX })).status, 201);
+    // an index naming a manifest never pushed is refused
+    const dangling = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: MANIFEST, digest: sha(Buffer.from('x')), size: 1 }] }));
+    assert.equal((await req('PUT', '/v2/conf/manifests/dangling', dangling, { 'content-type': INDEX })).status, 400);
+    // an index in a repository that has no model yet: its tags are listed too
+    for (const c of children) assert.equal((await req('PUT', `/v2/images-only/manifests/${sha(c)}`, c, { 'content-type': MANIFEST })).status, 201);
+    assert.equal((await req('PUT', '/v2/images-only/manifests/multi', index, { 'content-type': INDEX })).status, 201);
+    assert.deepEqual((await req('GET', '/v2/images-only/tags/list')).json(), { name: 'images-only', tags: ['multi'] });
+  });
+
   test('run.go TestDelete / TestDeleteManifest / TestDeleteTag / TestDeleteBlob (spec "Content Management"): a manifest pushed by digest is deleted (202, then 404); tags and blobs are 405 UNSUPPORTED', async () => {
     const empty = Buffer.from('{}');
     const m = imageManifest(empty, [tagged.layers[1]!], { annotations: { delete: 'me' } });

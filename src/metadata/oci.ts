@@ -92,12 +92,23 @@ export class OciQueries {
     return this.db.run('UPDATE oci_manifests SET standalone = 0 WHERE repository = ? AND digest = ? AND standalone = 1', [repository, digest]).changes > 0;
   }
 
-  /** Whether the repository has anything under /v2 (a model, or a manifest standing on its own). */
-  repositoryExists(repository: string): boolean {
-    return (
-      this.db.first('SELECT 1 FROM models WHERE name = ?', [repository]) !== undefined ||
-      this.db.first('SELECT 1 FROM oci_manifests WHERE repository = ? AND standalone = 1 LIMIT 1', [repository]) !== undefined
+  /** The manifest a tag that is not a version points at (oci_tags). */
+  taggedManifest(repository: string, tag: string): OciManifestRow | undefined {
+    return this.db.first<OciManifestRow>(
+      'SELECT m.* FROM oci_tags t JOIN oci_manifests m ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = ? AND t.tag = ?',
+      [repository, tag],
     );
+  }
+
+  /** Stores a manifest and points a tag that is not a version at it, in one transaction; false when the tag points elsewhere already. */
+  addTagged(m: NewManifest, tag: string, now: string): boolean {
+    return this.db.transaction(() => {
+      const current = this.db.first<{ digest: string }>('SELECT digest FROM oci_tags WHERE repository = ? AND tag = ?', [m.repository, tag]);
+      if (current) return current.digest === m.digest;
+      this.addManifest(m, false, now);
+      this.db.run('INSERT INTO oci_tags (repository, tag, digest, created_at) VALUES (?, ?, ?, ?)', [m.repository, tag, m.digest, now]);
+      return true;
+    });
   }
 
   /** Reachable manifests of the repository whose subject is `digest`, oldest first. */
@@ -172,13 +183,15 @@ export class OciQueries {
     return this.db.first<{ id: number | null }>('SELECT max(id) AS id FROM versions')!.id ?? 0;
   }
 
-  /** The tags of a repository: its live versions and its aliases (`latest` and image forms are not listed). */
-  tagNames(repository: string): Array<{ name: string; kind: 'version' | 'alias' }> {
+  /** The tags of a repository: its live versions, its aliases and its tags that are not versions (`latest` and image forms are not listed). */
+  tagNames(repository: string): Array<{ name: string; kind: 'version' | 'alias' | 'manifest' }> {
     return this.db.all(
       `SELECT v.version AS name, 'version' AS kind FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = ? AND v.deleted_at IS NULL
        UNION ALL
-       SELECT a.alias AS name, 'alias' AS kind FROM aliases a JOIN models m ON m.id = a.model_id WHERE m.name = ?`,
-      [repository, repository],
+       SELECT a.alias AS name, 'alias' AS kind FROM aliases a JOIN models m ON m.id = a.model_id WHERE m.name = ?
+       UNION ALL
+       SELECT tag AS name, 'manifest' AS kind FROM oci_tags WHERE repository = ?`,
+      [repository, repository, repository],
     );
   }
 }

@@ -82,13 +82,15 @@ export class Oci {
       if (!row) throw new CairnError('MANIFEST_NOT_FOUND', `${name} has no manifest ${reference}`);
       return row;
     }
-    if (!model) throw new CairnError('MODEL_NOT_FOUND', `repository ${name} does not exist`);
-    const version = this.versionAtTag(model, reference);
+    const version = model && this.versionAtTag(model, reference);
     if (version) return this.artifactOf(model.name, version);
-    if (reference.endsWith(IMAGE_SUFFIX)) {
+    if (model && reference.endsWith(IMAGE_SUFFIX)) {
       const base = this.versionAtTag(model, reference.slice(0, -IMAGE_SUFFIX.length));
       if (base) return this.images.manifestOf(base, model.name);
     }
+    const tagged = this.queries.taggedManifest(checkName(name), reference);
+    if (tagged) return tagged;
+    if (!model && this.queries.tagNames(name).length === 0) throw new CairnError('MODEL_NOT_FOUND', `repository ${name} does not exist`);
     throw new CairnError('MANIFEST_NOT_FOUND', `${name} has no tag ${reference}`);
   }
 
@@ -127,12 +129,13 @@ export class Oci {
 
   /** The tags of a repository in lexical order, `n` at most, after `last`. */
   tags(name: string, caller: Caller, n: number | undefined, last: string | undefined): TagPage {
-    const model = this.readableModel(name, caller);
-    if (!model) throw new CairnError('MODEL_NOT_FOUND', `repository ${name} does not exist`);
-    const all = [...new Set(this.queries.tagNames(model.name).map((t) => t.name))].sort();
+    const repository = this.readableModel(name, caller)?.name ?? checkName(name);
+    const names = this.queries.tagNames(repository);
+    if (names.length === 0 && !this.catalog.models.model(repository)) throw new CairnError('MODEL_NOT_FOUND', `repository ${name} does not exist`);
+    const all = [...new Set(names.map((t) => t.name))].sort();
     const after = last === undefined ? all : all.filter((t) => t > last);
     const tags = n === undefined ? after : after.slice(0, n);
-    return { name: model.name, tags, ...(n !== undefined && after.length > n && tags.length > 0 ? { more: tags[tags.length - 1] } : {}) };
+    return { name: repository, tags, ...(n !== undefined && after.length > n && tags.length > 0 ? { more: tags[tags.length - 1] } : {}) };
   }
 
   /** The reachable manifests of the repository whose subject is `digest`, optionally of one artifact type. */
@@ -154,8 +157,9 @@ export class Oci {
   /**
    * Stores a pushed manifest. By digest: kept as it is (a referrer, an
    * index's child). By tag: the tag is a new version whose files are the
-   * layers (idempotent when the version's manifest is these very bytes;
-   * VERSION_EXISTS when it is other bytes).
+   * layers — or, for an index or a manifest without layers (no files), a tag
+   * that points at it; either is set once (idempotent when pushed again with
+   * these very bytes; VERSION_EXISTS with other bytes).
    */
   async putManifest(input: { name: string; reference: string; bytes: Buffer; contentType: string | undefined; caller: Caller; actor: string }): Promise<{ digest: string; created: boolean }> {
     const name = checkName(input.name);
@@ -185,9 +189,16 @@ export class Oci {
       const current = await this.artifactOf(name, existing);
       if (current.digest === digest) return { digest, created: false };
     }
+    const tagged = this.queries.taggedManifest(name, version);
+    if (tagged?.digest === digest) return { digest, created: false };
+    if (tagged) throw new CairnError('VERSION_EXISTS', `tag ${version} of ${name} is set to ${tagged.digest}; tags are set once`);
     this.publishing.assertCanPublish(name, version); // VERSION_EXISTS, a tombstone, an alias of that name
     if (pushed.kind === 'index' || pushed.layers.length === 0) {
-      throw new CairnError('UNSUPPORTED_OPERATION', `a tag of ${name} is a version, made of the manifest's layers; ${pushed.kind === 'index' ? 'an index' : 'a manifest without layers'} cannot be one: push it by digest`);
+      // no files: not a version, a tag that points at the manifest (oci_tags)
+      if (!this.queries.addTagged(record(), version, this.catalog.now().toISOString())) {
+        throw new CairnError('VERSION_EXISTS', `tag ${version} of ${name} was set to other bytes meanwhile; tags are set once`);
+      }
+      return { digest, created: true };
     }
     const paths = new Map<string, string>();
     const files = pushed.layers.map((layer) => {
@@ -221,7 +232,7 @@ export class Oci {
     const repository = checkName(name);
     if (!isDigest(reference)) throw new CairnError('UNSUPPORTED_OPERATION', `tags of ${name} are versions and aliases: delete them through /v1`);
     if (this.queries.unsetStandalone(repository, reference)) return;
-    if (this.queries.liveManifest(repository, reference)) throw new CairnError('UNSUPPORTED_OPERATION', `${reference} is the manifest of a version of ${name}: delete the version through /v1`);
+    if (this.queries.liveManifest(repository, reference)) throw new CairnError('UNSUPPORTED_OPERATION', `${reference} is the manifest of a version or a tag of ${name}: tags are set once, versions are deleted through /v1`);
     throw new CairnError('MANIFEST_NOT_FOUND', `${name} has no manifest ${reference}`);
   }
 

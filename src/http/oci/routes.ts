@@ -134,7 +134,7 @@ export const ociRoutes: readonly Route[] = [
       id: 'ociPutManifest',
       tag: 'oci',
       summary: 'Push a manifest: by tag a new version, by digest as it is',
-      description: `By tag: the tag is the version string of a new version whose files are the manifest's layers, each named by its \`org.cncf.model.filepath\` or \`org.opencontainers.image.title\` annotation (untitled: \`layers/<hex>\`; tar layers keep their bytes, named with their archive ending); format detection and the safety policy apply as to any publish. Pushing the version's own manifest again is a no-op; other bytes under an existing version are 409. By digest: stored as it is (referrers, an index's children). Every blob it names must have been pushed first (MANIFEST_BLOB_UNKNOWN).${DESCRIPTION_SUFFIX}`,
+      description: `By tag: the tag is the version string of a new version whose files are the manifest's layers, each named by its \`org.cncf.model.filepath\` or \`org.opencontainers.image.title\` annotation (untitled: \`layers/<hex>\`; tar layers keep their bytes, named with their archive ending); format detection and the safety policy apply as to any publish. An index (a multi-platform image) or a manifest without layers names no files: its tag points at it instead, listed with the others. Pushing the same bytes again is a no-op; other bytes under an existing tag are 409 (tags are set once). By digest: stored as it is (referrers, an index's children). Every blob it names must have been pushed first (MANIFEST_BLOB_UNKNOWN).${DESCRIPTION_SUFFIX}`,
       params: [REFERENCE],
       body: { required: true, content: MANIFEST_BODY },
       responses: { 201: { description: 'stored', content: EMPTY, headers: { ...DIGEST_HEADER, ...LOCATION() } } },
