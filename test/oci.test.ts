@@ -221,7 +221,7 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
     assert.equal(((await res.json()) as any).errors[0].code, 'NAME_INVALID');
   });
 
-  test('podman pull of the image form; podman create + cp give the files back byte-identical', { skip: !hasClient('podman') && 'podman is not installed' }, async () => {
+  test('podman pull of the image form; podman create + cp give the files back byte-identical; podman push of it into another repository is a version stored as pushed', { skip: !hasClient('podman') && 'podman is not installed' }, async () => {
     // the job computes the image form after publish, unasked: it shows up among the version manifest's referrers
     let listed: any[] = [];
     for (let i = 0; i < 600 && listed.length === 0; i++) {
@@ -237,6 +237,24 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
     await ok('podman', [...storage, 'cp', `${ctr}:/models`, out]);
     for (const [p, data] of Object.entries(files)) assert.ok((await fs.readFile(path.join(out, p))).equals(data), p);
     await run('podman', [...storage, 'rm', ctr]);
+    // podman push of that image into another repository: an image (tar+gzip layer, as podman compresses it) becomes a version, stored as pushed
+    const digestFile = path.join(tmp, 'pushed.digest');
+    await ok('podman', [...storage, 'push', '--tls-verify=false', '--creds', `cairn:${writer}`, '--digestfile', digestFile, ref, `docker://${host()}/acme/podman-pushed:1.0.0`], 600_000);
+    const pushedDigest = (await fs.readFile(digestFile, 'utf8')).trim();
+    const served = await get('/v2/acme/podman-pushed/manifests/1.0.0', bearer(reader));
+    assert.equal(served.headers.get('docker-content-digest'), pushedDigest);
+    assert.equal(sha(served.bytes), pushedDigest);
+    const pushedVersion = await fetch(`${url}/v1/models/acme/podman-pushed/versions/1.0.0`, { headers: bearer(reader) }).then((r) => r.json() as Promise<any>);
+    const pushedLayer = JSON.parse(served.bytes.toString()).layers[0];
+    assert.deepEqual(pushedVersion.files.map((f: any) => f.digest), [pushedLayer.digest]);
+    // the layer as stored unpacks to the same files
+    const unpacked = path.join(tmp, 'podman-pushed');
+    await fs.mkdir(unpacked);
+    const layerBytes = await get(`/v2/acme/podman-pushed/blobs/${pushedLayer.digest}`, bearer(reader));
+    assert.equal(sha(layerBytes.bytes), pushedLayer.digest);
+    await fs.writeFile(path.join(unpacked, 'layer'), layerBytes.bytes);
+    await ok('tar', ['-xf', path.join(unpacked, 'layer'), '-C', unpacked]);
+    for (const [p, data] of Object.entries(files)) assert.ok((await fs.readFile(path.join(unpacked, 'models', p))).equals(data), p);
     // the image form's digest is fixed once computed
     const first = await get('/v2/acme/resnet/manifests/1.0.0-image', bearer(reader));
     const m = JSON.parse(first.bytes.toString());
