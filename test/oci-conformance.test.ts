@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { randomBytesFor } from './support/bytes.ts';
 import { bearer, createToken, startAuthServer, type AuthServer } from './support/auth-server.ts';
+import { MALICIOUS } from './support/fixtures-pickle-zip.ts';
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const OCTETS = { 'content-type': 'application/octet-stream' };
@@ -405,5 +406,51 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
     const titles = built.layers.map((l: any) => l.annotations['org.opencontainers.image.title']);
     assert.deepEqual([...titles].sort(), ['copy/model.bin', 'docs/README.md', 'model.bin']);
     assert.equal(new Set(titles).size, titles.length);
+  });
+  test('a push is a publish: format detection and the safety policy apply (an unsafe pickle is flagged under warn, refused 422 under reject), and the lineage records it', async () => {
+    const empty = Buffer.from('{}');
+    const pickle = Buffer.from(MALICIOUS['GLOBAL os.system (protocol 0)']!.bytes);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MANIFEST,
+        artifactType: 'application/vnd.example.model',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 },
+        layers: [{ mediaType: 'application/vnd.cncf.model.weight.v1.raw', digest: sha(pickle), size: pickle.length, annotations: { 'org.opencontainers.image.title': 'model.pkl' } }],
+      }),
+    );
+    for (const b of [empty, pickle]) await postPut('unsafe', b);
+    const flagged = await req('PUT', '/v2/unsafe/manifests/1', manifest, { 'content-type': MANIFEST });
+    assert.equal(flagged.status, 201, flagged.bytes.toString());
+    const version = (await req('GET', '/v1/models/unsafe/versions/1')).json();
+    assert.equal(version.files[0].safety.verdict, 'unsafe');
+    let history: any;
+    for (let i = 0; i < 100; i++) {
+      history = (await req('GET', '/v1/models/unsafe/history')).json();
+      if (history.events[0]?.commit) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(history.events[0].event, 'publish');
+    assert.match(history.events[0].commit, /^[0-9a-f]{40}$/);
+
+    const strict = await startAuthServer({ unsafePolicy: 'reject' });
+    try {
+      const put = async (path: string, body: Buffer, headers: Record<string, string>) => {
+        const res = await fetch(`${strict.url}${path}`, { method: 'PUT', headers: { ...bearer(strict.adminToken), ...headers }, body: new Uint8Array(body) });
+        return { status: res.status, body: (await res.text()) || '{}' };
+      };
+      for (const b of [empty, pickle]) {
+        const started = await fetch(`${strict.url}/v2/unsafe/blobs/uploads/`, { method: 'POST', headers: bearer(strict.adminToken) });
+        const at = new URL(started.headers.get('location')!, strict.url);
+        assert.equal((await put(`${at.pathname}?digest=${sha(b)}`, b, OCTETS)).status, 201);
+      }
+      const refused = await put('/v2/unsafe/manifests/1', manifest, { 'content-type': MANIFEST });
+      assert.equal(refused.status, 422, refused.body);
+      const error = JSON.parse(refused.body).errors[0];
+      assert.equal(error.code, 'DENIED');
+      assert.equal(error.detail.cairn_code, 'UNSAFE_MODEL');
+    } finally {
+      await strict.stop();
+    }
   });
 });
