@@ -117,6 +117,21 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
     );
   }
 
+  /** An artifact as oras makes one (oras-go pack): the empty config `{}`, an artifactType, the given layers. */
+  function artifactManifest(artifactType: string, layers: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Buffer {
+    const empty = Buffer.from('{}');
+    return Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MANIFEST,
+        artifactType,
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 },
+        layers,
+        ...extra,
+      }),
+    );
+  }
+
   before(async () => {
     srv = await startAuthServer();
     token = await createToken(srv, { name: 'conformance', scope: 'write' });
@@ -284,17 +299,7 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
   test('run.go TestPushManifestDigest + TestReferrers (spec "Pushing Manifests with Subject", "Listing Referrers"): by digest with OCI-Subject; listed by the referrers API, filtered by artifactType', async () => {
     const empty = Buffer.from('{}');
     const subject = { mediaType: MANIFEST, digest: sha(tagged.manifest), size: tagged.manifest.length };
-    const sbom = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MANIFEST,
-        artifactType: 'application/vnd.example.sbom',
-        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 },
-        layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 }],
-        subject,
-        annotations: { 'org.example.kind': 'sbom' },
-      }),
-    );
+    const sbom = artifactManifest('application/vnd.example.sbom', [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 }], { subject, annotations: { 'org.example.kind': 'sbom' } });
     const sig = imageManifest(empty, [tagged.layers[0]!], { subject });
     for (const m of [sbom, sig]) {
       const put = await req('PUT', `/v2/conf/manifests/${sha(m)}`, m, { 'content-type': MANIFEST });
@@ -410,15 +415,9 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
   test('a push is a publish: format detection and the safety policy apply (an unsafe pickle is flagged under warn, refused 422 under reject), and the lineage records it', async () => {
     const empty = Buffer.from('{}');
     const pickle = Buffer.from(MALICIOUS['GLOBAL os.system (protocol 0)']!.bytes);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MANIFEST,
-        artifactType: 'application/vnd.example.model',
-        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 },
-        layers: [{ mediaType: 'application/vnd.cncf.model.weight.v1.raw', digest: sha(pickle), size: pickle.length, annotations: { 'org.opencontainers.image.title': 'model.pkl' } }],
-      }),
-    );
+    const manifest = artifactManifest('application/vnd.example.model', [
+      { mediaType: 'application/vnd.cncf.model.weight.v1.raw', digest: sha(pickle), size: pickle.length, annotations: { 'org.opencontainers.image.title': 'model.pkl' } },
+    ]);
     for (const b of [empty, pickle]) await postPut('unsafe', b);
     const flagged = await req('PUT', '/v2/unsafe/manifests/1', manifest, { 'content-type': MANIFEST });
     assert.equal(flagged.status, 201, flagged.bytes.toString());
