@@ -261,6 +261,21 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
     tagged = { manifest, layers };
   });
 
+  test('run.go GenerateData "large-manifest": 390 annotations of 10000 bytes (~3.9 MB) push by tag and come back identical', async () => {
+    const config = Buffer.from('{}');
+    const layer = randomBytesFor('large-manifest-layer', 100);
+    for (const b of [config, layer]) await postPut('large', b);
+    const annotations = Object.fromEntries(Array.from({ length: 390 }, (_, i) => [`large-annotation-${i}`, 'A'.repeat(10000)]));
+    const manifest = imageManifest(config, [layer], { annotations });
+    assert.ok(manifest.length > 3_900_000);
+    const put = await req('PUT', '/v2/large/manifests/large-manifest', manifest, { 'content-type': MANIFEST });
+    assert.equal(put.status, 201, put.bytes.toString().slice(0, 500));
+    assert.ok((await req('GET', '/v2/large/manifests/large-manifest')).bytes.equals(manifest));
+    const version = (await req('GET', '/v1/models/large/versions/large-manifest')).json();
+    assert.equal(version.metadata.oci.manifest, sha(manifest));
+    assert.equal(version.metadata.oci.annotations, undefined);
+  });
+
   test('run.go TestList (spec "Listing Tags"): every tag listed; `last` gives those after it; an unknown repository is 404', async () => {
     const config = Buffer.from('{}');
     const layer = randomBytesFor('list-layer', 100);

@@ -18,6 +18,11 @@ import { ImageForms, openLayer } from './oci-images.ts';
 import { type Document, IMAGE_SUFFIX, layerPath, MEDIA, modelConfig, modelManifest, parsePushed, type PushedManifest, sha256 } from './oci-documents.ts';
 import type { Publishing } from './publish.ts';
 
+/** A pushed manifest's description annotation becomes the version's message, cut to this many characters. */
+const MAX_DESCRIPTION = 4096;
+/** Larger annotations are not copied into the version's metadata (a manifest may hold megabytes of them). */
+const MAX_METADATA_ANNOTATIONS = 16 * 1024;
+
 export interface OciDeps {
   catalog: Catalog;
   chunks: ChunkStore;
@@ -209,13 +214,15 @@ export class Oci {
       return { path, digest: layer.digest };
     });
     const unique = files.filter((f, i) => files.findIndex((g) => g.path === f.path) === i);
-    const description = pushed.annotations?.['org.opencontainers.image.description'];
+    const description = pushed.annotations?.['org.opencontainers.image.description']?.slice(0, MAX_DESCRIPTION);
+    // the annotations stay in the manifest; the version's metadata gets them when they are small
+    const annotations = pushed.annotations && JSON.stringify(pushed.annotations).length <= MAX_METADATA_ANNOTATIONS ? { annotations: pushed.annotations } : {};
     await this.publishing.publish({
       name,
       version,
       files: unique,
-      message: description ?? `pushed through /v2 (${pushed.artifactType ?? pushed.mediaType})`,
-      metadata: { oci: { manifest: digest, ...(pushed.artifactType ? { artifactType: pushed.artifactType } : {}), ...(pushed.annotations ? { annotations: pushed.annotations } : {}) } },
+      message: description || `pushed through /v2 (${pushed.artifactType ?? pushed.mediaType})`,
+      metadata: { oci: { manifest: digest, ...(pushed.artifactType ? { artifactType: pushed.artifactType } : {}), ...annotations } },
       actor: input.actor,
       caller: input.caller,
       inTransaction: (versionId) => {
