@@ -292,6 +292,17 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
     assert.equal(none.json().errors[0].code, 'NAME_UNKNOWN');
   });
 
+  test('a version with `+` (not allowed in OCI tags) is listed and pulled with `_` for it, as Helm does', async () => {
+    const data = randomBytesFor('plus-version', 64);
+    await postPut('plus', data);
+    const published = await req('POST', '/v1/models/plus/versions', JSON.stringify({ version: '1.0.0+build.5', files: [{ path: 'w.bin', digest: sha(data) }] }), { 'content-type': 'application/json' });
+    assert.equal(published.status, 201, published.bytes.toString());
+    assert.deepEqual((await req('GET', '/v2/plus/tags/list')).json().tags, ['1.0.0_build.5']);
+    const m = await req('GET', '/v2/plus/manifests/1.0.0_build.5');
+    assert.equal(m.status, 200);
+    assert.equal(m.json().annotations['org.opencontainers.image.version'], '1.0.0+build.5');
+  });
+
   test('run.go TestManifestErrors (spec "Pulling manifests", "Pushing Manifests"): unknown digest and tag are 404 MANIFEST_UNKNOWN; PUT to sha256:baddigeststring is 400; a manifest naming a blob never pushed is MANIFEST_BLOB_UNKNOWN', async () => {
     const byDigest = await req('GET', `/v2/conf/manifests/${sha(randomBytesFor('nothing', 1024))}`);
     assert.equal(byDigest.status, 404);

@@ -137,7 +137,7 @@ export class Oci {
     const repository = this.readableModel(name, caller)?.name ?? checkName(name);
     const names = this.queries.tagNames(repository);
     if (names.length === 0 && !this.catalog.models.model(repository)) throw new CairnError('MODEL_NOT_FOUND', `repository ${name} does not exist`);
-    const all = [...new Set(names.map((t) => t.name))].sort();
+    const all = [...new Set(names.map((t) => t.name.replaceAll('+', '_')))].sort(); // OCI tags cannot hold `+` (see versionAtTag)
     const after = last === undefined ? all : all.filter((t) => t > last);
     const tags = n === undefined ? after : after.slice(0, n);
     return { name: repository, tags, ...(n !== undefined && after.length > n && tags.length > 0 ? { more: tags[tags.length - 1] } : {}) };
@@ -294,14 +294,21 @@ export class Oci {
     return model;
   }
 
-  /** The live version a tag names (a version, an alias, `latest`), or undefined. */
+  /**
+   * The live version a tag names (a version, an alias, `latest`), or
+   * undefined. OCI tags cannot hold `+`: as Helm does, `_` stands for it
+   * (`1.0.0_build.5` is version `1.0.0+build.5`) unless a version is named
+   * with the `_` itself.
+   */
   private versionAtTag(model: { id: number; name: string }, tag: string): VersionRow | undefined {
-    try {
-      return this.catalog.resolve(model as Parameters<Catalog['resolve']>[0], tag);
-    } catch (err) {
-      if (isCairnError(err) && ['VERSION_NOT_FOUND', 'INVALID_REF'].includes(err.code)) return undefined;
-      throw err;
+    for (const ref of tag.includes('_') ? [tag, tag.replaceAll('_', '+')] : [tag]) {
+      try {
+        return this.catalog.resolve(model as Parameters<Catalog['resolve']>[0], ref);
+      } catch (err) {
+        if (!(isCairnError(err) && ['VERSION_NOT_FOUND', 'INVALID_REF'].includes(err.code))) throw err;
+      }
     }
+    return undefined;
   }
 
   private uploadedBy(digest: string, caller: Caller): boolean {
