@@ -189,6 +189,8 @@ describe('OCI Distribution (/v2) with real clients', { skip: !hasClient('skopeo'
     const pulled = await get('/v2/acme/resnet/manifests/1.0.0', bearer(issued.token));
     assert.equal(pulled.status, 200);
     assert.equal(pulled.headers.get('docker-content-digest'), manifestDigest);
+    // only /v2 takes registry tokens
+    assert.equal((await get('/v1/models/acme/resnet', bearer(issued.token))).status, 401);
     // push was asked for, but the read token does not allow it
     const push = await fetch(`${url}/v2/acme/resnet/blobs/uploads/`, { method: 'POST', headers: bearer(issued.token) });
     assert.equal(push.status, 403);
