@@ -478,4 +478,29 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
       await strict.stop();
     }
   });
+  test('gc keeps what a reachable manifest names (a built config, a standalone manifest\'s blobs), and lets it go with the version', async () => {
+    const admin = { authorization: `Bearer ${srv.adminToken}` };
+    const gc = async () => {
+      const res = await req('POST', '/v1/admin/gc', JSON.stringify({ grace_seconds: 0 }), { ...admin, 'content-type': 'application/json' });
+      assert.equal(res.status, 200, res.bytes.toString());
+    };
+    const manifest = await req('GET', '/v2/team/built/manifests/1');
+    const config = manifest.json().config.digest as string;
+    const index = (await req('GET', '/v2/conf/manifests/index')).json();
+    await gc();
+    const kept = await req('GET', `/v2/team/built/blobs/${config}`);
+    assert.equal(kept.status, 200);
+    assert.equal(sha(kept.bytes), config);
+    // an index tag's children (standalone manifests) and their blobs survive too
+    for (const child of index.manifests) {
+      const m = await req('GET', `/v2/conf/manifests/${child.digest}`);
+      assert.equal(m.status, 200);
+      for (const d of [m.json().config, ...m.json().layers]) assert.equal((await req('HEAD', `/v2/conf/blobs/${d.digest}`)).status, 200, d.digest);
+    }
+    // the version goes: its manifest is unreachable, and gc takes its config
+    assert.equal((await req('DELETE', '/v1/models/team/built/versions/1', undefined, admin)).status, 204);
+    assert.equal((await req('GET', `/v2/team/built/manifests/${sha(manifest.bytes)}`)).status, 404);
+    await gc();
+    assert.equal((await req('GET', `/v2/team/built/blobs/${config}`)).status, 404);
+  });
 });
