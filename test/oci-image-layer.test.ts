@@ -1,7 +1,8 @@
 // The image form's layer (src/registry/image-layer.ts): a tar laid out from
 // the file list alone, read back by tar-stream and by GNU tar, the same bytes
 // whatever the order the files come in, and any byte range cut from the
-// layout equal to that range of the whole.
+// layout equal to that range of the whole; and the image form's build when a
+// client asks before it is done.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,6 +13,8 @@ import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { layerLayout, layoutFingerprint, segmentsInRange, type LayerLayout } from '../src/registry/image-layer.ts';
 import { digestOf, randomBytesFor } from './support/bytes.ts';
+import { startTestServer } from './support/server.ts';
+import { ModelQueries } from '../src/metadata/models.ts';
 
 const longName = `deep/${'n'.repeat(120)}/weights.bin`;
 const contents: Record<string, Buffer> = {
@@ -122,4 +125,23 @@ test('a file of 8 GiB or more gets its size in a PAX record (USTAR holds 11 octa
   assert.match(text, new RegExp(`\\d+ size=${huge}\\n`));
   // headers, the file, its padding to 512, two zero blocks
   assert.equal(layout.size, head.length + huge + (512 - (huge % 512)) + 1024);
+});
+
+test('an image form asked for before it is built: IMAGE_PENDING (with retry_after) past the wait, then the same manifest once built', async () => {
+  const srv = await startTestServer('fs');
+  try {
+    const form = new FormData();
+    form.append('version', '1.0.0');
+    form.append('file', new Blob([new Uint8Array(randomBytesFor('pending', 4 * 1024 * 1024))]), 'w.bin');
+    assert.equal((await fetch(`${srv.url}/v1/models/pending/versions`, { method: 'POST', body: form })).status, 201);
+    const models = new ModelQueries(srv.cairn.db);
+    const row = models.versionByString(models.model('pending')!.id, '1.0.0')!;
+    await assert.rejects(srv.cairn.services.oci.images.manifestOf(row, 'pending', 1), (err: any) => err.code === 'IMAGE_PENDING' && err.details.retry_after > 0);
+    const built = await srv.cairn.services.oci.images.manifestOf(row, 'pending');
+    const served = await fetch(`${srv.url}/v2/pending/manifests/1.0.0-image`);
+    assert.equal(served.headers.get('docker-content-digest'), built.digest);
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(built.content));
+  } finally {
+    await srv.stop();
+  }
 });

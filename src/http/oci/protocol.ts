@@ -111,6 +111,7 @@ export function ociErrors(log: Logger): ErrorRequestHandler {
       if (!(h === 'Content-Range' && status === 416)) res.removeHeader(h);
     }
     if (status === 401) res.set('WWW-Authenticate', ociChallenge(req));
+    if (typeof detail.retry_after === 'number') res.set('Retry-After', String(detail.retry_after)); // IMAGE_PENDING: an image form still being computed
     res.status(status).json({ errors: [{ code, message, detail }] });
   };
 }

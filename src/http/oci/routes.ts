@@ -3,7 +3,6 @@
 // 401. Handlers parse, call the Oci service (src/registry/oci.ts), and answer
 // in the spec's shapes; errors become OCI error bodies in ./protocol.ts.
 import express, { type Request, type Response } from 'express';
-import type { Caller } from '../../access.ts';
 import { CairnError } from '../../errors.ts';
 import type { Route } from '../route.ts';
 import { route } from '../route.ts';
@@ -369,7 +368,7 @@ export const ociRoutes: readonly Route[] = [
     },
     handle: ({ services: { oci } }) => (req, res) => {
       const artifactType = queryString(req, 'artifactType');
-      const manifests = oci.referrers(req.params.name, req.params.digest, callerOf(req) as Caller, artifactType);
+      const manifests = oci.referrers(req.params.name, req.params.digest, callerOf(req), artifactType);
       if (artifactType !== undefined) res.set('OCI-Filters-Applied', 'artifactType');
       res.set('Content-Type', MEDIA.ociIndex).end(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests }));
     },
