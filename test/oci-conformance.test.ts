@@ -503,4 +503,24 @@ describe('distribution-spec conformance, reproduced (/v2)', () => {
     await gc();
     assert.equal((await req('GET', `/v2/team/built/blobs/${config}`)).status, 404);
   });
+  test('with CAIRN_ANONYMOUS_READ a client without credentials pulls (no challenge), and is challenged for a push', async () => {
+    const open = await startAuthServer({ anonymousRead: true });
+    try {
+      const data = randomBytesFor('anonymous', 128);
+      const form = new FormData();
+      form.append('version', '1');
+      form.append('file', new Blob([new Uint8Array(data)]), 'w.bin');
+      assert.equal((await fetch(`${open.url}/v1/models/anon/versions`, { method: 'POST', body: form, headers: bearer(open.adminToken) })).status, 201);
+      assert.equal((await fetch(`${open.url}/v2/`)).status, 200);
+      const m = await fetch(`${open.url}/v2/anon/manifests/1`);
+      assert.equal(m.status, 200);
+      const blob = await fetch(`${open.url}/v2/anon/blobs/${sha(data)}`);
+      assert.ok(Buffer.from(await blob.arrayBuffer()).equals(data));
+      const push = await fetch(`${open.url}/v2/anon/blobs/uploads/`, { method: 'POST' });
+      assert.equal(push.status, 401);
+      assert.equal(push.headers.get('www-authenticate'), `Bearer realm="${open.url}/v2/token",service="cairn",scope="repository:anon:pull,push"`);
+    } finally {
+      await open.stop();
+    }
+  });
 });
