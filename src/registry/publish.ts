@@ -39,6 +39,8 @@ export interface PublishInput {
   actor: string;
   /** parents must be readable by it, and files named by digest usable by it */
   caller: Caller;
+  /** runs inside the transaction that makes the version visible (a front door's own records of it) */
+  inTransaction?: (versionId: number) => void;
 }
 
 export interface PublishingDeps {
@@ -208,6 +210,7 @@ export class Publishing {
       });
       for (const f of files) catalog.models.insertFile(id, f);
       parents.forEach((p, seq) => catalog.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
+      input.inTransaction?.(id);
       const { aliases: _aliases, ...versionFile } = catalog.versionDoc(model, catalog.models.versionById(id)!, FULL_VIEW);
       catalog.record(model, {
         kind: 'publish',
