@@ -44,7 +44,7 @@ export const LAYERS: readonly Layer[] = [
   { part: 'client', files: ['client.ts'], may: ['api', 'shared'], says: 'the REST client the CLI and infer use' },
   { part: 'http', files: ['http/'], may: ['registry', 'api', 'shared'], says: 'express app, one route table, front doors; routes call services only' },
   { part: 'registry', files: ['registry/', 'maintenance/', 'webhooks/'], may: ['derive', 'lineage', 'formats', 'metadata', 'blobs', 'api', 'shared', 'threads'], says: 'the services: they coordinate the layers below' },
-  { part: 'derive', files: ['derive/'], may: ['formats', 'api', 'shared'], says: 'derived files (cast, quantize, prune) over the format parsers' },
+  { part: 'derive', files: ['derive/'], may: ['formats', 'api', 'shared', 'threads'], says: 'derived files (cast, quantize, prune) over the format parsers, in a worker thread' },
   { part: 'lineage', files: ['lineage/'], may: ['metadata', 'api', 'shared'], says: 'the git mirror and smart HTTP' },
   { part: 'formats', files: ['formats/'], may: ['shared', 'threads'], says: 'detectors, safety scan, header parsers; they read sources, not storage' },
   { part: 'metadata', files: ['metadata/'], may: ['blobs', 'api', 'shared'], says: 'SQLite and its queries; implements the index blobs/ declares' },

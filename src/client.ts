@@ -8,11 +8,13 @@ import type {
   AliasSet,
   BlobDoc,
   DeliveryList,
+  DeriveRequest,
   GcReport,
   History,
   LineageGraph,
   ModelDoc,
   ModelList,
+  ModelPatch,
   ModelSummary,
   PingResult,
   PublishRequest,
@@ -27,6 +29,7 @@ import type {
   VersionList,
   VersionSummary,
   HistoryEntry,
+  JobDoc,
   WebhookCreated,
   WebhookList,
   WebhookRequest,
@@ -247,6 +250,11 @@ export class CairnClient {
     return this.json('GET', `/v1/models/${modelSeg(name)}`);
   }
 
+  /** Sets a model's description and/or card. */
+  describeModel(name: string, patch: ModelPatch): Promise<ModelDoc> {
+    return this.json('PATCH', `/v1/models/${modelSeg(name)}`, { json: patch });
+  }
+
   listVersions(name: string, query: PageQuery = {}): Promise<VersionList> {
     return this.json('GET', `/v1/models/${modelSeg(name)}/versions`, { query: { limit: query.limit, cursor: query.cursor } });
   }
@@ -329,6 +337,18 @@ export class CairnClient {
       length: length === null ? undefined : Number(length),
       digest: res.headers.get('x-content-digest') ?? etag ?? undefined,
     };
+  }
+
+  // ---- derived versions -------------------------------------------------------
+
+  /** Asks for a derived version of `name@ref`: the job making it (`status` 202), or the one that made it before (200). */
+  async derive(name: string, ref: string, body: DeriveRequest): Promise<{ status: number; job: JobDoc }> {
+    const res = await this.request('POST', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/derive`, { json: body });
+    return { status: res.status, job: (await res.json()) as JobDoc };
+  }
+
+  getJob(id: string): Promise<JobDoc> {
+    return this.json('GET', `/v1/jobs/${seg(id)}`);
   }
 
   // ---- blobs and resumable uploads ----------------------------------------

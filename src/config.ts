@@ -25,10 +25,14 @@ export interface Config {
   rateLimit?: number;
   /** webhooks may post to loopback, private and link-local addresses (CAIRN_WEBHOOK_ALLOW_PRIVATE; absent: false) */
   webhookAllowPrivate?: boolean;
+  /** each new version's OCI image form is computed right after publish (CAIRN_OCI_IMAGE_JOB; absent: false — on its first request; `cairn serve` defaults to true) */
+  ociImageJob?: boolean;
   /** format analysis at publish (absent: the defaults of analysis-pool.ts) */
   analysis?: AnalysisConfig;
   /** garbage collection (absent: the defaults of maintenance/gc.ts) */
   gc?: GcConfig;
+  /** derive jobs run at once, each in a worker thread (CAIRN_DERIVE_JOBS; absent: 1) */
+  deriveJobs?: number;
 }
 
 export interface GcConfig {
@@ -121,12 +125,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: parseCount('CAIRN_MAX_UPLOAD_BYTES', env.CAIRN_MAX_UPLOAD_BYTES, 100 * 1024 ** 3) || undefined,
     rateLimit: parseCount('CAIRN_RATE_LIMIT', env.CAIRN_RATE_LIMIT, 6000),
     webhookAllowPrivate: parseBool('CAIRN_WEBHOOK_ALLOW_PRIVATE', env.CAIRN_WEBHOOK_ALLOW_PRIVATE, false),
+    ociImageJob: parseBool('CAIRN_OCI_IMAGE_JOB', env.CAIRN_OCI_IMAGE_JOB, true),
     analysis: {
       workers: parsePositive('CAIRN_ANALYSIS_WORKERS', env.CAIRN_ANALYSIS_WORKERS),
       fileSeconds: parsePositive('CAIRN_ANALYSIS_FILE_SECONDS', env.CAIRN_ANALYSIS_FILE_SECONDS),
       publishSeconds: parsePositive('CAIRN_ANALYSIS_PUBLISH_SECONDS', env.CAIRN_ANALYSIS_PUBLISH_SECONDS),
       memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
     },
+    deriveJobs: parsePositive('CAIRN_DERIVE_JOBS', env.CAIRN_DERIVE_JOBS),
     gc: {
       graceSeconds: parseSeconds('CAIRN_GC_GRACE', env.CAIRN_GC_GRACE),
       uploadTtlSeconds: parseSeconds('CAIRN_UPLOAD_TTL', env.CAIRN_UPLOAD_TTL),

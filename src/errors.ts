@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'BLOB_NOT_FOUND'
   | 'FILE_NOT_FOUND'
   | 'UPLOAD_NOT_FOUND'
+  | 'JOB_NOT_FOUND'
   | 'ROUTE_NOT_FOUND'
   | 'VERSION_EXISTS'
   | 'VERSION_HAS_ALIASES'
@@ -42,6 +43,10 @@ export type ErrorCode =
   | 'STORAGE_UNAVAILABLE'
   | 'COMMIT_PENDING'
   | 'CONTENT_CORRUPT'
+  | 'INVALID_MANIFEST'
+  | 'MANIFEST_NOT_FOUND'
+  | 'UNSUPPORTED_OPERATION'
+  | 'IMAGE_PENDING'
   | 'INTERNAL';
 
 export class CairnError extends Error {
