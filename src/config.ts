@@ -27,6 +27,8 @@ export interface Config {
   webhookAllowPrivate?: boolean;
   /** format analysis at publish (absent: the defaults of analysis-pool.ts) */
   analysis?: AnalysisConfig;
+  /** how long the S3 URLs of a chunk map stay valid (CAIRN_PRESIGN_SECONDS; absent: 300) */
+  presignSeconds?: number;
   /** garbage collection (absent: the defaults of maintenance/gc.ts) */
   gc?: GcConfig;
 }
@@ -110,6 +112,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         prefix: env.CAIRN_S3_PREFIX ?? '',
       }
     : undefined;
+  const presignSeconds = parseSeconds('CAIRN_PRESIGN_SECONDS', env.CAIRN_PRESIGN_SECONDS);
+  // SigV4 presigned URLs live at most 7 days
+  if (presignSeconds !== undefined && !(presignSeconds >= 1 && presignSeconds <= 604_800)) {
+    throw new ConfigError(`CAIRN_PRESIGN_SECONDS must be 1 s to 7 days, got ${JSON.stringify(env.CAIRN_PRESIGN_SECONDS)}`);
+  }
   return {
     dataDir: path.resolve(env.CAIRN_DATA_DIR || './storage'),
     host: env.CAIRN_HOST || '127.0.0.1',
@@ -127,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       publishSeconds: parsePositive('CAIRN_ANALYSIS_PUBLISH_SECONDS', env.CAIRN_ANALYSIS_PUBLISH_SECONDS),
       memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
     },
+    presignSeconds,
     gc: {
       graceSeconds: parseSeconds('CAIRN_GC_GRACE', env.CAIRN_GC_GRACE),
       uploadTtlSeconds: parseSeconds('CAIRN_UPLOAD_TTL', env.CAIRN_UPLOAD_TTL),

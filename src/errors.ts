@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'STORAGE_UNAVAILABLE'
   | 'COMMIT_PENDING'
   | 'CONTENT_CORRUPT'
+  | 'DIRECT_UNAVAILABLE'
   | 'INTERNAL';
 
 export class CairnError extends Error {

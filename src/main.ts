@@ -91,6 +91,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     auth: config.auth,
     unsafePolicy: config.unsafePolicy,
     gc: config.gc,
+    presignSeconds: config.presignSeconds,
     log,
   });
   const legacy = services.models.legacyNames();

@@ -63,6 +63,8 @@ export interface RegistryDeps {
   unsafePolicy: 'warn' | 'reject';
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** lifetime of the S3 URLs in chunk maps (CAIRN_PRESIGN_SECONDS) */
+  presignSeconds?: number;
   log: Logger;
   now?: () => Date;
 }
@@ -96,7 +98,7 @@ export function createServices(deps: RegistryDeps): Services {
   });
   return {
     models: new Models(catalog),
-    versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() }),
+    versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick(), presignSeconds: deps.presignSeconds }),
     publishing: new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy }),
     aliases: new Aliases(catalog),
     uploads,
