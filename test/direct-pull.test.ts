@@ -166,6 +166,21 @@ describe('chunk maps and direct pulls, S3 storage', { skip: !s3 && 'no S3 server
     assert.equal(digestOf(await fs.readFile(dest)), digest);
   });
 
+  test('gc keeps the chunks of a map handed out while its URLs work, even once the version is deleted', async () => {
+    const data = randomBytesFor('direct-gc', 3 * MiB);
+    await fs.writeFile(path.join(work, 'gc.bin'), data);
+    await cairnJson(['push', 'gone@1.0', path.join(work, 'gc.bin')], env, work);
+    const map = (await getJson(`${server.url}/v1/models/gone/versions/1.0/files/gc.bin/chunks`)).body as ChunkMap;
+    assert.equal((await fetch(`${server.url}/v1/models/gone/versions/1.0`, { method: 'DELETE' })).status, 204);
+    const gc = await fetch(`${server.url}/v1/admin/gc`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grace_seconds: 0 }) });
+    assert.equal(gc.status, 200, await gc.text());
+    for (const chunk of map.chunks) {
+      const res = await fetch(chunk.url);
+      assert.equal(res.status, 200, `chunk at ${chunk.offset} still fetchable`);
+      assert.ok(data.subarray(chunk.offset, chunk.offset + chunk.size).equals(decodeChunk(new Uint8Array(await res.arrayBuffer()), chunk.digest)));
+    }
+  });
+
   test('chunk objects tampered with in the bucket are never written out as the file', async (t) => {
     const victim = modelBytes('direct-victim');
     await fs.writeFile(path.join(work, 'victim.bin'), victim);

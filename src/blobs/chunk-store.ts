@@ -407,14 +407,23 @@ export class ChunkStore {
    * The chunks of a blob that overlap the inclusive byte range [start, end],
    * each with a URL that fetches its stored object (codec byte and payload)
    * straight from storage for `seconds`: clients decode and verify it
-   * themselves, and no byte passes through this process. Storage that cannot
+   * themselves, and no byte passes through this process. The blob is held
+   * (see hold) as long as the URLs work. Storage that cannot
    * hand out such URLs (fs) answers DIRECT_UNAVAILABLE.
    */
   async directChunks(digest: string, range: { start: number; end: number }, seconds: number): Promise<DirectChunk[]> {
     const presign = this.driver.presignGet?.bind(this.driver);
     if (!presign) throw new CairnError('DIRECT_UNAVAILABLE', `${this.driver.name} storage hands out no direct URLs; download the file itself`);
     const chunks = range.end >= range.start ? this.index.storedChunksInRange(digest, range.start, range.end) : [];
-    return Promise.all(chunks.map(async (chunk) => ({ ...chunk, url: await presign(chunkKey(chunk.digest), seconds) })));
+    // held while the URLs work, like an open download: gc keeps the chunks even if the version is deleted meanwhile
+    const release = this.hold([digest]);
+    setTimeout(release, seconds * 1000).unref();
+    try {
+      return await Promise.all(chunks.map(async (chunk) => ({ ...chunk, url: await presign(chunkKey(chunk.digest), seconds) })));
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /**
