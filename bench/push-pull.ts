@@ -319,6 +319,17 @@ function readCpuTicks(pid: number): { total: number; threads: Map<number, number
   return { total, threads };
 }
 
+/** CPU ticks of this process's children that have been waited for (cutime + cstime): a CLI child once it has exited. */
+function readChildTicks(): number {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[13]) + Number(fields[14]); // cutime, cstime (fields 16, 17)
+  } catch {
+    return 0;
+  }
+}
+
 interface PhaseStats {
   /** RSS just before the phase, MiB */
   baselineMiB: number;
@@ -337,7 +348,7 @@ interface PhaseStats {
   serverCpuPct: number;
   mainThreadCpuPct: number;
   busiestOtherThreadCpuPct: number;
-  /** this bench process's CPU, % of one core */
+  /** this bench process's CPU and that of the children it waited for (the CLI of cairn-direct pull), % of one core */
   benchCpuPct: number;
   /** the whole host's CPU over the phase (server, bench, S3 server, anything else), % of one core, out of hostCpus × 100 */
   hostCpuPct: number;
@@ -354,6 +365,7 @@ class PhaseMonitor {
   private hwmReset = false;
   private cpu0 = readCpuTicks(0);
   private bench0 = process.cpuUsage();
+  private children0 = readChildTicks();
   private t0 = 0n;
 
   constructor(private readonly pid: number) {}
@@ -372,6 +384,7 @@ class PhaseMonitor {
     }
     this.cpu0 = readCpuTicks(this.pid);
     this.bench0 = process.cpuUsage();
+    this.children0 = readChildTicks();
     this.host0 = readHostTicks();
     this.t0 = process.hrtime.bigint();
     this.timer = setInterval(() => this.sample(), SAMPLE_MS);
@@ -395,6 +408,7 @@ class PhaseMonitor {
     const wall = Number(process.hrtime.bigint() - this.t0) / 1e9;
     const cpu1 = readCpuTicks(this.pid);
     const bench = process.cpuUsage(this.bench0);
+    const children = readChildTicks() - this.children0;
     const host1 = readHostTicks();
     const hostCpuPct = host1.total > this.host0.total
       ? Math.round((100 * HOST_CPUS * (host1.busy - this.host0.busy)) / (host1.total - this.host0.total))
@@ -420,7 +434,7 @@ class PhaseMonitor {
       serverCpuPct: Math.round(pct(cpu1.total - this.cpu0.total)),
       mainThreadCpuPct: Math.round(pct(main)),
       busiestOtherThreadCpuPct: Math.round(pct(busiest)),
-      benchCpuPct: Math.round((100 * (bench.user + bench.system)) / 1e6 / wall),
+      benchCpuPct: Math.round((100 * (bench.user + bench.system)) / 1e6 / wall + pct(children)),
       hostCpuPct,
     };
   }
@@ -1135,7 +1149,7 @@ function verdictOf(results: SizeResult[]): Verdict {
 
 function table(results: SizeResult[]): string {
   const withLink = results.some((r) => r.phases.some((p) => p.linkUpBytes !== undefined));
-  const header = ['size', 'data', 'phase', 'secs', 'MB/s', 'cairn/direct', 'RSS base', 'RSS peak', 'RSS end', 'srv CPU', 'main thr', 'top other thr', 'bench CPU', 'host CPU'];
+  const header = ['size', 'data', 'phase', 'secs', 'MB/s', 'cairn/direct', 'RSS base', 'RSS peak', 'RSS end', 'srv CPU', 'main thr', 'top other thr', 'client CPU', 'host CPU'];
   if (withLink) header.push('link MB up/down');
   const rows: string[][] = [];
   for (const r of results) {
