@@ -9,6 +9,7 @@ import type {
   BlobDoc,
   ChunkMap,
   DeliveryList,
+  DeriveRequest,
   GcReport,
   History,
   LineageGraph,
@@ -28,6 +29,7 @@ import type {
   VersionList,
   VersionSummary,
   HistoryEntry,
+  JobDoc,
   WebhookCreated,
   WebhookList,
   WebhookRequest,
@@ -340,6 +342,18 @@ export class CairnClient {
     return this.json('GET', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/files/${encodeFilePath(path)}/chunks`, {
       query: { range: range ? `${range.start}-${range.end ?? ''}` : undefined },
     });
+  }
+
+  // ---- derived versions -------------------------------------------------------
+
+  /** Asks for a derived version of `name@ref`: the job making it (`status` 202), or the one that made it before (200). */
+  async derive(name: string, ref: string, body: DeriveRequest): Promise<{ status: number; job: JobDoc }> {
+    const res = await this.request('POST', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/derive`, { json: body });
+    return { status: res.status, job: (await res.json()) as JobDoc };
+  }
+
+  getJob(id: string): Promise<JobDoc> {
+    return this.json('GET', `/v1/jobs/${seg(id)}`);
   }
 
   // ---- blobs and resumable uploads ----------------------------------------

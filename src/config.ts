@@ -31,6 +31,8 @@ export interface Config {
   presignSeconds?: number;
   /** garbage collection (absent: the defaults of maintenance/gc.ts) */
   gc?: GcConfig;
+  /** derive jobs run at once, each in a worker thread (CAIRN_DERIVE_JOBS; absent: 1) */
+  deriveJobs?: number;
 }
 
 export interface GcConfig {
@@ -135,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
     },
     presignSeconds,
+    deriveJobs: parsePositive('CAIRN_DERIVE_JOBS', env.CAIRN_DERIVE_JOBS),
     gc: {
       graceSeconds: parseSeconds('CAIRN_GC_GRACE', env.CAIRN_GC_GRACE),
       uploadTtlSeconds: parseSeconds('CAIRN_UPLOAD_TTL', env.CAIRN_UPLOAD_TTL),
