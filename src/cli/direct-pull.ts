@@ -41,9 +41,13 @@ export function mismatch(file: FileDoc, what: string, extra: Record<string, unkn
   return new CliError('DIGEST_MISMATCH', `${file.path}: ${what}; the file was not written`, { path: file.path, expected: file.digest, ...extra });
 }
 
-/** Whether the server cannot hand out chunk maps (fs storage, or a server that predates them): download through it instead. */
+/**
+ * Whether the server hands out no chunk map for the file: fs storage (409
+ * DIRECT_UNAVAILABLE), or any 404 — a server that predates chunk maps takes
+ * `…/{path}/chunks` for a file path that is not there. Download through it instead.
+ */
 export function directUnavailable(err: unknown): boolean {
-  return err instanceof ClientError && (err.code === 'DIRECT_UNAVAILABLE' || err.code === 'ROUTE_NOT_FOUND');
+  return err instanceof ClientError && (err.code === 'DIRECT_UNAVAILABLE' || err.status === 404);
 }
 
 export interface DirectResult {
