@@ -240,19 +240,21 @@ describe('presigned URLs expire', { skip: !s3 && 'no S3 server configured' }, ()
   test('the CLI asks for a fresh URL when one has expired', async () => {
     const work = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-direct-expiry-'));
     try {
-      // every URL of the first map is stale by the time it is used: the CLI is slowed down
+      // every URL of the first map is stale by the time the CLI uses it: its answer is held back past their lifetime
       const data = randomBytesFor('expiry-cli', 3 * MiB);
       await fs.writeFile(path.join(work, 'w.bin'), data);
       await cairnJson(['push', 'expiry-cli@1.0', path.join(work, 'w.bin')], { CAIRN_URL: server.url }, work);
       const realFetch = globalThis.fetch;
-      let stale = 0;
+      let maps = 0;
       globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
-        if (String(input).includes('X-Amz-Signature') && stale++ === 0) await new Promise((resolve) => setTimeout(resolve, 2500));
-        return realFetch(input, init);
+        const res = await realFetch(input, init);
+        if (String(input).includes('/chunks') && maps++ === 0) await new Promise((resolve) => setTimeout(resolve, 2500));
+        return res;
       }) as typeof fetch;
       try {
         const result = await cairnJson(['pull', 'expiry-cli@1.0', '-o', path.join(work, 'out')], { CAIRN_URL: server.url }, work);
         assert.equal(result.files[0].via, 'storage');
+        assert.ok(maps >= 2, `the map was asked for again (${maps} maps)`);
       } finally {
         globalThis.fetch = realFetch;
       }

@@ -12,6 +12,8 @@
 // chunk whose bytes still hash to their digest, fetching only the rest.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import type { ChunkMap, ChunkMapEntry, FileDoc } from '../api/index.ts';
 import { ChunkCorruptError, sha256 } from '../blobs/codec.ts';
@@ -62,6 +64,40 @@ export function partialPath(dest: string, file: FileDoc): string {
   return path.join(path.dirname(dest), `.${path.basename(dest)}.${file.digest.slice(7, 23)}.cairn-partial`);
 }
 
+/**
+ * GETs a presigned URL into one buffer of the size the map gives (node:http:
+ * a fraction of fetch's CPU per byte, and no copy to join the pieces). A 200
+ * with any other length has no body: the caller reports the mismatch.
+ */
+function getObject(url: string, size: number, agent: http.Agent): Promise<{ status: number; body?: Uint8Array }> {
+  const target = new URL(url);
+  const get = target.protocol === 'https:' ? https.get : http.get;
+  return new Promise((resolve, reject) => {
+    const req = get(target, { agent: target.protocol === 'https:' ? undefined : agent }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200 || Number(res.headers['content-length']) !== size) {
+        res.resume();
+        res.once('end', () => resolve({ status }));
+        res.once('error', reject);
+        return;
+      }
+      const body = new Uint8Array(size);
+      let at = 0;
+      res.on('data', (piece: Buffer) => {
+        if (at + piece.length > size) {
+          req.destroy(new Error('storage sent more bytes than its Content-Length'));
+          return;
+        }
+        body.set(piece, at);
+        at += piece.length;
+      });
+      res.once('end', () => (at === size ? resolve({ status, body }) : reject(new Error(`storage sent ${at} of ${size} bytes`))));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+}
+
 async function writeAll(handle: fs.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let at = 0;
   while (at < bytes.length) {
@@ -99,6 +135,7 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
 
   const result: DirectResult = { received: 0, reused: 0 };
   let verified = false;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: DIRECT_CONCURRENCY });
   try {
     /** The chunks of the file in order, one map window at a time, each checked to begin where the one before ended. */
     async function* chunks(): AsyncGenerator<ChunkMapEntry> {
@@ -133,22 +170,20 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
       let url = chunk.url;
       let renewed = false;
       for (let attempt = 0; ; attempt++) {
-        let res: Response;
         try {
-          res = await fetch(url);
-          if (res.status === 403 && !renewed) {
-            await res.body?.cancel();
+          const got = await getObject(url, chunk.stored_size, agent);
+          if (got.status === 403 && !renewed) {
             renewed = true;
             const again = (await mapOf(chunk.offset, chunk.offset)).chunks.find((c) => c.offset === chunk.offset && c.digest === chunk.digest);
             if (!again) throw mismatch(file, `the chunk at ${chunk.offset} changed between two chunk maps`);
             url = again.url;
             continue;
           }
-          if (!res.ok) {
-            await res.body?.cancel();
-            throw new CliError('STORAGE_REFUSED', `${file.path}: storage answered ${res.status} for chunk ${chunk.digest}; try again, or pull with --via-server`, { status: res.status });
+          if (got.status !== 200) {
+            throw new CliError('STORAGE_REFUSED', `${file.path}: storage answered ${got.status} for chunk ${chunk.digest}; try again, or pull with --via-server`, { status: got.status });
           }
-          return new Uint8Array(await res.arrayBuffer());
+          if (!got.body) throw mismatch(file, `chunk ${chunk.digest} is not ${chunk.stored_size} bytes in storage, as the map says`);
+          return got.body;
         } catch (err) {
           if (err instanceof CliError || err instanceof ClientError || attempt >= FETCH_RETRIES) throw err;
           progress.note(`cairn: fetching a chunk of ${file.path} failed (${(err as Error).message}); retrying`);
@@ -164,9 +199,8 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
         result.reused += old.length;
         return old;
       }
-      const stored = await fetchStored(chunk);
+      const stored = await fetchStored(chunk); // exactly stored_size bytes
       const storedSize = stored.length; // decode hands the buffer to a worker thread
-      if (storedSize !== chunk.stored_size) throw mismatch(file, `chunk ${chunk.digest} is ${stored.length} bytes in storage, the map says ${chunk.stored_size}`);
       let raw: Uint8Array;
       try {
         raw = await pool.decode(stored, chunk.digest);
@@ -220,6 +254,7 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
     await handle.sync();
     verified = true;
   } finally {
+    agent.destroy();
     await handle.close().catch(() => undefined);
   }
   if (verified) await fs.rename(partial, dest);
