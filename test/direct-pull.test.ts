@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -262,6 +263,49 @@ describe('presigned URLs expire', { skip: !s3 && 'no S3 server configured' }, ()
     } finally {
       await fs.rm(work, { recursive: true, force: true });
     }
+  });
+});
+
+describe('storage the client cannot reach', { skip: !s3 && 'no S3 server configured' }, () => {
+  let server: TestServer;
+  let forwarder: net.Server;
+  let work: string;
+  before(async () => {
+    // S3 as the server sees it, through a forwarder that cuts every presigned request (the client's):
+    // the bucket answers the server, never the client, like an endpoint on the server's private network
+    const target = new URL(process.env.CAIRN_S3_ENDPOINT!);
+    forwarder = net.createServer((client) => {
+      client.once('data', (first: Buffer) => {
+        if (first.toString('latin1').includes('X-Amz-Signature=')) return void client.destroy();
+        const upstream = net.connect(Number(target.port), target.hostname, () => {
+          upstream.write(first);
+          client.pipe(upstream).pipe(client);
+        });
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+      });
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(forwarder.address() as net.AddressInfo).port}`;
+    server = await startTestServer('s3', { s3: { ...s3TestConfig()!, endpoint } });
+    work = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-direct-unreachable-'));
+  });
+  after(async () => {
+    await server?.stop();
+    forwarder?.close();
+    if (work) await fs.rm(work, { recursive: true, force: true });
+  });
+
+  test('cairn pull falls back to downloading through the server, and leaves no partial file', async () => {
+    const data = randomBytesFor('unreachable', 3 * MiB);
+    await fs.writeFile(path.join(work, 'u.bin'), data);
+    const env = { CAIRN_URL: server.url };
+    await cairnJson(['push', 'unreachable@1.0', path.join(work, 'u.bin')], env, work);
+    const out = path.join(work, 'out');
+    const result = await cairnJson(['pull', 'unreachable@1.0', '-o', out], env, work);
+    assert.equal(result.files[0].via, 'server');
+    assert.equal(digestOf(await fs.readFile(path.join(out, 'u.bin'))), digestOf(data));
+    assert.deepEqual(await fs.readdir(out), ['u.bin']);
   });
 });
 

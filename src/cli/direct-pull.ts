@@ -44,11 +44,15 @@ export function mismatch(file: FileDoc, what: string, extra: Record<string, unkn
 }
 
 /**
- * Whether the server hands out no chunk map for the file: fs storage (409
- * DIRECT_UNAVAILABLE), or any 404 — a server that predates chunk maps takes
- * `…/{path}/chunks` for a file path that is not there. Download through it instead.
+ * Whether this client cannot pull straight from storage, so it should
+ * download through the server: the server hands out no chunk map for the
+ * file — fs storage (409 DIRECT_UNAVAILABLE), or any 404 (a server that
+ * predates chunk maps takes `…/{path}/chunks` for a file path that is not
+ * there) — or the storage endpoint the URLs name does not answer from here
+ * (an S3 endpoint on the server's private network).
  */
 export function directUnavailable(err: unknown): boolean {
+  if (err instanceof CliError) return err.code === 'STORAGE_UNREACHABLE';
   return err instanceof ClientError && (err.code === 'DIRECT_UNAVAILABLE' || err.status === 404);
 }
 
@@ -121,6 +125,7 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
 
   const partial = partialPath(dest, file);
   let handle: fs.FileHandle;
+  let created = false;
   let kept = 0; // bytes of an earlier attempt on disk
   try {
     handle = await fs.open(partial, 'r+');
@@ -131,6 +136,7 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     handle = await fs.open(partial, 'wx', 0o644);
+    created = true;
   }
 
   const result: DirectResult = { received: 0, reused: 0 };
@@ -185,7 +191,10 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
           if (!got.body) throw mismatch(file, `chunk ${chunk.digest} is not ${chunk.stored_size} bytes in storage, as the map says`);
           return got.body;
         } catch (err) {
-          if (err instanceof CliError || err instanceof ClientError || attempt >= FETCH_RETRIES) throw err;
+          if (err instanceof CliError || err instanceof ClientError) throw err;
+          if (attempt >= FETCH_RETRIES) {
+            throw new CliError('STORAGE_UNREACHABLE', `${file.path}: cannot fetch from storage at ${new URL(url).origin} (${(err as Error).message})`);
+          }
           progress.note(`cairn: fetching a chunk of ${file.path} failed (${(err as Error).message}); retrying`);
           await sleep(500 * 2 ** attempt);
         }
@@ -253,6 +262,10 @@ export async function downloadDirect(source: Source, file: FileDoc, dest: string
     await handle.truncate(file.size);
     await handle.sync();
     verified = true;
+  } catch (err) {
+    // storage out of reach before a byte came: leave nothing behind for the download through the server
+    if (created && result.received === 0 && directUnavailable(err)) await fs.rm(partial, { force: true });
+    throw err;
   } finally {
     agent.destroy();
     await handle.close().catch(() => undefined);

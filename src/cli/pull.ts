@@ -189,7 +189,9 @@ Options:
             via = 'storage';
           } catch (err) {
             if (!directUnavailable(err)) throw err;
+            if (err instanceof CliError) progress.note(`cairn: ${err.message}; downloading through the server instead`);
             direct = false; // the same for every file of this server
+            progress.start(`[${i + 1}/${plan.length}] ${file.path}`, file.size);
           }
         }
         if (via === 'server') received += await download(source, file, dest);
