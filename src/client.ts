@@ -15,6 +15,7 @@ import type {
   LineageGraph,
   ModelDoc,
   ModelList,
+  ModelPatch,
   ModelSummary,
   PingResult,
   PublishRequest,
@@ -248,6 +249,11 @@ export class CairnClient {
 
   getModel(name: string): Promise<ModelDoc> {
     return this.json('GET', `/v1/models/${modelSeg(name)}`);
+  }
+
+  /** Sets a model's description and/or card. */
+  describeModel(name: string, patch: ModelPatch): Promise<ModelDoc> {
+    return this.json('PATCH', `/v1/models/${modelSeg(name)}`, { json: patch });
   }
 
   listVersions(name: string, query: PageQuery = {}): Promise<VersionList> {

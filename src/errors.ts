@@ -44,6 +44,10 @@ export type ErrorCode =
   | 'COMMIT_PENDING'
   | 'CONTENT_CORRUPT'
   | 'DIRECT_UNAVAILABLE'
+  | 'INVALID_MANIFEST'
+  | 'MANIFEST_NOT_FOUND'
+  | 'UNSUPPORTED_OPERATION'
+  | 'IMAGE_PENDING'
   | 'INTERNAL';
 
 export class CairnError extends Error {
