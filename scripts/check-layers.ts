@@ -39,7 +39,8 @@ export type ImportGraph = Map<string, Import[]>;
  */
 export const LAYERS: readonly Layer[] = [
   { part: 'wiring', files: ['main.ts', 'config.ts'], may: ['*'], says: 'the one composition root; configuration from the environment' },
-  { part: 'cli', files: ['cli.ts', 'cli/'], may: ['wiring', 'infer', 'client', 'api', 'shared'], says: 'the CLI: a client of the REST API (serve and lineage rebuild go through main.ts)' },
+  // the codecs alone: a direct pull decodes and verifies chunks fetched from S3 as the server would
+  { part: 'cli', files: ['cli.ts', 'cli/'], may: ['wiring', 'infer', 'client', 'api', 'shared', 'blobs/codec.ts', 'blobs/codec-pool.ts'], says: 'the CLI: a client of the REST API (serve and lineage rebuild go through main.ts)' },
   { part: 'infer', files: ['infer/'], may: ['client', 'api', 'log.ts'], says: 'cairn infer: a separate server, a client of the registry' },
   { part: 'client', files: ['client.ts'], may: ['api', 'shared'], says: 'the REST client the CLI and infer use' },
   { part: 'http', files: ['http/'], may: ['registry', 'api', 'shared'], says: 'express app, one route table, front doors; routes call services only' },

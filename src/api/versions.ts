@@ -49,6 +49,35 @@ export const FileDoc = Type.Object(
 );
 export type FileDoc = Static<typeof FileDoc>;
 
+export const CODECS = ['raw', 'zstd', 'zstd-bg2', 'zstd-bg4'] as const;
+
+export const ChunkMapEntry = Type.Object(
+  {
+    offset: Type.Integer({ description: 'where the chunk starts in the file' }),
+    size: Type.Integer({ description: 'raw bytes' }),
+    digest: Type.String({ description: 'sha256 of the raw bytes: check it after decoding', pattern: '^sha256:[0-9a-f]{64}$' }),
+    codec: oneOf(CODECS, { description: 'how the object is encoded; its first byte says the same (README "Storage format")' }),
+    stored_size: Type.Integer({ description: 'bytes of the object, codec byte included' }),
+    url: Type.String({ description: 'a presigned S3 GET of the object, valid until `expires_at`; needs no other credential' }),
+  },
+  { $id: 'ChunkMapEntry' },
+);
+export type ChunkMapEntry = Static<typeof ChunkMapEntry>;
+
+export const ChunkMap = Type.Object(
+  {
+    path: Type.String(),
+    size: Type.Integer({ description: 'of the whole file' }),
+    digest: Digest,
+    start: Type.Integer({ description: 'first byte of the range asked for (the first chunk may begin before it)' }),
+    end: Type.Integer({ description: 'last byte of the range asked for, inclusive; -1 for an empty file' }),
+    expires_at: Timestamp('when the URLs stop working: ask again for a fresh map'),
+    chunks: Type.Array(ChunkMapEntry, { description: 'in file order, every chunk that overlaps [start, end]' }),
+  },
+  { $id: 'ChunkMap', description: "A file's chunks and where to fetch each one straight from storage (README \"Direct transfers\")." },
+);
+export type ChunkMap = Static<typeof ChunkMap>;
+
 export const ParentDoc = Type.Object(
   {
     name: Type.String(),

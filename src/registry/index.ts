@@ -77,6 +77,8 @@ export interface RegistryDeps {
   ociImageJob?: boolean;
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** lifetime of the S3 URLs in chunk maps (CAIRN_PRESIGN_SECONDS) */
+  presignSeconds?: number;
   /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
   derive: { scratchDir: string; concurrency?: number };
   log: Logger;
@@ -112,7 +114,7 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
-  const versions = new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() });
+  const versions = new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick(), presignSeconds: deps.presignSeconds });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
   oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
   const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);

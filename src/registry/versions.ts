@@ -4,7 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { type Caller, mayRead } from '../access.ts';
-import type { FileDoc, VersionDiff, VersionDoc, VersionList } from '../api/index.ts';
+import type { ChunkMap, FileDoc, VersionDiff, VersionDoc, VersionList } from '../api/index.ts';
 import type { BlobStream, ChunkStore } from '../blobs/chunk-store.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import { CairnError } from '../errors.ts';
@@ -17,17 +17,23 @@ export interface VersionsDeps {
   chunks: ChunkStore;
   /** lets the git mirror write what is queued (a version's publish commit); resolves when it has tried */
   catchUpMirror: () => Promise<void>;
+  /** lifetime of the URLs in chunk maps (default DEFAULT_PRESIGN_SECONDS) */
+  presignSeconds?: number;
 }
+
+export const DEFAULT_PRESIGN_SECONDS = 300;
 
 export class Versions {
   private readonly catalog: Catalog;
   private readonly chunks: ChunkStore;
   private readonly catchUpMirror: () => Promise<void>;
+  private readonly presignSeconds: number;
 
   constructor(deps: VersionsDeps) {
     this.catalog = deps.catalog;
     this.chunks = deps.chunks;
     this.catchUpMirror = deps.catchUpMirror;
+    this.presignSeconds = deps.presignSeconds ?? DEFAULT_PRESIGN_SECONDS;
   }
 
   get(name: string, ref: string, caller: Caller): VersionDoc {
@@ -76,15 +82,57 @@ export class Versions {
     return { version: catalog.versionDoc(model, row, caller), commit: catalog.events.publishCommit(model.id, row.version) };
   }
 
-  /** One file of a version. */
-  file(name: string, ref: string, path: string, caller: Caller): { version: VersionDoc; file: FileDoc } {
+  /** Whether a version has a file at `path` (false as well for an unknown model, version or bad path). */
+  hasFile(name: string, ref: string, path: string): boolean {
+    try {
+      return this.lookUpFile(name, ref, path).file !== undefined;
+    } catch (err) {
+      if (err instanceof CairnError) return false;
+      throw err;
+    }
+  }
+
+  private lookUpFile(name: string, ref: string, path: string) {
     const model = this.catalog.requireModel(name);
     const row = this.catalog.resolve(model, ref);
     // a lookup only: paths are stored in NFC, and whatever was stored before stays reachable as it was
     checkPathShape(path);
     const file = this.catalog.models.file(row.id, path) ?? this.catalog.models.file(row.id, path.normalize('NFC'));
+    return { model, row, file };
+  }
+
+  /** One file of a version. */
+  file(name: string, ref: string, path: string, caller: Caller): { version: VersionDoc; file: FileDoc } {
+    const { model, row, file } = this.lookUpFile(name, ref, path);
     if (!file) throw new CairnError('FILE_NOT_FOUND', `${model.name}@${row.version} has no file ${path}`);
     return { version: this.catalog.versionDoc(model, row, caller), file: fileDoc(file) };
+  }
+
+  /**
+   * A file's chunk map: the chunks overlapping `range` (inclusive; absent:
+   * the whole file; `end` past the file is clipped), each with a URL that
+   * fetches it straight from storage. The caller must be allowed to read the
+   * file: `file` checked that. No byte is verified here — the client decodes
+   * and checks every chunk against its digest, and the file against its own.
+   */
+  async chunkMap(file: FileDoc, range?: { start: number; end?: number }): Promise<ChunkMap> {
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? file.size - 1, file.size - 1);
+    if (range && (start >= file.size || end < start)) {
+      throw new CairnError('RANGE_NOT_SATISFIABLE', `${file.path} has ${file.size} bytes: range ${start}-${range.end ?? ''} is not satisfiable`);
+    }
+    // the URLs are signed now, by the real clock (S3 checks them against its own)
+    const expiresAt = new Date(Date.now() + this.presignSeconds * 1000);
+    const chunks = await this.chunks.directChunks(file.digest, { start, end }, this.presignSeconds);
+    return {
+      path: file.path,
+      size: file.size,
+      digest: file.digest,
+      start,
+      end,
+      expires_at: expiresAt.toISOString(),
+      chunks: chunks.map((c) => ({ offset: c.offset, size: c.size, digest: c.digest, codec: c.codec, stored_size: c.storedSize, url: c.url })),
+    };
   }
 
   /** A file's bytes, every chunk verified; `range` is inclusive and already checked against its size. */

@@ -69,7 +69,10 @@ describe('every route answers as its declared access says', () => {
     callers[2]![1] = teamWriter;
     callers[3]![1] = admin;
     let checked = 0;
-    for (const r of ROUTES) {
+    // The OCI front door (/v2) answers in the OCI protocol's own way (a token
+    // challenge, OCI error bodies): test/oci.test.ts checks its access.
+    const routes = ROUTES.filter((r) => !r.path.startsWith('/v2'));
+    for (const r of routes) {
       const url = urlOf(r, OTHER);
       for (const [who, token, scope, limited] of callers) {
         const res = await fetch(srv.url + url, { method: r.method.toUpperCase(), headers: token ? bearer(token) : {}, redirect: 'manual' });
@@ -84,7 +87,8 @@ describe('every route answers as its declared access says', () => {
         checked++;
       }
     }
-    assert.equal(checked, ROUTES.length * callers.length);
+    assert.equal(checked, routes.length * callers.length);
+    assert.ok(routes.length > 50, `${routes.length} routes checked`);
   });
 
   test('a token limited to some models lists those only, and publishes there only', async () => {
