@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: type check, then every test file with node:test,
-# against the real S3 server. When no S3 server is configured
+# The whole test suite: type check, then every test file with node:test
+# (test/*.test.ts and the fast tier, test/unit/*.test.ts), against the real
+# S3 server. When no S3 server is configured
 # (CAIRN_S3_ENDPOINT unset) it installs and starts one (scripts/s3-server.sh)
 # and stops it afterwards. CAIRN_TEST_S3=skip runs the fs variants only.
 set -euo pipefail
@@ -23,4 +24,4 @@ fi
 stop_s3() { [ -z "$started" ] || bash scripts/s3-server.sh stop "$started" >/dev/null 2>&1 || true; }
 trap stop_s3 EXIT
 
-node --import tsx --test --test-concurrency=1 test/*.test.ts
+node --import tsx --test --test-concurrency=1 test/*.test.ts test/unit/*.test.ts

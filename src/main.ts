@@ -48,18 +48,24 @@ export interface OpenOptions {
   webhookTiming?: { retryMs?: number; timeoutMs?: number; maxAttempts?: number };
   /** name resolution for webhook hosts (tests answer with the addresses they need) */
   webhookLookup?: Lookup;
+  /** the storage driver, instead of the one config names (the fast tests pass a MemoryDriver) */
+  driver?: StorageDriver;
+  /** the SQLite file, instead of <data dir>/registry.db (':memory:' for the fast tests) */
+  databaseFile?: string;
 }
 
 export async function openCairn(config: Config, log: Logger, options: OpenOptions = {}): Promise<Cairn> {
   let driver: StorageDriver;
-  if (config.s3) {
+  if (options.driver) {
+    driver = options.driver;
+  } else if (config.s3) {
     const client = createS3Client(config.s3);
     await ensureBucket(client, config.s3.bucket);
     driver = new S3Driver({ bucket: config.s3.bucket, prefix: config.s3.prefix, client });
   } else {
     driver = new FsDriver(path.join(config.dataDir, 'blobs'));
   }
-  const db = openDatabase(config, log);
+  const db = openDatabase(options.databaseFile ?? path.join(config.dataDir, 'registry.db'), log);
   const pool = new CodecPool();
   const blobs = new BlobIndex(db);
   const storage = withStorageErrors(driver); // what reads and writes content sees
@@ -127,9 +133,9 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   };
 }
 
-/** <data dir>/registry.db, migrated to the latest schema. */
-function openDatabase(config: Config, log: Logger): Database {
-  const db = new Database(path.join(config.dataDir, 'registry.db'));
+/** The database (<data dir>/registry.db), migrated to the latest schema. */
+function openDatabase(file: string, log: Logger): Database {
+  const db = new Database(file);
   const applied = db.migrate();
   if (applied.length > 0) log.info('migrations applied', { migrations: applied });
   return db;
@@ -140,7 +146,7 @@ function openDatabase(config: Config, log: Logger): Database {
  * alone, with the same commit ids (run it with the server stopped).
  */
 export async function rebuildLineage(config: Config, log: Logger): Promise<Awaited<ReturnType<typeof rebuildRepository>> & { gitdir: string; seconds: number }> {
-  const db = openDatabase(config, log);
+  const db = openDatabase(path.join(config.dataDir, 'registry.db'), log);
   try {
     const started = Date.now();
     const gitdir = lineageDir(config.dataDir);

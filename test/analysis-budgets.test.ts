@@ -198,7 +198,7 @@ describe('the attacks of issue 11 item 3, through the server', () => {
         const r = await fetch(`${server.url}/healthz`);
         await r.arrayBuffer();
         latencies.push(performance.now() - t);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, 20)); // the sampling interval of the probe (the point)
       }
     })();
     const t0 = performance.now();

@@ -15,6 +15,7 @@ import { hugeHeaderSafetensors, manyTensorGguf, pickleZipBomb } from './support/
 import { digestOf } from './support/bytes.ts';
 import { spawnServer, type ChildServer } from './support/child-server.ts';
 import { bodyOf, call } from './support/http-client.ts';
+import { resetPeak, statusKiB } from './support/process-memory.ts';
 
 const HEALTHZ_P99_MS = 200;
 const RSS_LIMIT_MIB = 500;
@@ -30,7 +31,7 @@ function pollHealth(url: string): { stop(): Promise<number[]> } {
       await res.arrayBuffer();
       assert.equal(res.status, 200);
       latencies.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // the sampling interval of the probe (the point)
     }
   })();
   return {
@@ -47,19 +48,9 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-function statusKiB(pid: number, field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
 /** Samples the server's VmRSS every 50 ms; the peak also from VmHWM (reset at start where the kernel allows). */
 function watchRss(pid: number): { stop(): { peakMiB: number; hwmMiB: number | undefined } } {
-  let hwmReset = true;
-  try {
-    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
-  } catch {
-    hwmReset = false;
-  }
+  const hwmReset = resetPeak(pid);
   let peak = statusKiB(pid, 'VmRSS');
   const timer = setInterval(() => {
     peak = Math.max(peak, statusKiB(pid, 'VmRSS'));

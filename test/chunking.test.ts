@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from '../src/blobs/chunker.ts';
 import { CodecPool } from '../src/blobs/codec-pool.ts';
+import type { Worker } from 'node:worker_threads';
 import { ChunkCorruptError, codecOf, decodeChunk, encodeChunk, sha256 } from '../src/blobs/codec.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 
@@ -257,17 +258,22 @@ describe('CodecPool (worker threads)', () => {
   });
 
   test('closing while a reply is already queued still waits for the workers to exit', async () => {
-    // A fire-and-forget request (here: dropping a running hash) whose reply is
-    // queued when close() starts. Its reply used to unref the worker that
-    // close() had just ref'd, and the process could end with close() pending.
+    // A fire-and-forget request (e.g. dropping a running hash) whose reply is
+    // handled after close() started. Its reply used to unref the worker that
+    // close() had just ref'd, and the process could end with close() pending:
+    // node:test then fails this test ("Promise resolution is still pending but
+    // the event loop has already resolved"). Which comes first, the worker's
+    // reply or terminate(), is up to the threads; so the late reply is handed
+    // to the pool's handler here, right after close() began — every time.
     const other = new CodecPool(1);
-    const hash = other.runningHash();
-    const stream = other.openStream(DEFAULT_CHUNKING, { hash: { running: hash, at: 0 } });
-    await stream.feed(new Uint8Array([1, 2, 3]));
-    hash.drop();
-    const until = Date.now() + 100;
-    while (Date.now() < until); // the worker answers meanwhile; the reply waits in the queue
-    await other.close();
+    await other.encode(new Uint8Array([1, 2, 3])); // the worker is up, and idle (unref'd)
+    const [slot] = (other as unknown as { slots: Array<{ worker: Worker }> }).slots;
+    let exited = false;
+    slot!.worker.once('exit', () => (exited = true));
+    const closing = other.close();
+    slot!.worker.emit('message', { id: -1, ok: true, op: 'hash-drop' }); // a fire-and-forget reply, late
+    await closing;
+    assert.ok(exited, 'close() resolves once the worker has exited');
   });
 });
 

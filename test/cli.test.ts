@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';
 import { cairnBin } from './support/build.ts';
+import { waitFor } from './support/wait-for.ts';
 
 interface Run {
   code: number | null;
@@ -76,16 +77,6 @@ async function writeFile(root: string, rel: string, data: string | Buffer): Prom
   const file = path.join(root, ...rel.split('/'));
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, data);
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 20): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** A throwaway HTTP server answering with `handler`; records every request. */

@@ -224,7 +224,7 @@ for (const kind of storageKinds) {
           byBytes.n++;
           await Promise.race([triggered, all]);
         } else {
-          await Promise.race([sleep(delay), all]);
+          await Promise.race([sleep(delay), all]); // the kill comes at a random moment (the point)
         }
         await server!.kill();
         kills++;

@@ -208,8 +208,7 @@ for (const storage of storageKinds) {
       const file = await gitVersionFile(server, 'mlp', '1.0.0-fp16');
       assert.deepEqual(file.parents, doc.parents);
       // and a webhook: published like any version
-      const deadline = Date.now() + 10_000;
-      while (!hook.got.some((e) => e.version === '1.0.0-fp16') && Date.now() < deadline) await sleep(50);
+      await waitFor('the publish webhook of the derived version', () => hook.got.some((e) => e.version === '1.0.0-fp16'), 10_000);
       assert.ok(hook.got.some((e) => e.event === 'publish' && e.model === 'mlp' && e.version === '1.0.0-fp16'), JSON.stringify(hook.got));
       assert.equal((await call(server.url, 'GET', `/v1/jobs/${job.id}`)).body.result.version, '1.0.0-fp16');
     });

@@ -1,6 +1,6 @@
 // LOCAL CHECK on the real models in ../shared/models (relative to the
-// repository root; CAIRN_SHARED_MODELS overrides; /work/shared/models is the
-// usual place). Skipped, saying so, when they are absent (CI has none).
+// repository root; CAIRN_SHARED_MODELS overrides: support/shared-models.ts).
+// Skipped, saying so, when they are absent (CI has none).
 // Checks issue 15's bars: fp16 ≤ 0.55× with cosine ≥ 0.999 and int8 ≤ 0.35×
 // with cosine ≥ 0.98 on PP-OCRv4 det, both valid under onnx.checker and run by
 // ONNX Runtime (silero VAD too); prune 50% leaves every pruned weight ≥ 49.9%
@@ -11,27 +11,24 @@
 // git, and /healthz latency while a job runs.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deriveOnnx, type OnnxParams, type OnnxReport } from '../src/derive/onnx-transforms.ts';
 import { deriveSafetensors } from '../src/derive/safetensors-transforms.ts';
 import { compareSafetensors } from '../src/derive/safetensors-measure.ts';
 import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/onnx-measure.ts';
 import type { Derived } from '../src/derive/stream.ts';
-import { derivePython, runPython } from './support/derive-python.ts';
+import { DERIVE_PYTHON_PACKAGES, pythonVenv, type PythonEnv } from './support/python.ts';
 import { diskSource, writeDerived } from './support/derive-files.ts';
-import { execFileSync } from 'node:child_process';
 import { spawnServer } from './support/child-server.ts';
 import { waitForJob } from './support/derive-jobs.ts';
 import { call } from './support/http-client.ts';
+import { sharedModels } from './support/shared-models.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const candidates = [process.env.CAIRN_SHARED_MODELS, path.resolve(root, '../shared/models'), '/work/shared/models'].filter((d): d is string => !!d);
-const MODELS = candidates.find((d) => fs.existsSync(path.join(d, 'ch_PP-OCRv4_det_infer.onnx')));
-const skip = MODELS ? false : `SKIPPED: no real models in ${candidates.join(' or ')}`;
-if (!MODELS) console.log(`derive-real-models: ${skip}`);
+const real = sharedModels(['ch_PP-OCRv4_det_infer.onnx', 'silero_vad_v5.onnx', 'ppocr-det.fp32.safetensors', 'ppocr-det.bf16.safetensors'], 'derive-real-models');
+const { skip } = real;
 
 const PPOCR = 'ch_PP-OCRv4_det_infer.onnx';
 const SILERO = 'silero_vad_v5.onnx';
@@ -83,7 +80,9 @@ for k in a.keys():
 print(json.dumps({'elements': n, 'differ_torch': bad_torch, 'differ_ml_dtypes': bad_ml, 'differ_shipped_bf16': differs_shipped, 'metadata_equal': a.metadata() == b.metadata()}))
 `;
 
-let python = '';
+let python: PythonEnv;
+/** Runs a Python script (source) with arguments; its stdout. */
+const py = async (script: string, args: string[]) => (await python.run(script, args, { timeoutMs: 10 * 60_000 })).stdout;
 let dir = '';
 let ppocrSamples = '';
 let sileroSamples = '';
@@ -120,10 +119,10 @@ function summary(m: OnnxMeasurement): unknown {
 }
 
 async function onnxCase(t: TestContext, model: string, params: OnnxParams, samples: string): Promise<{ report: OnnxReport; measured: OnnxMeasurement; ratio: number }> {
-  const parent = path.join(MODELS!, model);
+  const parent = real.path(model);
   const out = path.join(dir, `${model}.${params.transform}.onnx`);
   const { report, ms, memory } = await timed(() => deriveOnnx(diskSource(parent), params), out);
-  assert.equal(runPython(python, CHECK, [out]).trim(), 'ok', 'onnx.checker (full) passes and ONNX Runtime loads it');
+  assert.equal((await py(CHECK, [out])).trim(), 'ok', 'onnx.checker (full) passes and ONNX Runtime loads it');
   const measured = await measureOnnx({ parent, derived: out, samples: await loadSamples(diskSource(samples)) });
   const ratio = report.size.after / report.size.before;
   t.diagnostic(JSON.stringify({ model, transform: params.transform, size: report.size, ratio: Number(ratio.toFixed(4)), checker: 'ok', ms, memory, ...(summary(measured) as object) }));
@@ -131,12 +130,12 @@ async function onnxCase(t: TestContext, model: string, params: OnnxParams, sampl
 }
 
 describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped when absent)', { skip }, () => {
-  before(() => {
-    python = derivePython();
+  before(async () => {
+    python = await pythonVenv(DERIVE_PYTHON_PACKAGES);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-derive-real-'));
     ppocrSamples = path.join(dir, 'ppocr-samples.safetensors');
     sileroSamples = path.join(dir, 'silero-samples.safetensors');
-    runPython(python, WRITE_SAMPLES, [ppocrSamples, sileroSamples]);
+    await py(WRITE_SAMPLES, [ppocrSamples, sileroSamples]);
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -184,9 +183,9 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
         const res = await fetch(`${server.url}/v1/models/${name}/versions`, { method: 'POST', body: form });
         assert.equal(res.status, 201, await res.text());
       };
-      await publish('ppocr-det', { 'model.onnx': path.join(MODELS!, PPOCR), 'samples.safetensors': ppocrSamples });
-      await publish('silero-vad', { 'model.onnx': path.join(MODELS!, SILERO), 'samples.safetensors': sileroSamples });
-      await publish('ppocr-det-st', { 'model.safetensors': path.join(MODELS!, 'ppocr-det.fp32.safetensors') });
+      await publish('ppocr-det', { 'model.onnx': real.path(PPOCR), 'samples.safetensors': ppocrSamples });
+      await publish('silero-vad', { 'model.onnx': real.path(SILERO), 'samples.safetensors': sileroSamples });
+      await publish('ppocr-det-st', { 'model.safetensors': real.path('ppocr-det.fp32.safetensors') });
 
       /** Runs a derive job while probing /healthz every 10 ms; returns the recipe, the derived version and the probe latencies. */
       const job = async (name: string, body: Record<string, unknown>) => {
@@ -216,7 +215,7 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
       const check = async (name: string, version: string) => {
         const file = path.join(dir, `${name}-${version}.onnx`);
         fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/v1/models/${name}/versions/${version}/files/model.onnx`)).arrayBuffer()));
-        assert.equal(runPython(python, CHECK, [file]).trim(), 'ok', `${name}@${version}: onnx.checker (full) passes and ONNX Runtime loads it`);
+        assert.equal((await py(CHECK, [file])).trim(), 'ok', `${name}@${version}: onnx.checker (full) passes and ONNX Runtime loads it`);
       };
       const report = (label: string, r: Awaited<ReturnType<typeof job>>) => {
         const f = r.recipe.results.files[0];
@@ -251,7 +250,7 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
       report('ppocr-det.fp32.safetensors cast BF16', cast);
       const castFile = path.join(dir, 'pipeline-cast.safetensors');
       fs.writeFileSync(castFile, Buffer.from(await (await fetch(`${server.url}/v1/models/ppocr-det-st/versions/1.0.0-bf16/files/model.safetensors`)).arrayBuffer()));
-      const ref = JSON.parse(runPython(python, CAST_REFERENCE, [path.join(MODELS!, 'ppocr-det.fp32.safetensors'), castFile, path.join(MODELS!, 'ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
+      const ref = JSON.parse(await py(CAST_REFERENCE, [real.path('ppocr-det.fp32.safetensors'), castFile, real.path('ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
       assert.equal(ref.differ_torch, 0, 'the stored BF16 file equals torch.to(bfloat16) bit for bit');
       assert.equal(ref.differ_ml_dtypes, 0);
 
@@ -273,10 +272,10 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
   });
 
   it('ppocr-det.fp32.safetensors cast to BF16 equals PyTorch and ml_dtypes bit for bit', async (t) => {
-    const parent = path.join(MODELS!, 'ppocr-det.fp32.safetensors');
+    const parent = real.path('ppocr-det.fp32.safetensors');
     const out = path.join(dir, 'ppocr-det.bf16.derived.safetensors');
     const { report, ms, memory } = await timed(() => deriveSafetensors(diskSource(parent), { transform: 'cast', to: 'BF16' }), out);
-    const ref = JSON.parse(runPython(python, CAST_REFERENCE, [parent, out, path.join(MODELS!, 'ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
+    const ref = JSON.parse(await py(CAST_REFERENCE, [parent, out, real.path('ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
     assert.equal(ref.differ_torch, 0);
     assert.equal(ref.differ_ml_dtypes, 0);
     assert.equal(ref.metadata_equal, true);

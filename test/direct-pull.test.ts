@@ -232,7 +232,7 @@ describe('presigned URLs expire', { skip: !s3 && 'no S3 server configured' }, ()
     assert.equal((await fetch(`${server.url}/v1/models/expiry/versions`, { method: 'POST', body: form })).status, 201);
     const map = (await getJson(`${server.url}/v1/models/expiry/versions/1.0/files/w.bin/chunks`)).body as ChunkMap;
     assert.equal((await fetch(map.chunks[0]!.url)).status, 200, 'valid at first');
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // the URL's lifetime runs out (the point: expiry is time passing)
     const late = await fetch(map.chunks[0]!.url);
     assert.equal(late.status, 403, 'RGW refuses an expired URL');
     await late.body?.cancel();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bufferSource } from '../src/formats/sources.ts';
-import { InvalidModelFileError, type Detector, type FileFormat } from '../src/formats/types.ts';
+import { InvalidModelFileError, type FileFormat } from '../src/formats/types.ts';
 import { crc32 as zipCrc32, readZipDirectory, readZipMember, readZipMemberPrefix, zipMemberSource } from '../src/formats/zip.ts';
 import { classifyGlobal, SAFE_GLOBALS, scanPickle } from '../src/formats/pickle.ts';
 import { detectPickle, detectPytorch } from '../src/formats/pytorch.ts';
@@ -21,6 +21,8 @@ import {
 } from './support/fixtures-pickle-zip.ts';
 import { joblibLoadRuns, useJoblibFixtures } from './support/fixtures-python.ts';
 import { assertSafetyContract } from './support/safety-contract.ts';
+import { FUZZ_TARGETS, type FuzzCounts } from './support/fuzz-pickle-zip.ts';
+import { assertPeakGrowthBelow, runInChild } from './support/process-memory.ts';
 
 const enc = new TextEncoder();
 const src = (path: string, bytes: Uint8Array) => bufferSource(path, bytes);
@@ -658,158 +660,18 @@ describe('TorchServe .mar', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Fuzz: mutated valid fixtures and random bytes; every call resolves or
-// rejects with InvalidModelFileError, quickly, without unbounded memory.
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
-
-function mutate(base: Uint8Array, r: () => number): Uint8Array {
-  const kind = Math.floor(r() * 6);
-  const b = base.slice();
-  const at = Math.floor(r() * Math.max(1, b.length));
-  switch (kind) {
-    case 0: { // byte flips
-      const n = 1 + Math.floor(r() * 4);
-      for (let i = 0; i < n; i++) {
-        const p = Math.floor(r() * b.length);
-        b[p] = b[p]! ^ (1 << Math.floor(r() * 8));
-      }
-      return b;
-    }
-    case 1: // truncation
-      return b.subarray(0, at);
-    case 2: { // length-field mutation: a 4-byte value set to something extreme
-      const vals = [0, 1, 0xff, 0xffff, 0x7fffffff, 0xffffffff, b.length, b.length + 1, Math.floor(r() * 0x100000000)];
-      const v = vals[Math.floor(r() * vals.length)]!;
-      const p = Math.min(at, Math.max(0, b.length - 4));
-      if (b.length >= 4) new DataView(b.buffer, b.byteOffset).setUint32(p, v >>> 0, true);
-      return b;
-    }
-    case 3: { // random bytes spliced in
-      const n = 1 + Math.floor(r() * 16);
-      for (let i = 0; i < n && at + i < b.length; i++) b[at + i] = Math.floor(r() * 256);
-      return b;
-    }
-    case 4: { // duplicate a slice (repeated structures, absurd counts)
-      const len = Math.floor(r() * 64);
-      return concatBytes(b.subarray(0, at), b.subarray(at, at + len), b.subarray(at));
-    }
-    default: { // random bytes
-      const n = Math.floor(r() * 256);
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = Math.floor(r() * 256);
-      if (r() < 0.5 && base.length >= 4) out.set(base.subarray(0, Math.min(4, n))); // keep a magic
-      return out;
-    }
-  }
-}
-
-interface FuzzTarget {
-  name: string;
-  run: (path: string, bytes: Uint8Array) => Promise<unknown>;
-  fixtures: Uint8Array[];
-  paths: string[];
-}
-
-const zipRun = async (path: string, bytes: Uint8Array): Promise<unknown> => {
-  const f = bufferSource(path, bytes);
-  const dir = await readZipDirectory(f);
-  for (const e of dir.entries.slice(0, 8)) {
-    await readZipMember(f, dir, e);
-    await readZipMemberPrefix(f, dir, e, 64);
-  }
-  return dir;
-};
-const det = (d: Detector) => (path: string, bytes: Uint8Array) => d(bufferSource(path, bytes));
+// Fuzz (support/fuzz-pickle-zip.ts): mutated valid fixtures and random bytes;
+// every call resolves or rejects with InvalidModelFileError, quickly. Each
+// target runs in a child process whose memory is measured from here.
 
 describe('fuzz', () => {
-  const targets: FuzzTarget[] = [
-    { name: 'zip', run: zipRun, fixtures: [makeZip([{ name: 'a', data: enc.encode('hello') }, { name: 'b', data: enc.encode('x'.repeat(300)), method: 8 }]), makeZip([{ name: 'a', data: enc.encode('z') }], { zip64: true })], paths: ['x.zip'] },
-    {
-      name: 'pickle',
-      run: det(detectPickle),
-      fixtures: [
-        stateDictPickle(STATE_DICT), numpyArrayPickle(), joblibFile({ sklearn: true }), joblibFile({ objectArray: true }), ...Object.values(MALICIOUS).slice(0, 8).map((m) => m.bytes),
-        enc.encode("(dp0\nS'a'\np1\nI1\ns."), zlibCompress(joblibFile()),
-        ...Object.values(craftedJoblib()).map((c) => c.bytes), // including walks that stop early (unknown)
-      ],
-      paths: ['m.pkl', 'm.joblib', 'blob'],
-    },
-    {
-      name: 'pytorch',
-      run: det(detectPytorch),
-      // the last has more .pkl members than are walked (unknown)
-      fixtures: [pytorchZip(), pytorchZip({ zip64: true }), pytorchLegacy(), pytorchZip({ extra: Array.from({ length: 64 }, (_, i) => ({ name: `archive/p${i}.pkl`, data: Uint8Array.from([0x4e, 0x2e]) })) })],
-      paths: ['model.pt', 'model.bin', 'blob'],
-    },
-    {
-      name: 'numpy',
-      run: det(detectNumpy),
-      fixtures: [makeNpy('<f4', [2, 3], float32Bytes(6)), makeNpy('|O', [1], MALICIOUS['INST opcode']!.bytes, { version: 2 }), makeZip([{ name: 'a.npy', data: makeNpy('<f4', [3], float32Bytes(3)) }, { name: 'b.npy', data: makeNpy('<i8', [2], new Uint8Array(16)), method: 8 }])],
-      paths: ['a.npy', 'a.npz', 'blob'],
-    },
-    {
-      name: 'keras',
-      run: async (p, b) => {
-        const found = [await detectKeras(bufferSource(p, b)), await detectH5(bufferSource(p, b))].filter((f) => f !== undefined);
-        return found.length > 0 ? found : undefined;
-      },
-      fixtures: [kerasFile({ lambda: true }), kerasFile(), h5File({ size: 1200, text: '"class_name": "Lambda"' })],
-      paths: ['model.keras', 'model.h5', 'blob'],
-    },
-    { name: 'torchserve', run: det(detectTorchserve), fixtures: [marFile()], paths: ['x.mar', 'blob'] },
-  ];
   const PER_TARGET = 10_000;
-  // targets with a fixture whose check is cut short: that path must come up while fuzzing
-  const CUT_SHORT = new Set(['pickle', 'pytorch', 'keras']);
-  for (const t of targets) {
-    test(`${t.name}: ${PER_TARGET} mutated inputs resolve or reject with InvalidModelFileError`, async (ctx) => {
-      const r = rng(0x5eed + t.name.length * 7919);
-      const rssBefore = process.memoryUsage().rss;
-      let resolved = 0;
-      let found = 0;
-      let cutShort = 0;
-      let rejected = 0;
-      let slowest = 0;
-      for (let i = 0; i < PER_TARGET; i++) {
-        const base = t.fixtures[i % t.fixtures.length]!;
-        const bytes = mutate(base, r);
-        const path = t.paths[i % t.paths.length]!;
-        const started = performance.now();
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), 2000); });
-        try {
-          const r = await Promise.race([t.run(path, bytes), timeout]);
-          if (r !== undefined) found++;
-          // every detector result keeps the safety contract: a check cut short is never `safe`
-          for (const f of [r].flat()) if (f && typeof f === 'object' && 'safety' in f && assertSafetyContract(f as FileFormat, `${t.name} #${i} (${path})`)) cutShort++;
-          resolved++;
-        } catch (err) {
-          if (!(err instanceof InvalidModelFileError)) {
-            assert.fail(`${t.name} #${i} (${path}, ${bytes.length} bytes) threw ${(err as Error)?.stack ?? String(err)}\ninput: ${Buffer.from(bytes).toString('base64')}`);
-          }
-          rejected++;
-        } finally {
-          clearTimeout(timer);
-        }
-        slowest = Math.max(slowest, performance.now() - started);
-      }
-      const growth = process.memoryUsage().rss - rssBefore;
-      assert.ok(slowest < 2000, `slowest call ${slowest} ms`);
-      assert.ok(growth < 200 * 1024 * 1024, `rss grew ${growth} bytes`);
-      assert.ok(resolved + rejected === PER_TARGET);
-      if (CUT_SHORT.has(t.name)) assert.ok(cutShort > 0, `${t.name}: no input was cut short`);
-      ctx.diagnostic(`${resolved} resolved (${found} found, ${cutShort} cut short), ${rejected} rejected, slowest ${slowest.toFixed(1)} ms, rss ${growth >= 0 ? '+' : ''}${Math.round(growth / 1048576)} MiB`);
+  for (const name of FUZZ_TARGETS) {
+    test(`${name}: ${PER_TARGET} mutated inputs resolve or reject with InvalidModelFileError; memory stays bounded (measured in a child process)`, { timeout: 300_000 }, async (ctx) => {
+      const run = await runInChild<FuzzCounts>(new URL('./support/fuzz-pickle-zip.ts', import.meta.url), 'fuzzPickleZip', [name, PER_TARGET]);
+      const c = run.result;
+      const grewMiB = assertPeakGrowthBelow(run, 200, `fuzzing ${name}`);
+      ctx.diagnostic(`${c.resolved} resolved (${c.found} found, ${c.cutShort} cut short), ${c.rejected} rejected, slowest ${c.slowestMs.toFixed(1)} ms, peak rss +${grewMiB.toFixed(0)} MiB`);
     });
   }
 });

@@ -4,12 +4,13 @@
 // InvalidModelFileError only, quickly and with bounded memory).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, openSync, readSync, closeSync, fstatSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { bufferSource } from '../src/formats/sources.ts';
 import { InvalidModelFileError, type FileSource, type FileFormat } from '../src/formats/types.ts';
 import { detectSafetensors, safetensorsTensorRanges } from '../src/formats/safetensors.ts';
-import { assertSafetyContract } from './support/safety-contract.ts';
+import { assertPeakGrowthBelow, runInChild } from './support/process-memory.ts';
+import { mutate, type FuzzCounts } from './support/safetensors-gguf-work.ts';
+import { sharedModels } from './support/shared-models.ts';
 import { detectGguf } from '../src/formats/gguf.ts';
 import {
   buildGguf, buildSafetensors, concat, CHAT_TEMPLATE, GGML, patternBytes, prng, rawSafetensors, recordingSource,
@@ -357,15 +358,12 @@ describe('huge length fields on huge (virtual) files', () => {
       return out;
     },
   });
-  it('a GGUF string array of 2^33 empty strings in a 100 GiB file stops at the header cap, bounded', async () => {
-    const b = buildGguf({ kv: [['tokenizer.ggml.tokens', { type: 'array', item: 'string', value: ['a'] }]] });
-    const head = b.bytes.slice(0, b.u64Fields[3]! + 8);
-    new DataView(head.buffer).setBigUint64(b.u64Fields[3]!, 2n ** 33n, true);
-    const rss0 = process.memoryUsage().rss;
-    const started = performance.now();
-    await rejectsWith(detectGguf(virtual('m.gguf', head, 100 * 2 ** 30)), /header larger than/);
-    assert.ok(performance.now() - started < 10_000);
-    assert.ok(process.memoryUsage().rss - rss0 < 200 * 2 ** 20);
+  it('a GGUF string array of 2^33 empty strings in a 100 GiB file stops at the header cap, bounded (memory measured in a child process)', { timeout: 120_000 }, async (t) => {
+    const run = await runInChild<{ error: string; ms: number }>(WORK, 'ggufHugeStringArray');
+    assert.match(run.result.error, /header larger than/);
+    assert.ok(run.result.ms < 10_000, `${run.result.ms} ms`);
+    const grewMiB = assertPeakGrowthBelow(run, 200, 'a 2^33-entry string array');
+    t.diagnostic(`${run.result.ms.toFixed(0)} ms, peak rss +${grewMiB.toFixed(0)} MiB`);
   });
   it('GGUF counts beyond the limits or the file fail before any allocation', async () => {
     const b = buildGguf({});
@@ -383,8 +381,8 @@ describe('huge length fields on huge (virtual) files', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Local check against the real files in /work/shared (not part of the fixture
-// suite: skipped when the files are absent, e.g. on a fresh clone).
+// Local check against the real files in ../shared/models (not part of the
+// fixture suite: skipped when the files are absent, e.g. on a fresh clone).
 
 function fileSource(path: string): FileSource & { close(): void } {
   const fd = openSync(path, 'r');
@@ -402,13 +400,12 @@ function fileSource(path: string): FileSource & { close(): void } {
   };
 }
 
-const SHARED = '/work/shared/models';
-const realFiles = existsSync(SHARED) ? readdirSync(SHARED).filter((f) => /^ppocr-det\..*\.safetensors$/.test(f)) : [];
+const realFiles = sharedModels(/^ppocr-det\..*\.safetensors$/, 'formats-safetensors-gguf');
 
-describe('LOCAL CHECK (real files in /work/shared/models, skipped when absent)', () => {
-  it('extracts ppocr-det.*.safetensors', { skip: realFiles.length === 0 && 'no /work/shared/models/ppocr-det.*.safetensors' }, async (t) => {
-    for (const name of realFiles) {
-      const src = fileSource(join(SHARED, name));
+describe('LOCAL CHECK: the real files in ../shared/models (skipped when absent)', () => {
+  it('extracts ppocr-det.*.safetensors', { skip: realFiles.skip }, async (t) => {
+    for (const name of realFiles.files) {
+      const src = fileSource(realFiles.path(name));
       try {
         const rec = recordingSource(src);
         const f = (await detectSafetensors(rec))!;
@@ -426,136 +423,24 @@ describe('LOCAL CHECK (real files in /work/shared/models, skipped when absent)',
 });
 
 // ---------------------------------------------------------------------------
-// Fuzz
+// Fuzz (support/safetensors-gguf-work.ts, each detector in a child process
+// whose memory is measured from here)
 
 const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20240611);
 const PER_DETECTOR = Number(process.env.FUZZ_COUNT ?? 10_000);
-const HUGE = [2n ** 64n - 1n, 2n ** 63n, 2n ** 63n - 1n, 2n ** 62n, 2n ** 53n + 1n, 2n ** 32n, 2n ** 32n - 1n, 2n ** 31n, 100_000_000n, 100_000_001n, 0n, 1n, 7n, 255n, 65_536n];
-
-function mutate(base: Built, rnd: () => number, lengthFieldsLE: boolean): Uint8Array {
-  const pick = <T,>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
-  const b = base.bytes.slice();
-  const kind = Math.floor(rnd() * 8);
-  const dv = new DataView(b.buffer);
-  switch (kind) {
-    case 0: { // bit flips
-      const n = 1 + Math.floor(rnd() * 8);
-      for (let i = 0; i < n && b.length; i++) b[Math.floor(rnd() * b.length)]! ^= 1 << Math.floor(rnd() * 8);
-      return b;
-    }
-    case 1: // truncation
-      return b.subarray(0, Math.floor(rnd() * b.length));
-    case 2: { // u64 length/count fields set to huge or off-by-some values
-      const n = 1 + Math.floor(rnd() * 2);
-      for (let i = 0; i < n; i++) {
-        const at = base.u64Fields.length ? pick(base.u64Fields) : 0;
-        if (at + 8 > b.length) continue;
-        const old = dv.getBigUint64(at, lengthFieldsLE);
-        const v = rnd() < 0.6 ? pick(HUGE) : old + BigInt(Math.floor(rnd() * 64) - 32);
-        dv.setBigUint64(at, v < 0n ? 0n : v & (2n ** 64n - 1n), lengthFieldsLE);
-      }
-      return b;
-    }
-    case 3: { // u32 type/ndims fields
-      const at = base.u32Fields.length ? pick(base.u32Fields) : 4;
-      if (at + 4 <= b.length) dv.setUint32(at, pick([0, 1, 4, 8, 9, 12, 13, 39, 40, 255, 0xffffffff, Math.floor(rnd() * 64)]), lengthFieldsLE);
-      return b;
-    }
-    case 4: { // random overwrite of a region
-      const at = Math.floor(rnd() * b.length);
-      const n = Math.min(b.length - at, 1 + Math.floor(rnd() * 32));
-      b.set(patternBytes(n, Math.floor(rnd() * 1e9)), at);
-      return b;
-    }
-    case 5: { // splice: duplicate or delete a region
-      const at = Math.floor(rnd() * b.length);
-      const n = Math.floor(rnd() * 64);
-      return rnd() < 0.5 ? concat([b.subarray(0, at), b.subarray(at, at + n), b.subarray(at)]) : concat([b.subarray(0, at), b.subarray(at + n)]);
-    }
-    case 6: { // printable-ASCII swaps (JSON-level mutations for safetensors)
-      const n = 1 + Math.floor(rnd() * 4);
-      for (let i = 0; i < n && b.length; i++) b[Math.floor(rnd() * b.length)] = pick([0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x30, 0x31, 0x39, 0x2d, 0x2e, 0x65, 0x5c, 0x20, 0x00, 0xff]);
-      return b;
-    }
-    default: { // random bytes, sometimes behind the real prefix
-      const n = Math.floor(rnd() * 600);
-      const keep = rnd() < 0.5 ? Math.floor(rnd() * Math.min(64, b.length)) : 0;
-      return concat([b.subarray(0, keep), patternBytes(n, Math.floor(rnd() * 1e9))]);
-    }
-  }
-}
-
-async function fuzz(name: string, detector: (f: FileSource) => Promise<FileFormat | undefined>, corpus: Array<{ built: Built; le: boolean }>, paths: string[]): Promise<{ resolved: number; claimed: number; rejected: number; maxMs: number }> {
-  const rnd = prng(FUZZ_SEED ^ name.length * 7919);
-  const stats = { resolved: 0, claimed: 0, rejected: 0, maxMs: 0 };
-  const rss0 = process.memoryUsage().rss;
-  for (let i = 0; i < PER_DETECTOR; i++) {
-    const base = corpus[i % corpus.length]!;
-    const input = mutate(base.built, rnd, base.le);
-    const path = paths[i % paths.length]!;
-    const started = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${name}: call ${i} timed out`)), 2000);
-    });
-    try {
-      const r = await Promise.race([detector(bufferSource(path, input)), timeout]);
-      stats.resolved++;
-      if (r !== undefined) {
-        stats.claimed++;
-        // these walks have no budget that stops early (every limit rejects the file): never cut short
-        assert.equal(assertSafetyContract(r, `${name} #${i}`), false);
-      }
-    } catch (e) {
-      if (!(e instanceof InvalidModelFileError)) {
-        const hex = Buffer.from(input.subarray(0, 256)).toString('hex');
-        assert.fail(`${name} #${i} (seed ${FUZZ_SEED}, path ${path}, ${input.byteLength} bytes, head ${hex}) threw ${e instanceof Error ? e.stack : String(e)}`);
-      }
-      stats.rejected++;
-    } finally {
-      clearTimeout(timer);
-    }
-    stats.maxMs = Math.max(stats.maxMs, performance.now() - started);
-    if (i % 1000 === 999) {
-      const grown = process.memoryUsage().rss - rss0;
-      assert.ok(grown < 200 * 1024 * 1024, `${name}: rss grew by ${grown} bytes after ${i + 1} inputs`);
-    }
-  }
-  assert.ok(stats.maxMs < 2000, `${name}: slowest call ${stats.maxMs} ms`);
-  return stats;
-}
-
-/** the safetensors header-length field plus every JSON integer's position is not a u64, so aim at offset 0 */
-function stBuilt(x: { bytes: Uint8Array }): Built {
-  return { bytes: x.bytes, u64Fields: [0], u32Fields: [], dataStart: 0 };
-}
+const WORK = new URL('./support/safetensors-gguf-work.ts', import.meta.url);
 
 describe('fuzz (deterministic; FUZZ_SEED / FUZZ_COUNT to vary)', () => {
-  it(`detectSafetensors: ${PER_DETECTOR} mutated inputs`, { timeout: 60_000 }, async (t) => {
-    const corpus = [
-      stBuilt(validSafetensors()),
-      stBuilt(buildSafetensors([{ name: 'a', dtype: 'F4', shape: [4] }, { name: 'b', dtype: 'BF16', shape: [3, 3] }], { metadata: { k: 'v' }, leading: ' ' })),
-      stBuilt(rawSafetensors('{"w":["F32",[2],[0,8]],"e":{"dtype":"U8","shape":[0],"data_offsets":[8,8],"x":[{"y":[1e5,-2,"\\u00e9\\ud83d\\ude00"]}]}}', 8)),
-      stBuilt(rawSafetensors('{}', 0)),
-    ].map((built) => ({ built, le: true }));
-    const s = await fuzz('safetensors', detectSafetensors, corpus, ['m.safetensors', 'blob', 'x.SAFETENSORS', 'model.gguf']);
-    t.diagnostic(JSON.stringify(s));
-    assert.equal(s.resolved + s.rejected, PER_DETECTOR);
-    assert.ok(s.rejected > 0 && s.claimed > 0);
-  });
-
-  it(`detectGguf: ${PER_DETECTOR} mutated inputs`, { timeout: 60_000 }, async (t) => {
-    const corpus = [
-      { built: validGguf(), le: true },
-      { built: validGguf({ version: 2 }), le: true },
-      { built: validGguf({ bigEndian: true }), le: false },
-      { built: buildGguf({ kv: [['general.alignment', { type: 'u32', value: 8 }], ['a', { type: 'array', item: 'array', value: [{ type: 'array', item: 'string', value: ['x', 'y'] }] }]], alignment: 8, tensors: [{ name: 'w', dims: [8, 2], type: 0 }, { name: 'q', dims: [32], type: GGML.Q8_0[0] }, { name: 'u', dims: [3], type: 77, bytes: 5 }] }), le: true },
-    ];
-    const s = await fuzz('gguf', detectGguf, corpus, ['m.gguf', 'blob', 'model.safetensors']);
-    t.diagnostic(JSON.stringify(s));
-    assert.equal(s.resolved + s.rejected, PER_DETECTOR);
-    assert.ok(s.rejected > 0 && s.claimed > 0);
-  });
+  for (const [format, detector] of [['safetensors', 'detectSafetensors'], ['gguf', 'detectGguf']] as const) {
+    it(`${detector}: ${PER_DETECTOR} mutated inputs; memory stays bounded (measured in a child process)`, { timeout: 300_000 }, async (t) => {
+      const run = await runInChild<FuzzCounts>(WORK, 'fuzzSafetensorsGguf', [format, FUZZ_SEED, PER_DETECTOR]);
+      const s = run.result;
+      const grewMiB = assertPeakGrowthBelow(run, 200, `fuzzing ${detector}`);
+      t.diagnostic(JSON.stringify({ ...s, peakRssGrowthMiB: Math.round(grewMiB) }));
+      assert.equal(s.resolved + s.rejected, PER_DETECTOR);
+      assert.ok(s.rejected > 0 && s.claimed > 0);
+    });
+  }
 
   it('cross-feeding: each detector on the other format\'s mutations and on pure noise', { timeout: 30_000 }, async () => {
     const rnd = prng(FUZZ_SEED + 1);

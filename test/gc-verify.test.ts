@@ -15,6 +15,7 @@ import { digestOf, MiB, randomBytesFor, sha256hex } from './support/bytes.ts';
 import { assertError, bodyOf, call, filePath, publishForm, pull } from './support/http-client.ts';
 import { startTestServer, storageKinds, type TestServer } from './support/server.ts';
 import { cairnBin } from './support/build.ts';
+import { waitFor } from './support/wait-for.ts';
 
 const MODEL = 'gc-model';
 
@@ -352,10 +353,8 @@ for (const kind of storageKinds) {
       await srv?.stop();
     });
     const blobRow = (digest: string) => srv.cairn.db.first<{ digest: string }>('SELECT digest FROM blobs WHERE digest = ?', [digest]);
-    const untilNotRead = async (digest: string) => {
-      for (let i = 0; i < 200 && srv.cairn.chunks.blobsBeingRead().includes(digest); i++) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(!srv.cairn.chunks.blobsBeingRead().includes(digest), 'released once the download is over');
-    };
+    // released once the download is over (the server's stream closes just after the client saw its end)
+    const untilNotRead = (digest: string) => waitFor(`blob ${digest} released`, () => !srv.cairn.chunks.blobsBeingRead().includes(digest), 2_000, 10);
 
     test('a download that started before its version was deleted completes byte-exact through gc with grace 0', async () => {
       const data = randomBytesFor(`slow-${kind}`, 64 * MiB); // ~32 chunks: far more than the server reads ahead
@@ -365,8 +364,8 @@ for (const kind of storageKinds) {
         .map((r) => chunkKey(r.chunk_digest));
       assert.ok(chunkKeys.length >= 16, `${chunkKeys.length} chunks`);
       const stored = async () => (await Promise.all(chunkKeys.map((k) => srv.cairn.driver.stat(k)))).filter(Boolean).length;
+      // the first bytes are in and the client reads no more: the server is mid-file, held by backpressure
       const download = await slowGet(srv.url + filePath('slow', '1.0.0', 'w.bin'));
-      await new Promise((r) => setTimeout(r, 200)); // the server stops at backpressure
       assert.equal((await call(srv.url, 'DELETE', '/v1/models/slow/versions/1.0.0')).status, 204);
       const report = (await call(srv.url, 'POST', '/v1/admin/gc', { grace_seconds: 0 })).body;
       assert.equal(report.blobs_deleted, 0, 'the blob being read is kept');
@@ -390,8 +389,7 @@ for (const kind of storageKinds) {
       assert.equal((await publishForm(srv.url, 'archived', { version: '1.0.0' }, files)).status, 201);
       const archiveUrl = `${srv.url}/v1/models/archived/versions/1.0.0/archive`;
       const whole = await (await slowGet(archiveUrl)).finish();
-      const download = await slowGet(archiveUrl);
-      await new Promise((r) => setTimeout(r, 200));
+      const download = await slowGet(archiveUrl); // mid-archive, held by backpressure
       assert.equal((await call(srv.url, 'DELETE', '/v1/models/archived/versions/1.0.0')).status, 204);
       assert.equal((await call(srv.url, 'POST', '/v1/admin/gc', { grace_seconds: 0 })).body.blobs_deleted, 0);
       assert.deepEqual(await download.finish(), whole);

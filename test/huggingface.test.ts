@@ -9,6 +9,7 @@ import { digestOf, MiB, randomBytesFor } from './support/bytes.ts';
 import { call, publishForm } from './support/http-client.ts';
 import { treeEntries } from '../src/http/routes/huggingface.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { waitFor } from './support/wait-for.ts';
 
 describe('Hugging Face clients (/hf)', () => {
   let srv: TestServer;
@@ -20,14 +21,12 @@ describe('Hugging Face clients (/hf)', () => {
   const commits: Record<string, string> = {};
 
   /** The publish commit of a version, from the model's history (waits for the mirror). */
-  async function publishCommit(name: string, version: string): Promise<string> {
-    for (let i = 0; i < 100; i++) {
+  function publishCommit(name: string, version: string): Promise<string> {
+    return waitFor(`the commit of ${name}@${version}`, async () => {
       const history = await call(srv.url, 'GET', `/v1/models/${name}/history`);
       const entry = (history.body.events as Array<{ event: string; version: string; commit: string | null }>).find((e) => e.event === 'publish' && e.version === version);
-      if (entry?.commit) return entry.commit as string;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`no commit for ${name}@${version}`);
+      return entry?.commit ?? undefined;
+    });
   }
 
   before(async () => {

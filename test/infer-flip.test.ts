@@ -111,6 +111,7 @@ if ('skip' in fixtures) {
         );
         switches.push(first.received - movedAt);
         // keep the load on a while longer, then check nothing sent after the switch went to the old version
+        // (an observation window: the point of the test, not a wait for something)
         await new Promise((r) => setTimeout(r, 300));
         const stale = answers.filter((a) => a.sent > first.received && a.version !== target);
         assert.equal(stale.length, 0, `move ${move + 1}: ${stale.length} requests sent after ${target} answered still reached the old version`);

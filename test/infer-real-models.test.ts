@@ -10,26 +10,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { flatten, getJson, maxAbsDiff, postJson, publish, reference, refInput, shapeOf, startInfer, waitFor, type InferProcess, type RefTensor } from './support/infer.ts';
 import { OIP, TF, validate, type Schema } from './support/protocol-schemas.ts';
 import { pythonEnv, type PythonEnv } from './support/python.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
+import { sharedModels } from './support/shared-models.ts';
 import { PYTHON_PACKAGES } from './support/infer.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SHARED = process.env.CAIRN_SHARED_MODELS ?? path.join(ROOT, '..', 'shared', 'models');
-const SILERO = path.join(SHARED, 'silero_vad_v5.onnx');
-const PPOCR = path.join(SHARED, 'ch_PP-OCRv4_det_infer.onnx');
+const real = sharedModels(['silero_vad_v5.onnx', 'ch_PP-OCRv4_det_infer.onnx'], 'infer-real-models');
+const SILERO = real.path('silero_vad_v5.onnx');
+const PPOCR = real.path('ch_PP-OCRv4_det_infer.onnx');
 
-const present = await Promise.all([SILERO, PPOCR].map((f) => fs.access(f).then(() => true, () => false)));
-const env = present.every(Boolean) ? await pythonEnv(PYTHON_PACKAGES) : undefined;
-const skip = !present.every(Boolean)
-  ? `skipped: ${SHARED} does not hold silero_vad_v5.onnx and ch_PP-OCRv4_det_infer.onnx (set CAIRN_SHARED_MODELS to run it)`
-  : env && 'skip' in env
-    ? env.skip
-    : false;
-if (skip) process.stderr.write(`# infer-real-models: ${skip}\n`);
+const env = real.skip ? undefined : await pythonEnv(PYTHON_PACKAGES);
+const skip = real.skip || (env && 'skip' in env ? env.skip : false);
+if (env && 'skip' in env) process.stderr.write(`# infer-real-models: ${env.skip}\n`);
 
 function seeded(n: number, seed: number, scale = 1, offset = 0): Float32Array {
   let s = seed >>> 0 || 1;

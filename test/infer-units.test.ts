@@ -201,7 +201,7 @@ describe('dynamic batching', () => {
       active++;
       maxActive = Math.max(maxActive, active);
       runs.push(feeds.x!.dims[0]!);
-      await new Promise((r) => setTimeout(r, ms));
+      await new Promise((r) => setTimeout(r, ms)); // the run takes time: requests pile up meanwhile (the point)
       active--;
       const x = feeds.x!;
       return { y: { ...x, data: (x.data as Float32Array).map((v) => v * 2) } };
@@ -242,7 +242,7 @@ describe('dynamic batching', () => {
     const rt = runtime(1);
     const b = new Batcher(rt.run, 1, { maxBatchSize: 8, maxDelayMs: 30 }, () => {}, () => {});
     const first = b.submit({ x: row(1) });
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 5)); // the second request comes a little later, within the delay (the point)
     const second = b.submit({ x: row(2) });
     await Promise.all([first, second]);
     assert.deepEqual(rt.runs, [2]);
@@ -252,7 +252,7 @@ describe('dynamic batching', () => {
     const runs: number[] = [];
     const run = async (feeds: Feeds): Promise<Feeds> => {
       runs.push(feeds.x!.dims[0]!);
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 2)); // a run takes time, so the others merge behind it
       if ((feeds.x!.data as Float32Array).includes(-1)) throw new Error('bad value');
       return { y: feeds.x! };
     };
@@ -264,7 +264,7 @@ describe('dynamic batching', () => {
   test('outputs that do not split by rows turn merging off, and the requests still get their answers', async () => {
     let why = '';
     const run = async (feeds: Feeds): Promise<Feeds> => {
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 2)); // a run takes time, so the others merge behind it
       return { y: feeds.x!, total: { type: 'float32', dims: [], data: new Float32Array([feeds.x!.dims[0]!]) } };
     };
     const b = new Batcher(run, 1, { maxBatchSize: 8, maxDelayMs: 0 }, () => {}, (w) => (why = w));

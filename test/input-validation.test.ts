@@ -327,7 +327,7 @@ for (const storage of storageKinds) {
         (async () => {
           for (const piece of pieces) {
             req.write(piece);
-            await new Promise((r) => setTimeout(r, 50));
+            await new Promise((r) => setTimeout(r, 50)); // the pieces arrive apart, each on its own (the point)
           }
           req.end();
         })().catch(reject);

@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Logger } from '../src/log.ts';
 import { startServer, type RunningServer } from '../src/main.ts';
 import { compressibleBytes, randomBytesFor } from './support/bytes.ts';
-import { bodyOf, filePath, sleep } from './support/http-client.ts';
+import { bodyOf, filePath } from './support/http-client.ts';
+import { waitFor } from './support/wait-for.ts';
 
 interface LogLine {
   level: string;
@@ -44,13 +45,8 @@ async function multipartBody(version: string, files: Array<{ path: string; data:
   return { body: Buffer.from(await req.arrayBuffer()), type: req.headers.get('content-type')! };
 }
 
-async function logLineFor(log: ReturnType<typeof recordingLogger>, id: string): Promise<LogLine> {
-  for (let i = 0; i < 100; i++) {
-    const line = log.lines.find((l) => l.msg === 'request' && l.fields.request_id === id);
-    if (line) return line;
-    await sleep(10);
-  }
-  assert.fail(`no request log line with request_id ${id}`);
+function logLineFor(log: ReturnType<typeof recordingLogger>, id: string): Promise<LogLine> {
+  return waitFor(`the request log line with request_id ${id}`, () => log.lines.find((l) => l.msg === 'request' && l.fields.request_id === id), 2_000, 10);
 }
 
 describe('metrics and request logs', () => {
@@ -94,7 +90,8 @@ describe('metrics and request logs', () => {
     notFoundBytes = (await missing.arrayBuffer()).byteLength;
     // 1 open upload session
     assert.equal((await fetch(`${server.url}/v1/uploads`, { method: 'POST' })).status, 201);
-    await sleep(50); // samples are taken when each response has finished
+    // samples are taken when each response has finished, as its log line is written: wait for all 8
+    await waitFor('a log line (and a sample) for each of the 8 requests', () => log.lines.filter((l) => l.msg === 'request').length >= 8);
     const scrape = await fetch(`${server.url}/metrics`);
     assert.equal(scrape.status, 200);
     assert.match(scrape.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
@@ -162,12 +159,10 @@ describe('metrics and request logs', () => {
 
   test('logical bytes count live versions only; the mirror drains to zero pending', async () => {
     assert.equal((await fetch(`${server.url}/v1/models/m/versions/2.0.0`, { method: 'DELETE' })).status, 204);
-    let after = new Map<string, number>();
-    for (let i = 0; i < 100; i++) {
-      after = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
-      if (after.get('cairn_lineage_mirror_pending_events') === 0) break;
-      await sleep(50);
-    }
+    const after = await waitFor('the mirror drained', async () => {
+      const scraped = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
+      return scraped.get('cairn_lineage_mirror_pending_events') === 0 && scraped;
+    });
     assert.equal(after.get('cairn_storage_bytes_logical'), 3000 + 5000);
     assert.equal(after.get('cairn_lineage_mirror_pending_events'), 0);
     assert.equal(after.get('cairn_lineage_mirror_oldest_pending_seconds'), 0);

@@ -12,7 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { cairnBin } from './support/build.ts';
 import { MALICIOUS } from './support/fixtures-pickle-zip.ts';
 import { validSafetensors } from './support/fixtures-safetensors-gguf.ts';
-import { assertError, call, publishForm, sleep } from './support/http-client.ts';
+import { assertError, call, publishForm } from './support/http-client.ts';
+import { waitFor } from './support/wait-for.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 const run = promisify(execFile);
@@ -26,13 +27,11 @@ describe('model cards, alias events at publish, the model list, whoami', () => {
   const st = validSafetensors().bytes;
 
   /** Waits until every event of `name` has its commit; returns them newest first. */
-  async function mirrored(name: string): Promise<any[]> {
-    for (let i = 0; ; i++) {
+  function mirrored(name: string): Promise<any[]> {
+    return waitFor(`a commit for every event of ${name}`, async () => {
       const res = await call(srv.url, 'GET', `/v1/models/${name}/history?limit=100`, undefined, auth(admin));
-      if (res.body.events.every((e: any) => e.commit)) return res.body.events;
-      if (i > 200) throw new Error(`history of ${name} not mirrored: ${JSON.stringify(res.body)}`);
-      await sleep(50);
-    }
+      return res.body.events.every((e: any) => e.commit) && res.body.events;
+    }, 20_000, 50);
   }
   const git = async (...args: string[]) => (await run('git', ['--git-dir', srv.cairn.mirror.gitdir, ...args])).stdout;
 

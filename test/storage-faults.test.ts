@@ -19,6 +19,7 @@ import { killRgw, startFaultCluster, startRgw, stopFaultCluster, type FaultClust
 import { pieces, rawRequest, s3ChildEnv, spawnServer, type ChildServer, type RawResponse } from './support/child-server.ts';
 import { filePath, sleep, streamedMultipart } from './support/http-client.ts';
 import { checkDataDir, s3Chunks, s3Driver } from './support/invariants.ts';
+import { waitFor } from './support/wait-for.ts';
 
 const enabled = Boolean(process.env.CAIRN_S3_ENDPOINT) || Boolean(process.env.CI);
 if (!enabled) {
@@ -98,12 +99,8 @@ async function readyz(base: string): Promise<RawResponse> {
 
 async function waitReady(base: string, timeoutMs = 60_000): Promise<number> {
   const t0 = Date.now();
-  for (;;) {
-    const r = await readyz(base).catch(() => undefined);
-    if (r?.status === 200) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`/readyz still ${r?.status} ${r?.body.toString()} after ${timeoutMs} ms with S3 back`);
-    await sleep(200);
-  }
+  await waitFor('/readyz 200 with S3 back', async () => (await readyz(base)).status === 200, timeoutMs, 200);
+  return Date.now() - t0;
 }
 
 describe('storage faults (s3): the S3 server goes away mid-transfer and comes back', { skip: enabled ? false : 'CAIRN_S3_ENDPOINT unset', timeout: 900_000 }, () => {
@@ -154,7 +151,7 @@ describe('storage faults (s3): the S3 server goes away mid-transfer and comes ba
       const dl = await pausedDownload(base + filePath('dl', '1.0.0', 'big.bin'), (1 + cycle * 3) * MiB, async () => {
         await killRgw(cluster!);
         killedAt = Date.now();
-        await sleep(300);
+        await sleep(300); // the outage lasts a moment while the download is held (the scenario)
       });
       tally.faults++;
       if (dl.kind === 'cut') {

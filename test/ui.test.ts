@@ -18,6 +18,7 @@ import { browserUnavailable, launchChromium, screenshotPath } from './support/br
 import { MALICIOUS } from './support/fixtures-pickle-zip.ts';
 import { buildSafetensors, validSafetensors } from './support/fixtures-safetensors-gguf.ts';
 import { bodyOf, call, sleep } from './support/http-client.ts';
+import { waitFor } from './support/wait-for.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 const run = promisify(execFile);
@@ -52,15 +53,12 @@ async function publish(base: string, token: string, name: string, seed: Seed): P
 }
 
 /** Waits until the git mirror has written a commit for every event of `name`. */
-async function mirroredHistory(base: string, token: string, name: string): Promise<any[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
+function mirroredHistory(base: string, token: string, name: string): Promise<any[]> {
+  return waitFor(`a commit for every event of ${name}`, async () => {
     const res = await call(base, 'GET', `/v1/models/${name}/history?limit=100`, undefined, { authorization: `Bearer ${token}` });
     assert.equal(res.status, 200);
-    if (res.body.events.every((e: any) => e.commit)) return res.body.events;
-    if (Date.now() > deadline) throw new Error(`history of ${name} still has uncommitted events: ${JSON.stringify(res.body.events)}`);
-    await sleep(100);
-  }
+    return res.body.events.every((e: any) => e.commit) && res.body.events;
+  }, 20_000, 100);
 }
 
 type Route = 'list' | 'model' | 'version';
@@ -246,7 +244,7 @@ describe('web UI in a headless browser', { skip }, () => {
     await open(page, base, '#/', 'list');
     await page.focus('select[name="format"]');
     await page.keyboard.press('ArrowDown');
-    await sleep(400);
+    await sleep(400); // a window in which nothing may happen (the point): there is no event to await for "not applied"
     assert.equal(await page.evaluate(() => location.hash), '#/', 'not applied yet');
     assert.equal(await page.evaluate(() => (document.activeElement as HTMLSelectElement | null)?.name), 'format');
     await page.keyboard.press('Enter');
@@ -428,8 +426,7 @@ describe('web UI in a headless browser', { skip }, () => {
       void d.dismiss();
     });
     await card.locator('button[type="submit"]').click();
-    await sleep(300);
-    assert.equal(asked, 'Move production of llama-base from 1.0 to 1.1?');
+    assert.equal(await waitFor('the confirmation dialog', () => asked), 'Move production of llama-base from 1.0 to 1.1?');
     assert.equal((await call(base, 'GET', '/v1/models/llama-base', undefined, auth())).body.aliases.production, '1.0', 'dismissed: nothing moved');
 
     page.once('dialog', (d) => void d.accept());
@@ -488,7 +485,7 @@ describe('web UI in a headless browser', { skip }, () => {
     await open(page, base, '#/models/llama-base', 'model');
     // hold the next API answers back, then navigate
     await page.route('**/v1/models/llama-chat**', async (r) => {
-      await sleep(500);
+      await sleep(500); // a slow API answer (the scenario, not a wait)
       await r.continue();
     });
     await page.evaluate(() => { location.hash = '#/models/llama-chat'; });

@@ -14,6 +14,23 @@ import { randomBytesFor } from './support/bytes.ts';
 import { assertError, call, publishForm } from './support/http-client.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { cairnBin } from './support/build.ts';
+import { waitFor } from './support/wait-for.ts';
+
+/** The first delivery of a hook, once `ready` holds for it (polled until it does). */
+function deliveryOnce(srv: TestServer, hookId: number, what: string, ready: (d: any) => boolean, timeoutMs = 10_000): Promise<any> {
+  return waitFor(`a delivery of hook ${hookId} ${what}`, async () => {
+    const d = (await call(srv.url, 'GET', `/v1/webhooks/${hookId}/deliveries`)).body.deliveries[0];
+    return d && ready(d) ? d : undefined;
+  }, timeoutMs);
+}
+
+/** The dispatcher has nothing left to do: every hook has seen every event, and no delivery is pending. */
+function dispatcherIdle(srv: TestServer): boolean {
+  const row = srv.cairn.db.first<{ idle: number }>(
+    "SELECT (SELECT coalesce(min(cursor), 0) FROM webhooks) >= (SELECT coalesce(max(id), 0) FROM events) AND NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE state = 'pending') AS idle",
+  );
+  return row?.idle === 1;
+}
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -86,7 +103,7 @@ describe('webhooks', () => {
     assert.equal((await publish(srv, 'other', '1.0.0')).status, 201); // matches neither hook
     assert.equal((await call(srv.url, 'PUT', '/v1/models/team-a/aliases/production', { version: '1.0.0' })).status, 200);
     const got = await rx.until(3);
-    await new Promise((r) => setTimeout(r, 200)); // nothing more arrives
+    await waitFor('every event seen by both hooks, every delivery answered', () => dispatcherIdle(srv)); // then nothing more can arrive
     assert.equal(got.length, 3, got.map((g) => g.body).join('\n'));
     const bodies = got.map((g) => JSON.parse(g.body));
     const publishes = bodies.filter((b) => b.event === 'publish');
@@ -115,7 +132,7 @@ describe('webhooks', () => {
     for (const name of ['acme', 'acme2/x', 'acme-x/y', 'acme/resnet']) assert.equal((await publish(srv, name, '1.0.0')).status, 201, name);
     assert.equal((await call(srv.url, 'PUT', '/v1/models/acme/resnet/aliases/production', { version: '1.0.0' })).status, 200);
     const got = await rx.until(2);
-    await new Promise((r) => setTimeout(r, 200)); // nothing more arrives
+    await waitFor('every event seen by the hook, every delivery answered', () => dispatcherIdle(srv)); // then nothing more can arrive
     assert.deepEqual(got.map((g) => JSON.parse(g.body)).map((b) => [b.event, b.model, b.subject]), [
       ['publish', 'acme/resnet', 'publish acme/resnet@1.0.0'],
       ['alias', 'acme/resnet', 'alias acme/resnet@production -> 1.0.0'],
@@ -143,11 +160,7 @@ describe('webhooks', () => {
     const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: rx.url })).body;
     assert.equal((await publish(srv, 'failing', '1')).status, 201);
     await rx.until(3);
-    let d: any;
-    for (let i = 0; i < 50 && d?.state !== 'failed'; i++) {
-      d = (await call(srv.url, 'GET', `/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0];
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const d = await deliveryOnce(srv, hook.id, 'failed', (x) => x.state === 'failed');
     assert.deepEqual([d.state, d.attempts, d.last_status, d.last_error], ['failed', 3, 500, 'HTTP 500']);
     const metrics = await (await fetch(`${srv.url}/metrics`)).text();
     assert.match(metrics, /^cairn_webhook_deliveries_failed 1$/m, 'operators can alert on it');
@@ -172,11 +185,7 @@ describe('webhooks', () => {
     await rx.until(1);
     const meanwhile = (await call(srv.url, 'GET', `/v1/webhooks/${slow.id}/deliveries`)).body.deliveries[0];
     assert.deepEqual([meanwhile.state, meanwhile.attempts], ['pending', 0], 'the healthy hook got it while the other still hangs');
-    let d: any;
-    for (let i = 0; i < 200 && !(d?.attempts >= 1); i++) {
-      d = (await call(srv.url, 'GET', `/v1/webhooks/${slow.id}/deliveries`)).body.deliveries[0];
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const d = await deliveryOnce(srv, slow.id, 'attempted', (x) => x.attempts >= 1);
     assert.equal(d.last_error, 'no answer in 2000 ms');
     for (const h of [slow, fast]) await call(srv.url, 'DELETE', `/v1/webhooks/${h.id}`);
     for (const res of hung) res.destroy();
@@ -270,11 +279,7 @@ describe('webhooks across a restart', () => {
     try {
       const hook = (await call(srv.url, 'POST', '/v1/webhooks', { url: probe.url })).body;
       assert.equal((await publish(srv, 'kept', '1')).status, 201);
-      let d: any;
-      for (let i = 0; i < 100 && !(d?.attempts >= 1); i++) {
-        d = (await call(srv.url, 'GET', `/v1/webhooks/${hook.id}/deliveries`)).body.deliveries[0];
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      const d = await deliveryOnce(srv, hook.id, 'attempted', (x) => x.attempts >= 1);
       assert.equal(d.state, 'pending', 'refused: pending, next try in a minute');
       assert.ok(d.last_error, 'the reason is kept');
       await srv.close();
@@ -339,11 +344,7 @@ describe('webhooks reach only public addresses by default (CAIRN_WEBHOOK_ALLOW_P
       assert.equal(created.status, 201, JSON.stringify(created.body));
       answer = '127.0.0.1';
       assert.equal((await publish(srv, 'rebound', '1')).status, 201);
-      let d: any;
-      for (let i = 0; i < 200 && d?.state !== 'failed'; i++) {
-        d = (await call(srv.url, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)).body.deliveries[0];
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      const d = await deliveryOnce(srv, created.body.id, 'failed', (x) => x.state === 'failed');
       assert.equal(d.state, 'failed', JSON.stringify(d));
       assert.equal(d.last_status, null);
       assert.match(d.last_error, /^refused: hooks\.rebind\.test is or resolves to a loopback, private, link-local or otherwise non-public address/);

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { waitFor } from './wait-for.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCRIPT = path.join(ROOT, 'scripts', 's3-server.sh');
@@ -56,16 +57,9 @@ export async function killRgw(cluster: FaultCluster): Promise<void> {
   const pid = await rgwPid(cluster.dir);
   if (!pid || !(await isOurs(pid, conf))) throw new Error(`no running radosgw recorded in ${cluster.dir}/pids`);
   process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 200 && (await isOurs(pid, conf)); i++) await new Promise((r) => setTimeout(r, 25));
+  await waitFor(`radosgw ${pid} gone`, async () => !(await isOurs(pid, conf)), 5_000, 25);
   // the port must be refused now
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(cluster.endpoint, { signal: AbortSignal.timeout(500) });
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor('the S3 port refused', () => fetch(cluster.endpoint, { signal: AbortSignal.timeout(500) }).then(() => false, () => true), 10_000, 50);
 }
 
 /** Starts radosgw again exactly as the script does, records its pid, waits for S3 to answer. */
@@ -79,15 +73,9 @@ export async function startRgw(cluster: FaultCluster, timeoutMs = 60_000): Promi
   const lines = (await fs.readFile(pids, 'utf8')).split('\n').filter((l) => l && !l.startsWith('rgw.'));
   lines.push(`rgw.a ${child.pid}`);
   await fs.writeFile(pids, `${lines.join('\n')}\n`);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(cluster.endpoint, { signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`radosgw did not come back within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitFor('radosgw answering again', async () => {
+    const res = await fetch(cluster.endpoint, { signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return true;
+  }, timeoutMs, 100);
 }

@@ -71,20 +71,7 @@ export async function startInfer(args: string[], env: Record<string, string | un
   };
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor } from './wait-for.ts';
 
 /** Publishes files (path in the version → bytes) as `name@version`, with aliases. */
 export async function publish(registry: string, name: string, version: string, files: Record<string, Uint8Array | string>, aliases: string[] = []): Promise<{ number: number; digest: string }> {

@@ -17,6 +17,9 @@ import { before, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
+
+/** What the derive tests' references need: onnx's checker, ONNX Runtime, and PyTorch/ml_dtypes for bit-exact casts. */
+export const DERIVE_PYTHON_PACKAGES = ['numpy', 'onnx', 'onnxruntime', 'ml_dtypes', 'safetensors', 'torch'];
 const READY = '.cairn-venv-ready';
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 

@@ -1,14 +1,17 @@
 // Real servers for tests: the same wiring as `cairn serve`, on an ephemeral
-// port and a temporary data dir, with fs blobs or the real S3 server.
+// port and a temporary data dir, with fs blobs or the real S3 server — or,
+// for the fast tier (test/unit/), the in-memory driver and an in-memory
+// SQLite database (the data dir then holds only lineage.git and the keys).
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config, S3Config } from '../../src/config.ts';
+import { MemoryDriver } from '../../src/blobs/memory-driver.ts';
 import { createLogger } from '../../src/log.ts';
 import { startServer, type OpenOptions, type RunningServer } from '../../src/main.ts';
 
-export type StorageKind = 'fs' | 's3';
+export type StorageKind = 'fs' | 's3' | 'memory';
 
 export const TEST_BUCKET = process.env.CAIRN_TEST_S3_BUCKET ?? 'cairn-test';
 
@@ -56,7 +59,8 @@ export async function startTestServer(storage: StorageKind, overrides: Partial<C
     unsafePolicy: 'warn',
     ...overrides,
   };
-  const running = await startServer(config, createLogger({ silent: true }), options);
+  const memory: OpenOptions = storage === 'memory' ? { driver: new MemoryDriver(), databaseFile: ':memory:' } : {};
+  const running = await startServer(config, createLogger({ silent: true }), { ...memory, ...options });
   return {
     ...running,
     dataDir,

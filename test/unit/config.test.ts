@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { ConfigError, loadConfig } from '../../src/config.ts';
 
 describe('loadConfig', () => {
   test('defaults: ./storage on 127.0.0.1:7070, fs storage, auth on, unsafe files warned about, gc and analysis at their own defaults', () => {

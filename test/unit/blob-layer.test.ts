@@ -1,76 +1,25 @@
-// The blob layer on its own, in-process and fast: what it may import, the
-// storage key layout and its parser, the one place driver failures become
+// The blob layer on its own, in-process and fast (what it may import is held
+// by test/unit/layers.test.ts): the storage key layout and its parser, the one place driver failures become
 // domain errors, and the chunk store over the in-memory driver with its index
 // in an in-memory SQLite database — it records chunks, never blobs (the
 // registry does).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ChunkStore } from '../src/blobs/chunk-store.ts';
-import { CodecPool } from '../src/blobs/codec-pool.ts';
-import { sha256 } from '../src/blobs/codec.ts';
-import { DriverError, isDriverError } from '../src/blobs/driver.ts';
-import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../src/blobs/layout.ts';
-import { MemoryDriver } from '../src/blobs/memory-driver.ts';
-import { withStorageErrors } from '../src/blobs/storage-errors.ts';
-import { isCairnError } from '../src/errors.ts';
-import { BlobIndex } from '../src/metadata/blobs.ts';
-import { Database } from '../src/metadata/db.ts';
-import { MiB, randomBytesFor } from './support/bytes.ts';
-
-/** A memory driver whose backend can be switched off: every operation then fails as a real one would. */
-class SwitchableDriver extends MemoryDriver {
-  down = false;
-  private check(key: string): void {
-    if (this.down) throw new DriverError('unavailable', key, `backend down (${key})`);
-  }
-  override async get(key: string) {
-    this.check(key);
-    return super.get(key);
-  }
-  override async put(key: string, data: Uint8Array) {
-    this.check(key);
-    return super.put(key, data);
-  }
-  override async reader(key: string) {
-    this.check(key);
-    return super.reader(key);
-  }
-  override async stat(key: string) {
-    this.check(key);
-    return super.stat(key);
-  }
-  override async *list(prefix: string) {
-    this.check(prefix);
-    yield* super.list(prefix);
-  }
-  override async delete(key: string) {
-    this.check(key);
-    return super.delete(key);
-  }
-  override async ping() {
-    this.check('');
-  }
-}
+import { ChunkStore } from '../../src/blobs/chunk-store.ts';
+import { CodecPool } from '../../src/blobs/codec-pool.ts';
+import { sha256 } from '../../src/blobs/codec.ts';
+import { isDriverError } from '../../src/blobs/driver.ts';
+import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../../src/blobs/layout.ts';
+import { withStorageErrors } from '../../src/blobs/storage-errors.ts';
+import { isCairnError } from '../../src/errors.ts';
+import { BlobIndex } from '../../src/metadata/blobs.ts';
+import { Database } from '../../src/metadata/db.ts';
+import { MiB, randomBytesFor } from '../support/bytes.ts';
+import { SwitchableDriver } from '../support/switchable-driver.ts';
 
 async function* piecesOf(data: Buffer, size = 100_000): AsyncGenerator<Buffer> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
 }
-
-test('src/blobs/ stands alone: it imports nothing from metadata/, formats/, registry/, http/ (only its own files, errors.ts, start-worker.ts)', () => {
-  const dir = path.join(import.meta.dirname, '../src/blobs');
-  const allowed = new Set(['../errors.ts', '../start-worker.ts']);
-  const outside: string[] = [];
-  for (const file of fs.readdirSync(dir)) {
-    const text = fs.readFileSync(path.join(dir, file), 'utf8');
-    for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+'([^']+)'/gms)) {
-      const spec = m[1]!;
-      if (spec.startsWith('../') && !allowed.has(spec)) outside.push(`${file} -> ${spec}`);
-    }
-  }
-  assert.deepEqual(outside, []);
-});
 
 describe('storage key layout', () => {
   test('chunk keys are built and parsed in one place, each the inverse of the other', () => {

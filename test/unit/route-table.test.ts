@@ -4,11 +4,11 @@
 // These checks need no server.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SCOPES } from '../src/access.ts';
-import { isReservedWord } from '../src/identifiers.ts';
-import { ROUTES } from '../src/http/app.ts';
-import { openApiDocument, templatePath } from '../src/http/openapi.ts';
-import { modelParam, type Route } from '../src/http/route.ts';
+import { SCOPES } from '../../src/access.ts';
+import { isReservedWord } from '../../src/identifiers.ts';
+import { ROUTES } from '../../src/http/app.ts';
+import { openApiDocument, templatePath } from '../../src/http/openapi.ts';
+import { modelParam, type Route } from '../../src/http/route.ts';
 
 const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
