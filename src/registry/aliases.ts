@@ -8,8 +8,8 @@ import type { Catalog } from './catalog.ts';
 export class Aliases {
   constructor(private readonly catalog: Catalog) {}
 
-  /** Sets or moves an alias; an event only when it points somewhere new. */
-  set(name: string, alias: unknown, version: unknown, actor: string): AliasSet {
+  /** Sets or moves an alias (`exclusive`: only sets a new one, ALIAS_EXISTS otherwise); an event only when it points somewhere new. */
+  set(name: string, alias: unknown, version: unknown, actor: string, options: { exclusive?: boolean } = {}): AliasSet {
     const a = checkAlias(alias);
     const v = checkVersion(version);
     const { catalog } = this;
@@ -21,6 +21,7 @@ export class Aliases {
         throw new CairnError('INVALID_ALIAS', `alias ${a} would be shadowed by the version of the same name`);
       }
       const previous = catalog.models.aliasTarget(model.id, a);
+      if (previous && options.exclusive) throw new CairnError('ALIAS_EXISTS', `${name} already has an alias ${a} (on ${previous.version})`);
       const now = catalog.now().toISOString();
       catalog.models.setAlias(model.id, a, target.id, now, actor);
       catalog.models.touchModel(model.id, now);

@@ -14,6 +14,7 @@ import type { EventQueries } from '../metadata/events.ts';
 import { LineageQueries } from '../metadata/lineage.ts';
 import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
+import { serverKey } from '../metadata/server-keys.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
 import { UploadQueries } from '../metadata/uploads.ts';
 import type { WebhookQueries } from '../metadata/webhooks.ts';
@@ -21,6 +22,9 @@ import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { Aliases } from './aliases.ts';
 import { Catalog } from './catalog.ts';
 import { Health } from './health.ts';
+import { HubCommits } from './hf-commits.ts';
+import { HubLfs } from './hf-lfs.ts';
+import { HubRepos } from './hf-refs.ts';
 import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
 import { Maintenance } from './maintenance.ts';
@@ -43,6 +47,10 @@ export interface Services {
   webhooks: Webhooks;
   health: Health;
   maintenance: Maintenance;
+  /** the Hugging Face Hub API: refs and commit logs, commits, LFS uploads */
+  hubRepos: HubRepos;
+  hubCommits: HubCommits;
+  hubLfs: HubLfs;
 }
 
 export interface RegistryDeps {
@@ -94,11 +102,16 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
+  const catchUpMirror = () => mirror.kick();
+  const versions = new Versions({ catalog, chunks, catchUpMirror });
+  const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
+  const aliases = new Aliases(catalog);
+  const hubRepos = new HubRepos(catalog, versions, aliases, catchUpMirror);
   return {
     models: new Models(catalog),
-    versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() }),
-    publishing: new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy }),
-    aliases: new Aliases(catalog),
+    versions,
+    publishing,
+    aliases,
     uploads,
     history: new History(catalog),
     lineage: new Lineage(catalog, mirror.gitdir),
@@ -106,5 +119,9 @@ export function createServices(deps: RegistryDeps): Services {
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
+    hubRepos,
+    hubCommits: new HubCommits({ catalog, publishing, versions, repos: hubRepos, chunks }),
+    // upload links are signed with a key kept in the database: they outlive a restart
+    hubLfs: new HubLfs(catalog, uploads, serverKey(db, 'hf-lfs-links')),
   };
 }

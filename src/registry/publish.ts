@@ -39,6 +39,8 @@ export interface PublishInput {
   actor: string;
   /** parents must be readable by it, and files named by digest usable by it */
   caller: Caller;
+  /** checked in the transaction that makes the version visible, first: throws to refuse (a Hub commit whose branch moved meanwhile) */
+  precondition?: () => void;
 }
 
 export interface PublishingDeps {
@@ -156,6 +158,7 @@ export class Publishing {
     const analysisOf = new Map(analyzed.map((f) => [f.path, f.analysis]));
 
     const versionId = catalog.commit(() => {
+      input.precondition?.();
       const now = catalog.now().toISOString();
       const model = catalog.models.model(name) ?? catalog.models.createModel(checkNewName(name), now);
       const existing = catalog.models.versionByString(model.id, version);
