@@ -68,12 +68,15 @@ export class HubCommits {
     this.repos = deps.repos;
   }
 
-  /** An empty model, as create_repo makes one (MODEL_EXISTS if it is there). It has no version until the first commit. */
-  createRepo(name: string): { name: string } {
+  /**
+   * An empty model, as create_repo makes one (MODEL_EXISTS, with `details`,
+   * if it is there). It has no version until the first commit.
+   */
+  createRepo(name: string, details: Record<string, unknown> = {}): { name: string } {
     const { catalog } = this;
     checkNewName(name);
     return catalog.db.transaction(() => {
-      if (catalog.models.model(name)) throw new CairnError('MODEL_EXISTS', `model ${name} already exists`);
+      if (catalog.models.model(name)) throw new CairnError('MODEL_EXISTS', `model ${name} already exists`, details);
       catalog.models.createModel(name, catalog.now().toISOString());
       return { name };
     });

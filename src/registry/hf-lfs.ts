@@ -131,7 +131,11 @@ export class HubLfs {
         continue;
       }
       const stored = await this.store(t.session, offset, window(body, offset - start, end - start, part), caller);
-      if (!stored) continue; // another request was storing into the session: wait for it
+      if (!stored) {
+        // another request is storing into the session (the one this retries, not yet ended): wait for it to end
+        await this.waitForTurn(t.session, signal);
+        continue;
+      }
       const held = this.uploads.get(t.session, caller).offset;
       if (held < end) throw new CairnError('UPLOAD_INCOMPLETE', `${part === undefined ? 'the object' : `part ${part}`} ended after ${held - start} of its ${end - start} bytes; send it again to go on`, { offset: held });
       if (part === undefined) await this.finish(t, caller);

@@ -34,6 +34,16 @@ function atRevision(services: Services, req: Request<{ name: string }>, revision
   return services.versions.atRevision(req.params.name, revision === 'HEAD' ? MAIN : revision, callerOf(req));
 }
 
+/**
+ * Whether the revision is `main` of a model with no version yet (made by
+ * create_repo): an empty repo, as on the Hub — its files are not found
+ * (transformers' push_to_hub looks for a README.md there first), its tree
+ * and paths-info are empty.
+ */
+function emptyMain(services: Services, req: Request<{ name: string }>, revision: string): boolean {
+  return (revision === MAIN || revision === 'HEAD') && services.models.get(req.params.name).latest === null;
+}
+
 /** A `Link: <…>; rel="next"` to the same URL with `cursor` set, as the Hub pages (huggingface_hub utils/_pagination.py). */
 function linkNext(req: Request, res: Response, cursor: string | null): void {
   if (cursor === null) return;
@@ -101,6 +111,10 @@ function hubTree(path: '/hf/api/models/:name/tree/:revision' | '/hf/api/models/:
     },
     handle: ({ services }) => async (req, res) => {
       const params = req.params as { name: string; revision: string; path?: string[] };
+      if (emptyMain(services, req, params.revision) && !params.path) {
+        res.json([]);
+        return;
+      }
       const { version } = await atRevision(services, req, params.revision);
       const recursive = req.query.recursive === 'true' || req.query.recursive === '1';
       res.json(treeEntries(version, params.path?.join('/') ?? '', recursive));
@@ -134,6 +148,7 @@ function hubFile(kind: 'resolve' | 'raw') {
 }
 
 async function sendVersionFile(services: Services, log: Logger, req: Request, res: Response, revision: string, path: string): Promise<void> {
+  if (emptyMain(services, req as Request<{ name: string }>, revision)) throw new CairnError('FILE_NOT_FOUND', `${String(req.params.name)} has no version yet: main holds no ${path}`);
   const { version, commit } = await atRevision(services, req as Request<{ name: string }>, revision);
   const file = version.files.find((f) => f.path === path);
   if (!file) throw new CairnError('FILE_NOT_FOUND', `${version.name}@${version.version} has no file ${path}`);
@@ -210,6 +225,10 @@ export const hubReadRoutes = [
     },
     before: () => [jsonBody, formBody],
     handle: ({ services }) => async (req, res) => {
+      if (emptyMain(services, req, req.params.revision)) {
+        res.json([]);
+        return;
+      }
       const { version } = await atRevision(services, req, req.params.revision);
       const given = (req.body as { paths?: unknown } | undefined)?.paths;
       const paths = typeof given === 'string' ? [given] : given;

@@ -109,7 +109,40 @@ function refRoutes(kind: 'branch' | 'tag') {
   ];
 }
 
+/**
+ * The model card metadata block of a README.md (`---` lines around YAML at
+ * its top), if it has one: an unclosed block is the error create_commit
+ * should stop at before uploading anything.
+ */
+function unclosedMetadata(content: string): string | undefined {
+  const lines = content.split(/\r?\n/);
+  if (lines[0]?.trim() !== '---') return undefined;
+  return lines.slice(1).some((l) => l.trim() === '---') ? undefined : 'the metadata block at the top of README.md (after its first `---` line) has no closing `---` line';
+}
+
 export const hubWriteRoutes = [
+  route({
+    method: 'post',
+    path: '/hf/api/validate-yaml',
+    access: { scope: 'write' },
+    doc: {
+      id: 'hubValidateYaml',
+      tag: 'hugging-face',
+      summary: "A README.md's metadata block, checked before a commit that adds it (huggingface_hub create_commit)",
+      description: 'Cairn keeps README.md like any other file: it checks only that a metadata block at its top is closed (400 with `errors` otherwise), not the YAML within.',
+      body: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { content: { type: 'string' }, repoType: { type: 'string' } }, required: ['content'] } } } },
+      responses: { 200: HUB_JSON('`{warnings: [], errors: []}`', 'object') },
+      errors: ['INVALID_ARGUMENT'],
+    },
+    before: () => [jsonBody],
+    handle: () => (req, res) => {
+      const content = (req.body as { content?: unknown } | undefined)?.content;
+      if (typeof content !== 'string') throw new CairnError('INVALID_ARGUMENT', 'content must be the text of a README.md', { errors: [{ message: 'content must be a string' }] });
+      const problem = unclosedMetadata(content);
+      if (problem) throw new CairnError('INVALID_ARGUMENT', problem, { errors: [{ message: problem }] });
+      res.json({ warnings: [], errors: [] });
+    },
+  }),
   route({
     method: 'post',
     path: '/hf/api/repos/create',
@@ -130,8 +163,10 @@ export const hubWriteRoutes = [
       if (typeof name !== 'string' || (organization !== undefined && organization !== null && typeof organization !== 'string')) throw new CairnError('INVALID_NAME', 'name (and organization) must be strings');
       const full = organization ? `${organization}/${name}` : name;
       requireScope(req, 'write', full); // the name is in the body: the route table cannot check it
-      services.hubCommits.createRepo(full);
-      res.json({ url: `${hubBase(req)}/${full}`, name: full, id: full });
+      const url = `${hubBase(req)}/${full}`;
+      // huggingface_hub's create_repo(exist_ok=True) reads the url from the 409 too (hf_api.py)
+      services.hubCommits.createRepo(full, { url });
+      res.json({ url, name: full, id: full });
     },
   }),
   route({
