@@ -15,12 +15,14 @@ import { LineageQueries } from '../metadata/lineage.ts';
 import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
 import { serverKey } from '../metadata/server-keys.ts';
+import { JobQueries } from '../metadata/jobs.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
 import { UploadQueries } from '../metadata/uploads.ts';
 import type { WebhookQueries } from '../metadata/webhooks.ts';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { Aliases } from './aliases.ts';
 import { Catalog } from './catalog.ts';
+import { Derivations } from './derive.ts';
 import { Health } from './health.ts';
 import { HubCommits } from './hf-commits.ts';
 import { HubLfs } from './hf-lfs.ts';
@@ -51,6 +53,8 @@ export interface Services {
   hubRepos: HubRepos;
   hubCommits: HubCommits;
   hubLfs: HubLfs;
+  /** derived versions and their jobs (start() runs the queue) */
+  derive: Derivations;
 }
 
 export interface RegistryDeps {
@@ -71,6 +75,8 @@ export interface RegistryDeps {
   unsafePolicy: 'warn' | 'reject';
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
+  derive: { scratchDir: string; concurrency?: number };
   log: Logger;
   now?: () => Date;
 }
@@ -123,5 +129,6 @@ export function createServices(deps: RegistryDeps): Services {
     hubCommits: new HubCommits({ catalog, publishing, versions, repos: hubRepos, chunks }),
     // upload links are signed with a key kept in the database: they outlive a restart
     hubLfs: new HubLfs(catalog, uploads, serverKey(db, 'hf-lfs-links')),
+    derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),
   };
 }
