@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { lineageDir } from '../src/lineage/git-mirror.ts';
 import { bearer, createToken, startAuthServer, type AuthServer } from './support/auth-server.ts';
 import { cairnBin } from './support/build.ts';
-import { bodyOf, call } from './support/http-client.ts';
+import { bodyOf, call, publishForm } from './support/http-client.ts';
 import { usePythonVenv, type PythonEnv } from './support/python.ts';
 
 const run = promisify(execFile);
@@ -230,6 +230,32 @@ describe('LFS uploads and tokens, at the protocol level', () => {
     assert.equal(commit.status, 200, await commit.clone().text());
     const file = await fetch(`${server.url}/hf/acme/cut/resolve/main/w.bin`, { headers: bearer(server.adminToken) });
     assert.deepEqual(Buffer.from(await file.arrayBuffer()), bytes);
+  });
+
+  test('a commit names its version with a Cairn-Version line, else its number (`<number>.<k>` when taken); no pull requests', async () => {
+    const commitTo = (model: string, lines: object[], query = '') =>
+      fetch(`${server.url}/hf/api/models/${model}/commit/main${query}`, { method: 'POST', body: lines.map((l) => JSON.stringify(l)).join('\n'), headers: { ...bearer(server.adminToken), 'content-type': 'application/x-ndjson' } });
+    const file = (p: string, text: string) => ({ key: 'file', value: { path: p, content: Buffer.from(text).toString('base64'), encoding: 'base64' } });
+    assert.equal((await call(server.url, 'POST', '/hf/api/repos/create', { name: 'named', organization: 'acme' }, bearer(server.adminToken))).status, 200);
+    const named = await commitTo('acme/named', [{ key: 'header', value: { summary: 'rc', description: 'first cut\nCairn-Version: 2.0.0-rc1\n' } }, file('a.txt', 'a')]);
+    assert.equal(named.status, 200, await named.clone().text());
+    assert.equal((await named.json()).cairn.version, '2.0.0-rc1');
+    // the next commit is the model's second version: `2`, free
+    const second = await commitTo('acme/named', [{ key: 'header', value: { summary: 'two' } }, file('b.txt', 'b')]);
+    assert.equal((await second.json()).cairn.version, '2');
+    // a REST publish, the model's third version, named `4`: the next commit is the fourth, and `4` is taken
+    const rest = await publishForm(server.url, 'acme/named', { version: '4' }, [{ path: 'w.bin', data: Buffer.from('rest') }], { headers: bearer(server.adminToken) });
+    assert.equal(rest.status, 201, JSON.stringify(rest.body));
+    const third = await commitTo('acme/named', [{ key: 'header', value: { summary: 'three' } }, file('c.txt', 'c')]);
+    const thirdBody = await third.json();
+    assert.equal(third.status, 200, JSON.stringify(thirdBody));
+    assert.equal(thirdBody.cairn.version, '4.1');
+    const again = await commitTo('acme/named', [{ key: 'header', value: { summary: 'dup', description: 'Cairn-Version: 2.0.0-rc1' } }, file('d.txt', 'd')]);
+    assert.equal(again.status, 409);
+    assert.equal(again.headers.get('x-error-code'), 'VERSION_EXISTS');
+    const pr = await commitTo('acme/named', [{ key: 'header', value: { summary: 'pr' } }, file('e.txt', 'e')], '?create_pr=1');
+    assert.equal(pr.status, 400);
+    assert.match((await pr.json()).error, /no pull requests/);
   });
 
   test('an LFS object whose bytes are not its sha256 is refused, and no commit can name it', async () => {
