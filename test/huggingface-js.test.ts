@@ -89,6 +89,11 @@ describe('@huggingface/hub uploads to Cairn and reads it back', () => {
     assert.deepEqual(models, ['acme/js-tiny']);
     const me = await whoAmI({ hubUrl, accessToken });
     assert.equal(me.name, 'admin');
+    // the client's error carries Cairn's message (the body's `error` is a string, not an object: no "[object Object]")
+    await assert.rejects(
+      uploadFiles({ repo: { type: 'model', name: 'acme/nope' }, hubUrl, accessToken, files: [{ path: 'a.txt', content: new Blob(['a']) }] }),
+      (err: Error) => /model acme\/nope does not exist/.test(err.message) && !err.message.includes('[object Object]'),
+    );
 
     // Cairn's side: two versions, the second derived from the first, the weights stored once
     const versions = await call(server.url, 'GET', '/v1/models/acme/js-tiny/versions', undefined, bearer(server.adminToken));

@@ -28,13 +28,13 @@ const TRANSFORMERS = fileURLToPath(new URL('./support/hf_transformers_roundtrip.
 const WEIGHTS_MB = 50;
 
 /** Runs a client script with HF_ENDPOINT at the server and `token` as HF_TOKEN; its last stdout line, parsed. */
-async function hubScript(py: PythonEnv, server: AuthServer, token: string, script: string, args: string[], home: string): Promise<any> {
+async function hubScript(py: PythonEnv, server: AuthServer, token: string, script: string, args: string[], home: string, options: { xet?: boolean } = {}): Promise<any> {
   const env = {
     ...process.env,
     HF_ENDPOINT: `${server.url}/hf`,
     HF_TOKEN: token,
     HF_HOME: home,
-    HF_HUB_DISABLE_XET: '1',
+    HF_HUB_DISABLE_XET: options.xet ? '0' : '1',
     HF_HUB_DISABLE_TELEMETRY: '1',
     HF_HUB_DISABLE_PROGRESS_BARS: '1',
     TRANSFORMERS_NO_ADVISORY_WARNINGS: '1',
@@ -258,6 +258,23 @@ describe('LFS uploads and tokens, at the protocol level', () => {
     assert.match((await pr.json()).error, /no pull requests/);
   });
 
+  test('list_models pages with a Link header; whoami without a token is 401 with X-Error-Code', async () => {
+    for (const name of ['page-a', 'page-b']) assert.equal((await call(server.url, 'POST', '/hf/api/repos/create', { name, organization: 'acme' }, bearer(server.adminToken))).status, 200);
+    const seen: string[] = [];
+    let url: string | undefined = `${server.url}/hf/api/models?author=acme&search=page&limit=1`;
+    while (url) {
+      const page: Response = await fetch(url, { headers: bearer(server.adminToken) });
+      assert.equal(page.status, 200);
+      seen.push(...(await page.json()).map((m: any) => m.id));
+      url = /<([^>]+)>; rel="next"/.exec(page.headers.get('link') ?? '')?.[1];
+    }
+    assert.deepEqual(seen, ['acme/page-a', 'acme/page-b']);
+    const anonymous = await fetch(`${server.url}/hf/api/whoami-v2`);
+    assert.equal(anonymous.status, 401);
+    assert.equal(anonymous.headers.get('x-error-code'), 'GatedRepo');
+    assert.equal(typeof (await anonymous.json()).error, 'string');
+  });
+
   test('an LFS object whose bytes are not its sha256 is refused, and no commit can name it', async () => {
     const bytes = randomBytes(1 << 20);
     const oid = createHash('sha256').update('something else').digest('hex');
@@ -272,6 +289,31 @@ describe('LFS uploads and tokens, at the protocol level', () => {
     assert.match((await commit.json()).error, /no uploaded content/);
   });
 
+  test('with hf_xet installed and Xet left on, huggingface_hub downloads (Cairn never advertises Xet); uploads need HF_HUB_DISABLE_XET=1', { timeout: 300_000 }, async (t) => {
+    const py = venv.get(t);
+    if (!py) return;
+    const script = path.join(work, 'xet.py');
+    await fs.writeFile(
+      script,
+      `
+import json, os
+import hf_xet
+from huggingface_hub import HfApi, snapshot_download
+d = snapshot_download("acme/cut")
+try:
+    HfApi().upload_file(path_or_fileobj=os.urandom(3 << 20), path_in_repo="xet.bin", repo_id="acme/cut")
+    upload = "uploaded"
+except Exception as e:
+    upload = type(e).__name__ + ": " + str(e)
+print(json.dumps({"files": sorted(os.listdir(d)), "upload": upload}))
+`,
+    );
+    const out = await hubScript(py, server, server.adminToken, script, [], path.join(work, 'home-xet'), { xet: true });
+    assert.ok(out.files.includes('w.bin'), JSON.stringify(out));
+    // hf_xet asks /api/models/acme/cut/xet-write-token/main, which Cairn does not have (README "With Hugging Face clients")
+    assert.match(out.upload, /xet-write-token/);
+  });
+
   test('a read token cannot upload, a team-a token neither reads nor writes acme (403 with X-Error-Code, read by huggingface_hub)', { timeout: 300_000 }, async (t) => {
     const py = venv.get(t);
     if (!py) return;
@@ -282,7 +324,7 @@ describe('LFS uploads and tokens, at the protocol level', () => {
       script,
       `
 import json, sys
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.utils import HfHubHTTPError
 api = HfApi()
 def attempt(fn):
@@ -295,6 +337,7 @@ print(json.dumps({
   "upload": attempt(lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="acme/cut")),
   "create": attempt(lambda: api.create_repo("acme/other")),
   "read": attempt(lambda: api.model_info("acme/cut")),
+  "download": attempt(lambda: hf_hub_download("acme/cut", "w.bin")),
   "who": api.whoami()["name"],
   "orgs": [o["name"] for o in api.whoami()["orgs"]],
 }))
@@ -309,6 +352,9 @@ print(json.dumps({
     assert.deepEqual(asTeamA.upload, [403, 'GatedRepo', 'GatedRepoError']);
     assert.deepEqual(asTeamA.create, [403, 'GatedRepo', 'GatedRepoError']);
     assert.deepEqual(asTeamA.read, [403, 'GatedRepo', 'GatedRepoError']);
+    // a HEAD of resolve/ refused: the client says it cannot access the repo, not "check your connection"
+    assert.deepEqual(asTeamA.download, [403, 'GatedRepo', 'GatedRepoError']);
+    assert.equal(asReader.download, null);
     assert.deepEqual(asTeamA.orgs, ['team-a']);
     const versions = await call(server.url, 'GET', '/v1/models/acme/cut/versions', undefined, bearer(server.adminToken));
     assert.ok(!versions.body.versions.some((v: any) => v.files?.some?.((f: any) => f.path === 'x.txt')));
