@@ -44,6 +44,11 @@ async function uploadFolder(python: string, server: AuthServer, repo: string, fo
   return (Date.now() - started) / 1000;
 }
 
+/** Seconds the server spent answering requests whose path matches, summed. */
+function secondsIn(server: AuthServer, match: RegExp): number {
+  return server.log.lines.filter((l) => l.msg === 'request' && match.test(String(l.fields.path))).reduce((n, l) => n + Number(l.fields.duration_ms ?? 0) / 1000, 0);
+}
+
 /** Request body bytes the server logged for requests whose path starts with `prefix`. */
 function bytesIn(server: AuthServer, prefix: string): number {
   return server.log.lines.filter((l) => l.msg === 'request' && String(l.fields.path).startsWith(prefix)).reduce((n, l) => n + Number(l.fields.bytes_in ?? 0), 0);
@@ -67,6 +72,9 @@ async function main(): Promise<void> {
       const seconds = await uploadFolder(python, hub, 'acme/bench', folder, path.join(work, 'home'));
       const sent = bytesIn(hub, '/hf/lfs-upload/');
       console.log(`upload_folder (huggingface_hub, LFS): ${seconds.toFixed(1)} s, ${(bytes / MB / seconds).toFixed(1)} MB/s; LFS bytes received ${(sent / MB).toFixed(1)} MB`);
+      const puts = secondsIn(hub, /^\/hf\/lfs-upload\//);
+      const commit = secondsIn(hub, /\/commit\//);
+      console.log(`  of which the server spent ${puts.toFixed(1)} s on the LFS PUTs (${(bytes / MB / puts).toFixed(1)} MB/s) and ${commit.toFixed(1)} s on the commit (the version's publish); the rest is the client (sha256 of the file, requests)`);
       const again = await uploadFolder(python, hub, 'acme/bench-copy', folder, path.join(work, 'home'));
       const sentAgain = bytesIn(hub, '/hf/lfs-upload/') - sent;
       console.log(`the same folder to another repo: ${again.toFixed(1)} s, LFS bytes received ${sentAgain} (${((100 * sentAgain) / bytes).toFixed(3)} % of the file)`);

@@ -25,6 +25,8 @@ export interface Config {
   rateLimit?: number;
   /** webhooks may post to loopback, private and link-local addresses (CAIRN_WEBHOOK_ALLOW_PRIVATE; absent: false) */
   webhookAllowPrivate?: boolean;
+  /** each new version's OCI image form is computed right after publish (CAIRN_OCI_IMAGE_JOB; absent: false — on its first request; `cairn serve` defaults to true) */
+  ociImageJob?: boolean;
   /** format analysis at publish (absent: the defaults of analysis-pool.ts) */
   analysis?: AnalysisConfig;
   /** garbage collection (absent: the defaults of maintenance/gc.ts) */
@@ -123,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: parseCount('CAIRN_MAX_UPLOAD_BYTES', env.CAIRN_MAX_UPLOAD_BYTES, 100 * 1024 ** 3) || undefined,
     rateLimit: parseCount('CAIRN_RATE_LIMIT', env.CAIRN_RATE_LIMIT, 6000),
     webhookAllowPrivate: parseBool('CAIRN_WEBHOOK_ALLOW_PRIVATE', env.CAIRN_WEBHOOK_ALLOW_PRIVATE, false),
+    ociImageJob: parseBool('CAIRN_OCI_IMAGE_JOB', env.CAIRN_OCI_IMAGE_JOB, true),
     analysis: {
       workers: parsePositive('CAIRN_ANALYSIS_WORKERS', env.CAIRN_ANALYSIS_WORKERS),
       fileSeconds: parsePositive('CAIRN_ANALYSIS_FILE_SECONDS', env.CAIRN_ANALYSIS_FILE_SECONDS),

@@ -46,6 +46,10 @@ export type ErrorCode =
   | 'STORAGE_UNAVAILABLE'
   | 'COMMIT_PENDING'
   | 'CONTENT_CORRUPT'
+  | 'INVALID_MANIFEST'
+  | 'MANIFEST_NOT_FOUND'
+  | 'UNSUPPORTED_OPERATION'
+  | 'IMAGE_PENDING'
   | 'INTERNAL';
 
 export class CairnError extends Error {

@@ -14,6 +14,7 @@ import type { EventQueries } from '../metadata/events.ts';
 import { LineageQueries } from '../metadata/lineage.ts';
 import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
+import { OciQueries } from '../metadata/oci.ts';
 import { serverKey } from '../metadata/server-keys.ts';
 import { JobQueries } from '../metadata/jobs.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
@@ -31,6 +32,8 @@ import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
 import { Maintenance } from './maintenance.ts';
 import { Models } from './models.ts';
+import { Oci } from './oci.ts';
+import { RegistryTokens } from './oci-tokens.ts';
 import { Publishing } from './publish.ts';
 import { Tokens } from './tokens.ts';
 import { Uploads } from './uploads.ts';
@@ -53,6 +56,10 @@ export interface Services {
   hubRepos: HubRepos;
   hubCommits: HubCommits;
   hubLfs: HubLfs;
+  /** the OCI Distribution front door (/v2) */
+  oci: Oci;
+  /** short-lived tokens of the /v2 token flow */
+  registryTokens: RegistryTokens;
   /** derived versions and their jobs (start() runs the queue) */
   derive: Derivations;
 }
@@ -73,6 +80,8 @@ export interface RegistryDeps {
   auth: boolean;
   /** what to do with a version whose files run code when loaded */
   unsafePolicy: 'warn' | 'reject';
+  /** each new version's OCI image form is computed after publish (else on its first request) */
+  ociImageJob?: boolean;
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
   /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
@@ -83,6 +92,7 @@ export interface RegistryDeps {
 
 export function createServices(deps: RegistryDeps): Services {
   const { db, chunks, mirror, dispatcher, log } = deps;
+  let oci: Oci | undefined;
   const catalog = new Catalog({
     db,
     models: new ModelQueries(db),
@@ -93,6 +103,7 @@ export function createServices(deps: RegistryDeps): Services {
     onEvent: () => {
       void mirror.kick();
       void dispatcher.kick();
+      oci?.kick(); // image forms of new versions
     },
     now: deps.now,
   });
@@ -113,6 +124,8 @@ export function createServices(deps: RegistryDeps): Services {
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
   const aliases = new Aliases(catalog);
   const hubRepos = new HubRepos(catalog, versions, aliases, catchUpMirror);
+  oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
+  const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {
     models: new Models(catalog),
     versions,
@@ -121,7 +134,7 @@ export function createServices(deps: RegistryDeps): Services {
     uploads,
     history: new History(catalog),
     lineage: new Lineage(catalog, mirror.gitdir),
-    tokens: new Tokens(deps.auth ? new TokenQueries(db) : undefined),
+    tokens,
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
@@ -129,6 +142,8 @@ export function createServices(deps: RegistryDeps): Services {
     hubCommits: new HubCommits({ catalog, publishing, versions, repos: hubRepos, chunks }),
     // upload links are signed with a key kept in the database: they outlive a restart
     hubLfs: new HubLfs(catalog, uploads, serverKey(db, 'hf-lfs-links')),
+    oci,
+    registryTokens: new RegistryTokens(serverKey(db, 'oci-token'), tokens),
     derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),
   };
 }

@@ -41,6 +41,8 @@ export interface PublishInput {
   caller: Caller;
   /** checked in the transaction that makes the version visible, first: throws to refuse (a Hub commit whose branch moved meanwhile) */
   precondition?: () => void;
+  /** runs inside the transaction that makes the version visible (a front door's own records of it) */
+  inTransaction?: (versionId: number) => void;
 }
 
 export interface PublishingDeps {
@@ -212,6 +214,7 @@ export class Publishing {
       for (const f of files) catalog.models.insertFile(id, f);
       parents.forEach((p, seq) => catalog.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
       for (const alias of aliases) catalog.models.setAlias(model.id, alias, id, now, actor);
+      input.inTransaction?.(id);
       const { aliases: _aliases, ...versionFile } = catalog.versionDoc(model, catalog.models.versionById(id)!, FULL_VIEW);
       catalog.record(model, {
         kind: 'publish',

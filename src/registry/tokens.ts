@@ -53,6 +53,11 @@ export class Tokens implements Authenticator {
     return this.queries?.authenticate(token.startsWith(HF_PREFIX) ? token.slice(HF_PREFIX.length) : token);
   }
 
+  /** An active token's principal by its id; undefined when revoked, expired or unknown (and with auth off). */
+  principalById(id: number): Principal | undefined {
+    return this.queries?.principalById(id);
+  }
+
   /**
    * First start: a new admin token named `admin` (or `admin-2`, …) when no
    * active one exists; undefined otherwise, and with auth off.
