@@ -111,14 +111,20 @@ for (const hubVersion of ['2.0.0', '1.33.0']) {
       assert.deepEqual(out.refs.branches, [
         ['dev', out.dev_commit],
         ['main', out.dev_commit],
-        ['v1', c2],
       ]);
+      // versions and the tag create_tag made (an alias that never moves: migrations/012_hub_tags.sql)
       assert.deepEqual(out.refs.tags, [
         ['1', c1],
         ['2', c2],
         ['3', c3],
         ['4', out.dev_commit],
+        ['v1', c2],
       ]);
+      assert.equal(out.commit_to_tag.status, 400);
+      assert.match(out.commit_to_tag.message, /is a tag/);
+      // nor does the REST API move it
+      const moved = await call(server.url, 'PUT', `/v1/models/${repo}/aliases/v1`, { version: '3' }, bearer(server.adminToken));
+      assert.equal(moved.status, 409, JSON.stringify(moved.body));
       // the log of main: newest first, titles as committed, ids those of the commits
       const titles = out.log.map(([, title]: [string, string]) => title);
       assert.deepEqual(titles.filter((x: string) => !x.startsWith('alias ')), ['dev work', 'no tokenizer', 'wider', 'first weights']);
@@ -147,6 +153,12 @@ for (const hubVersion of ['2.0.0', '1.33.0']) {
       const log = await run('git', ['--git-dir', lineageDir(server.dataDir), 'log', '--format=%H %s', '--', `models/${repo}`]);
       const gitIds = log.stdout.trim().split('\n').map((l) => l.split(' ')[0]);
       for (const c of [c1, c2, c3, out.dev_commit]) assert.ok(gitIds.includes(c), `git log has ${c}`);
+      // a publish that names the tag as an alias is refused whole (409): the tag stays, no version is made
+      const onTag = await publishForm(server.url, repo, { version: '9', aliases: ['v1'] }, [{ path: 'w.bin', data: Buffer.from('x') }], { headers: bearer(server.adminToken) });
+      assert.equal(onTag.status, 409, JSON.stringify(onTag.body));
+      const after = await call(server.url, 'GET', `/v1/models/${repo}`, undefined, bearer(server.adminToken));
+      assert.equal(after.body.aliases.v1, '2');
+      assert.equal(after.body.latest.version, '4');
     });
   });
 }

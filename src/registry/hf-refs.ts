@@ -2,8 +2,8 @@
 // (`main` is the latest version, aliases are branches, versions are tags) and
 // its commit log, from the history index in SQLite. Commit ids are the
 // lineage repository's, the ones X-Repo-Commit gives (Versions.commitsOf).
-// Branches and tags are made and removed as aliases (README "With Hugging
-// Face clients": Cairn's immutable names are its versions).
+// Branches and tags are made and removed as aliases; a tag is an alias that
+// never moves (README "With Hugging Face clients").
 import type { Caller } from '../access.ts';
 import { CairnError } from '../errors.ts';
 import { checkAlias, LATEST, MAIN, parseLimit } from '../identifiers.ts';
@@ -53,6 +53,9 @@ export class HubRepos {
     const { models } = this.catalog;
     if (branch === MAIN || branch === LATEST) return models.latestVersion(model.id);
     const target = models.aliasTarget(model.id, branch);
+    if (target && models.isFixedAlias(model.id, branch)) {
+      throw new CairnError('INVALID_ARGUMENT', `${model.name}@${branch} is a tag (made by create_tag), which never moves: commit to main or to a branch`);
+    }
     if (target) return target;
     if (models.versionByString(model.id, branch) || /^[0-9a-f]{40}$/.test(branch)) {
       throw new CairnError('INVALID_ARGUMENT', `${model.name}@${branch} is a version or a commit, which never changes: commit to main or to a branch (an alias)`);
@@ -60,12 +63,14 @@ export class HubRepos {
     throw new CairnError('ALIAS_NOT_FOUND', `${model.name} has no branch ${branch} (branches are main and the aliases)`);
   }
 
-  /** Branches (`main`, then the aliases) and tags (the live versions), each with the publish commit of its version. */
+  /** Branches (`main`, then the aliases) and tags (the live versions, then the tags create_tag made), each with the publish commit of its version. */
   async refs(name: string): Promise<HubRefs> {
     const { models } = this.catalog;
     const model = this.catalog.requireModel(name);
     const latest = models.latestVersion(model.id);
     const aliases = models.aliasesOfModel(model.id).filter((a) => a.alias !== MAIN);
+    const branches = aliases.filter((a) => a.fixed === 0);
+    const fixed = aliases.filter((a) => a.fixed === 1);
     const versions: VersionRow[] = [];
     for (let page = models.listVersions(model.id, { limit: TAG_PAGE }); page.length > 0; page = models.listVersions(model.id, { beforeNumber: page[page.length - 1]!.number, limit: TAG_PAGE })) {
       versions.push(...page);
@@ -73,9 +78,10 @@ export class HubRepos {
     }
     const commits = await this.versions.commitsOf(name, [...new Set([...versions.map((v) => v.version), ...aliases.map((a) => a.version)])]);
     const branch = (branchName: string, version: string): HubRef => ({ name: branchName, ref: `refs/heads/${branchName}`, targetCommit: commits.get(version)! });
+    const tag = (tagName: string, version: string): HubRef => ({ name: tagName, ref: `refs/tags/${tagName}`, targetCommit: commits.get(version)! });
     return {
-      branches: [...(latest ? [branch(MAIN, latest.version)] : []), ...aliases.map((a) => branch(a.alias, a.version))],
-      tags: versions.map((v) => ({ name: v.version, ref: `refs/tags/${v.version}`, targetCommit: commits.get(v.version)! })),
+      branches: [...(latest ? [branch(MAIN, latest.version)] : []), ...branches.map((a) => branch(a.alias, a.version))],
+      tags: [...versions.map((v) => tag(v.version, v.version)), ...fixed.map((a) => tag(a.alias, a.version))],
     };
   }
 
@@ -106,14 +112,14 @@ export class HubRepos {
 
   /**
    * A new branch or tag: an alias on the version at `revision` (a commit id,
-   * a version, an alias, `main`), never one that exists (ALIAS_EXISTS).
-   * `main` exists always.
+   * a version, an alias, `main`), never one that exists (ALIAS_EXISTS) — a
+   * tag one that never moves. `main` exists always.
    */
-  async createRef(name: string, ref: unknown, revision: string, actor: string, caller: Caller): Promise<{ alias: string; version: string }> {
+  async createRef(name: string, kind: 'branch' | 'tag', ref: unknown, revision: string, actor: string, caller: Caller): Promise<{ alias: string; version: string }> {
     if (ref === MAIN) throw new CairnError('ALIAS_EXISTS', `${name} already has the branch main (its latest version)`);
     const alias = checkAlias(ref);
     const { version } = await this.versions.atRevision(name, revision, caller);
-    this.aliases.set(name, alias, version.version, actor, { exclusive: true });
+    this.aliases.set(name, alias, version.version, actor, { exclusive: true, fixed: kind === 'tag' });
     return { alias, version: version.version };
   }
 

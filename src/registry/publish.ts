@@ -13,6 +13,7 @@ import { checkAlias, checkDigest, checkName, checkNewName, checkNewVersion, chec
 import { checkJsonValue, MAX_JSON_BYTES } from '../json-limits.ts';
 import { isValidTagName, modelPath, versionPath } from '../lineage/documents.ts';
 import type { FileRow, VersionRow } from '../metadata/models.ts';
+import { fixedAlias } from './aliases.ts';
 import type { Catalog } from './catalog.ts';
 
 export interface PublishFile {
@@ -213,7 +214,9 @@ export class Publishing {
       });
       for (const f of files) catalog.models.insertFile(id, f);
       parents.forEach((p, seq) => catalog.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
-      for (const alias of aliases) catalog.models.setAlias(model.id, alias, id, now, actor);
+      for (const alias of aliases) {
+        if (!catalog.models.setAlias(model.id, alias, id, now, actor)) throw fixedAlias(name, alias, catalog.models.aliasTarget(model.id, alias)!.version);
+      }
       input.inTransaction?.(id);
       const { aliases: _aliases, ...versionFile } = catalog.versionDoc(model, catalog.models.versionById(id)!, FULL_VIEW);
       catalog.record(model, {

@@ -104,6 +104,7 @@ api.create_branch(repo, branch="dev", revision=c2.oid)
 c5 = api.upload_file(path_or_fileobj=b"on dev\n", path_in_repo="dev.txt", repo_id=repo, revision="dev", commit_message="dev work")
 api.create_tag(repo, tag="v1", revision=c2.oid)
 out["tag_again"] = error_of(lambda: api.create_tag(repo, tag="v1", revision=c3.oid))
+out["commit_to_tag"] = error_of(lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, revision="v1"))
 out["branch_main"] = error_of(lambda: api.create_branch(repo, branch="main"))
 out["dev_commit"] = c5.oid
 

@@ -58,7 +58,7 @@ function refuseCreatePr(req: Request): void {
   if (req.query.create_pr === '1' || req.query.create_pr === 'true') throw new CairnError('INVALID_ARGUMENT', 'Cairn has no pull requests: commit to a branch (an alias) instead');
 }
 
-/** Creating and deleting a branch or a tag: both are aliases (README "With Hugging Face clients"). */
+/** Creating and deleting a branch or a tag: both are aliases, a tag one that never moves (README "With Hugging Face clients"). */
 function refRoutes(kind: 'branch' | 'tag') {
   const what = kind === 'branch' ? 'branch' : 'tag';
   return [
@@ -72,7 +72,7 @@ function refRoutes(kind: 'branch' | 'tag') {
         summary:
           kind === 'branch'
             ? 'A new branch (create_branch): an alias on the version at `startingPoint` (default `main`)'
-            : 'A new tag on a revision (create_tag): an alias `tag` on its version, which create_tag never moves',
+            : 'A new tag on a revision (create_tag): an alias `tag` on its version that nothing moves (no commit, alias set or publish; only delete_tag removes it)',
         params: [kind === 'branch' ? pathParam('revision', 'the new branch: an alias name') : HUB_REVISION],
         body: {
           required: kind === 'tag',
@@ -85,7 +85,7 @@ function refRoutes(kind: 'branch' | 'tag') {
       handle: ({ services }) => async (req, res) => {
         const body = (req.body ?? {}) as { startingPoint?: unknown; tag?: unknown };
         const [ref, revision] = kind === 'branch' ? [req.params.revision, typeof body.startingPoint === 'string' ? body.startingPoint : MAIN] : [body.tag, req.params.revision];
-        const made = await services.hubRepos.createRef(req.params.name, ref, revision, actorOf(req), callerOf(req));
+        const made = await services.hubRepos.createRef(req.params.name, kind, ref, revision, actorOf(req), callerOf(req));
         res.json({ name: made.alias, version: made.version });
       },
     }),
