@@ -164,7 +164,7 @@ for (const hubVersion of ['2.0.0', '1.33.0']) {
 }
 
 describe('transformers 5.17.0 push_to_hub and from_pretrained through Cairn', () => {
-  // torch CPU from the mirror: the venv builds in about a minute, once
+  // torch CPU from pip's local mirror: the venv is built once and cached (test/support/python.ts)
   const venv = usePythonVenv(['huggingface_hub==1.33.0', 'transformers==5.17.0', 'torch']);
   let server: AuthServer;
   let work: string;
