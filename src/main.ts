@@ -91,6 +91,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     auth: config.auth,
     unsafePolicy: config.unsafePolicy,
     gc: config.gc,
+    presignSeconds: config.presignSeconds,
     ociImageJob: config.ociImageJob ?? false,
     derive: { scratchDir: path.join(config.dataDir, 'tmp', 'derive'), concurrency: config.deriveJobs },
     log,

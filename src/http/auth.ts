@@ -278,6 +278,12 @@ export function callerOf(req: Request): Caller {
   return { principal: auth.principal, models: auth.models };
 }
 
+/** Who is asking and what it may do (GET /v1/whoami): the token's name, highest scope and name patterns. */
+export function identityOf(req: Request): { name: string; scope: Scope | undefined; models: string[] } {
+  const auth = authOf(req);
+  return { name: auth.actor, scope: auth.scope, models: auth.models };
+}
+
 /**
  * A token bucket per client (token name, else remote address): `perMinute`
  * requests a minute, bursts up to as many. Over it: 429 with Retry-After.

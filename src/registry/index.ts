@@ -84,6 +84,8 @@ export interface RegistryDeps {
   ociImageJob?: boolean;
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** lifetime of the S3 URLs in chunk maps (CAIRN_PRESIGN_SECONDS) */
+  presignSeconds?: number;
   /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
   derive: { scratchDir: string; concurrency?: number };
   log: Logger;
@@ -120,7 +122,7 @@ export function createServices(deps: RegistryDeps): Services {
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
   const catchUpMirror = () => mirror.kick();
-  const versions = new Versions({ catalog, chunks, catchUpMirror });
+  const versions = new Versions({ catalog, chunks, catchUpMirror, presignSeconds: deps.presignSeconds });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
   const aliases = new Aliases(catalog);
   const hubRepos = new HubRepos(catalog, versions, aliases, catchUpMirror);

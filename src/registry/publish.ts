@@ -214,9 +214,6 @@ export class Publishing {
       });
       for (const f of files) catalog.models.insertFile(id, f);
       parents.forEach((p, seq) => catalog.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
-      for (const alias of aliases) {
-        if (!catalog.models.setAlias(model.id, alias, id, now, actor)) throw fixedAlias(name, alias, catalog.models.aliasTarget(model.id, alias)!.version);
-      }
       input.inTransaction?.(id);
       const { aliases: _aliases, ...versionFile } = catalog.versionDoc(model, catalog.models.versionById(id)!, FULL_VIEW);
       catalog.record(model, {
@@ -229,6 +226,23 @@ export class Publishing {
         changes: { [versionPath(name, version)]: canonicalJsonFile(versionFile), [modelPath(name)]: catalog.modelFile(model) },
         tag: isValidTagName(`${name}@${version}`) ? `${name}@${version}` : null,
       });
+      // aliases given with the publish are events of their own, as if set right after it: who
+      // put a version in production, and when, is in the history and in git like any alias move
+      for (const alias of aliases) {
+        const previous = catalog.models.aliasTarget(model.id, alias);
+        // a tag (create_tag) never moves: the whole publish is refused
+        if (!catalog.models.setAlias(model.id, alias, id, now, actor)) throw fixedAlias(name, alias, previous!.version);
+        catalog.record(model, {
+          kind: 'alias',
+          version,
+          alias,
+          actor,
+          time: now,
+          message: previous ? `set at publish (was ${previous.version})` : 'set at publish',
+          subject: `alias ${name}@${alias} -> ${version}`,
+          changes: { [modelPath(name)]: catalog.modelFile(model) },
+        });
+      }
       return id;
     });
     const model = catalog.models.model(name)!;
