@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { downloadFile, fileDownloadInfo, listFiles, modelInfo } from '@huggingface/hub';
 import { digestOf, MiB, randomBytesFor } from './support/bytes.ts';
 import { call, publishForm } from './support/http-client.ts';
-import { treeEntries } from '../src/http/routes/huggingface.ts';
+import { treeEntries } from '../src/http/hf/read.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait-for.ts';
 

@@ -52,3 +52,12 @@ export const ErrorBody = Type.Object(
   { $id: 'Error' },
 );
 export type ErrorBody = Static<typeof ErrorBody>;
+
+/** An error answer under /hf, as the Hugging Face Hub's clients read it (with `X-Error-Code` and `X-Error-Message` headers). */
+export const HubErrorBody = Type.Object(
+  {
+    error: Type.String({ description: 'for people (also in the `X-Error-Message` header)' }),
+    code: Type.String({ description: "Cairn's error code; `X-Error-Code` has the Hub's (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`, `GatedRepo` for 401 and 403) or else this one" }),
+  },
+  { $id: 'HubError', additionalProperties: true },
+);

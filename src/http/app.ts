@@ -8,6 +8,7 @@ import type { Logger } from '../log.ts';
 import type { Services } from '../registry/index.ts';
 import { authChallenge, authenticate, rateLimit } from './auth.ts';
 import { STATUS_OF } from './error-status.ts';
+import { hubRoutes, isHubRequest, sendHubError } from './hf/index.ts';
 import { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { requestLog } from './request-log.ts';
@@ -18,7 +19,6 @@ import { docsRoutes } from './routes/docs.ts';
 import { fileRoutes } from './routes/files.ts';
 import { gitRoutes } from './routes/git.ts';
 import { metricsRoutes, probeRoutes } from './routes/health.ts';
-import { hubErrorCodes, huggingFaceRoutes } from './routes/huggingface.ts';
 import { ociErrors, ociUnmatched, registryTokenAuth } from './oci/protocol.ts';
 import { ociRoutes } from './oci/routes.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -45,7 +45,7 @@ const API: readonly Route[] = [
   ...uploadRoutes,
   ...gitRoutes,
   ...adminRoutes,
-  ...huggingFaceRoutes, // the Hugging Face Hub API under /hf (read-only)
+  ...hubRoutes, // the Hugging Face Hub API under /hf
   ...ociRoutes, // the OCI Distribution API under /v2
   ...webRoutes,
 ];
@@ -81,7 +81,7 @@ function routeNotFound(): RequestHandler {
   };
 }
 
-/** Everything that can go wrong ends here, as `{"error":{"code","message"}}`. */
+/** Everything that can go wrong ends here, as `{"error":{"code","message"}}` (under /hf as the Hub answers). */
 function errorHandler(log: Logger): ErrorRequestHandler {
   return function cairnErrorHandler(err, req, res, _next) {
     if (res.headersSent) {
@@ -114,7 +114,9 @@ function errorHandler(log: Logger): ErrorRequestHandler {
     // a route may have set the headers of the bytes it meant to send
     for (const h of ['Content-Type', 'Content-Disposition', 'ETag', 'X-Content-Digest', 'Content-Length']) res.removeHeader(h);
     if (status === 401) res.set('WWW-Authenticate', authChallenge(req.path));
-    res.status(status).json({ error: { code, message, ...rest } });
+    // Hugging Face clients read X-Error-Code and a string `error`
+    if (isHubRequest(req)) sendHubError(res, status, code, message, rest);
+    else res.status(status).json({ error: { code, message, ...rest } });
   };
 }
 
@@ -133,7 +135,6 @@ export function createApp(deps: AppDeps): Express {
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
   registerRoutes(app, API, ctx);
   app.use(refuseReservedNames()); // `acme/versions` read as a model name: 400, not an unknown path
-  app.use('/hf', hubErrorCodes());
   app.use('/v2', ociUnmatched());
   app.use(unmatchedNeedsAdmin());
   app.use(routeNotFound());

@@ -264,6 +264,12 @@ export function requireScope(req: Request, scope: Scope, model?: string): void {
   throw new CairnError('FORBIDDEN', model === '*' ? `token ${auth.actor} is limited to models ${auth.models.join(', ')}; this needs every model` : `token ${auth.actor} may not ${scope} model ${model}`);
 }
 
+/** The request's token as whoami tells it: its name (`anonymous` without one), highest scope and model patterns. */
+export function tokenOf(req: Request): { name: string; scope: Scope | undefined; models: readonly string[] } {
+  const auth = authOf(req);
+  return { name: auth.actor, scope: auth.scope, models: auth.models };
+}
+
 /** The request's caller as the registry sees it: what it may read, which uploads are its own. */
 export function callerOf(req: Request): Caller {
   const auth = authOf(req);

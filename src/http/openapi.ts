@@ -4,7 +4,7 @@
 // one error table (./error-status.ts). Components are the wire types of
 // src/api/ that the routes name: every schema with an `$id` becomes
 // `#/components/schemas/<$id>`. test/openapi.test.ts holds it to the app.
-import { AliasName, Digest, ErrorBody, Name } from '../api/index.ts';
+import { AliasName, Digest, ErrorBody, HubErrorBody, Name } from '../api/index.ts';
 import type { ErrorCode } from '../errors.ts';
 import { STATUS_OF } from './error-status.ts';
 import { type ParamDoc, type ResponseDoc, type Route, TAGS } from './route.ts';
@@ -56,8 +56,14 @@ function parameters(r: Route): Json[] {
   }));
 }
 
-/** Error responses grouped by status, each listing its codes (in the description and as `x-error-codes`). */
-function errorResponses(codes: ErrorCode[]): Record<string, Json> {
+const X_ERROR_CODE: Json = { schema: { type: 'string' }, description: "the Hub's error code (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`, `GatedRepo` for 401 and 403), else Cairn's" };
+const X_ERROR_MESSAGE: Json = { schema: { type: 'string' }, description: 'the message, printable ASCII' };
+
+/**
+ * Error responses grouped by status, each listing its codes (in the
+ * description and as `x-error-codes`); under /hf in the Hub's shape.
+ */
+function errorResponses(codes: ErrorCode[], hub: boolean): Record<string, Json> {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of new Set(codes)) {
     const status = STATUS_OF[code];
@@ -68,9 +74,12 @@ function errorResponses(codes: ErrorCode[]): Record<string, Json> {
     out[String(status)] = {
       description: `Error: ${list.join(', ')}`,
       'x-error-codes': list,
-      ...(status === 401 ? { headers: { 'WWW-Authenticate': { schema: { type: 'string' }, description: '`Bearer realm="cairn"` (`Basic` under /git/)' } } } : {}),
-      ...(status === 429 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds to wait' } } } : {}),
-      content: { 'application/json': { schema: ErrorBody } },
+      headers: {
+        ...(hub ? { 'X-Error-Code': X_ERROR_CODE, 'X-Error-Message': X_ERROR_MESSAGE } : {}),
+        ...(status === 401 ? { 'WWW-Authenticate': { schema: { type: 'string' }, description: '`Bearer realm="cairn"` (`Basic` under /git/)' } } : {}),
+        ...(status === 429 ? { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds to wait' } } : {}),
+      },
+      content: { 'application/json': { schema: hub ? HubErrorBody : ErrorBody } },
     };
   }
   return out;
@@ -87,7 +96,7 @@ function operation(r: Route): Json {
   if (doc.body?.content['application/json']) codes.push(...JSON_BODY);
   if (r.access !== 'open') codes.push(...ACCESS);
   const responses: Record<string, Json> = {};
-  for (const [status, res] of [...Object.entries(doc.responses).map(([s, x]) => [s, response(x)] as const), ...Object.entries(errorResponses(codes))]) {
+  for (const [status, res] of [...Object.entries(doc.responses).map(([s, x]) => [s, response(x)] as const), ...Object.entries(errorResponses(codes, r.path.startsWith('/hf/')))]) {
     responses[status] = { ...res, headers: { 'X-Request-Id': X_REQUEST_ID, ...(res.headers ?? {}) } };
   }
   const params = parameters(r);
@@ -138,6 +147,7 @@ export function openApiDocument(routes: readonly Route[]): Json {
   const schemas = extractComponents(doc);
   // the error schema's code is exactly the table's codes
   schemas.Error!.properties.error.properties.code.enum = Object.keys(STATUS_OF);
+  if (schemas.HubError) schemas.HubError.properties.code.enum = Object.keys(STATUS_OF);
   return {
     openapi: '3.1.0',
     info: {

@@ -165,7 +165,8 @@ export function modelParam(r: Route): string | undefined {
 
 /** The two-segment form of a route's path: `/v1/models/:name/versions` → `/v1/models/:namespace/:name/versions`. */
 function namespacedPath(path: string, param: string): string {
-  return path.replace(new RegExp(`:${param}(?=/|$)`), `:${NAMESPACE_PARAM}/:${param}`);
+  // `:name.git` too: the git LFS paths of the Hub API end the name with `.git`
+  return path.replace(new RegExp(`:${param}(?=[/.]|$)`), `:${NAMESPACE_PARAM}/:${param}`);
 }
 
 function twoSegmentName(r: Route, param: string): RequestHandler {

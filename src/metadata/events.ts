@@ -72,6 +72,11 @@ export class EventQueries {
     );
   }
 
+  /** The id of the event that published `version` of a model. */
+  publishEventId(modelId: number, version: string): number | undefined {
+    return this.db.first<{ id: number }>("SELECT id FROM events WHERE model_id = ? AND kind = 'publish' AND version = ?", [modelId, version])?.id;
+  }
+
   /** The version whose publish commit is `commit`, if any. */
   versionPublishedBy(modelId: number, commit: string): string | undefined {
     return this.db.first<{ version: string }>("SELECT version FROM events WHERE model_id = ? AND kind = 'publish' AND commit_id = ?", [modelId, commit])

@@ -251,23 +251,33 @@ export class ModelQueries {
     );
   }
 
-  aliasesOfModel(modelId: number): Array<{ alias: string; version: string }> {
+  /** `fixed`: 1 for a tag (an alias that never moves, migrations/012_hub_tags.sql), else 0. */
+  aliasesOfModel(modelId: number): Array<{ alias: string; version: string; fixed: number }> {
     return this.db.all(
-      'SELECT a.alias, v.version FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.model_id = ? ORDER BY a.alias',
+      'SELECT a.alias, v.version, a.fixed FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.model_id = ? ORDER BY a.alias',
       [modelId],
     );
+  }
+
+  /** Whether the alias is a tag: one that never moves. */
+  isFixedAlias(modelId: number, alias: string): boolean {
+    return this.db.first<{ fixed: number }>('SELECT fixed FROM aliases WHERE model_id = ? AND alias = ?', [modelId, alias])?.fixed === 1;
   }
 
   aliasesOfVersion(versionId: number): string[] {
     return this.db.all<{ alias: string }>('SELECT alias FROM aliases WHERE version_id = ? ORDER BY alias', [versionId]).map((r) => r.alias);
   }
 
-  setAlias(modelId: number, alias: string, versionId: number, now: string, actor: string): void {
-    this.db.run(
-      `INSERT INTO aliases (model_id, alias, version_id, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+  /** Sets or moves an alias (`fixed`: a new one that never moves); false when it is a tag, which is left as it is. */
+  setAlias(modelId: number, alias: string, versionId: number, now: string, actor: string, fixed = false): boolean {
+    return (
+      this.db.run(
+        `INSERT INTO aliases (model_id, alias, version_id, updated_at, updated_by, fixed) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id,
-         updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-      [modelId, alias, versionId, now, actor],
+         updated_at = excluded.updated_at, updated_by = excluded.updated_by
+       WHERE aliases.fixed = 0`,
+        [modelId, alias, versionId, now, actor, fixed ? 1 : 0],
+      ).changes > 0
     );
   }
 

@@ -8,8 +8,12 @@ import type { Catalog } from './catalog.ts';
 export class Aliases {
   constructor(private readonly catalog: Catalog) {}
 
-  /** Sets or moves an alias; an event only when it points somewhere new. */
-  set(name: string, alias: unknown, version: unknown, actor: string): AliasSet {
+  /**
+   * Sets or moves an alias (`exclusive`: only sets a new one, ALIAS_EXISTS
+   * otherwise; `fixed`: a tag, which nothing moves); an event only when it
+   * points somewhere new. A tag is never moved: ALIAS_EXISTS.
+   */
+  set(name: string, alias: unknown, version: unknown, actor: string, options: { exclusive?: boolean; fixed?: boolean } = {}): AliasSet {
     const a = checkAlias(alias);
     const v = checkVersion(version);
     const { catalog } = this;
@@ -21,8 +25,9 @@ export class Aliases {
         throw new CairnError('INVALID_ALIAS', `alias ${a} would be shadowed by the version of the same name`);
       }
       const previous = catalog.models.aliasTarget(model.id, a);
+      if (previous && options.exclusive) throw new CairnError('ALIAS_EXISTS', `${name} already has an alias ${a} (on ${previous.version})`);
       const now = catalog.now().toISOString();
-      catalog.models.setAlias(model.id, a, target.id, now, actor);
+      if (!catalog.models.setAlias(model.id, a, target.id, now, actor, options.fixed)) throw fixedAlias(name, a, previous!.version);
       catalog.models.touchModel(model.id, now);
       if (previous?.id !== target.id) {
         catalog.record(model, {
@@ -60,4 +65,9 @@ export class Aliases {
       });
     });
   }
+}
+
+/** A tag (an alias made by create_tag) asked to move. */
+export function fixedAlias(name: string, alias: string, version: string): CairnError {
+  return new CairnError('ALIAS_EXISTS', `${name}@${alias} is a tag on ${version}, which never moves (delete it to set it again)`);
 }

@@ -25,6 +25,9 @@ import { Aliases } from './aliases.ts';
 import { Catalog } from './catalog.ts';
 import { Derivations } from './derive.ts';
 import { Health } from './health.ts';
+import { HubCommits } from './hf-commits.ts';
+import { HubLfs } from './hf-lfs.ts';
+import { HubRepos } from './hf-refs.ts';
 import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
 import { Maintenance } from './maintenance.ts';
@@ -49,6 +52,10 @@ export interface Services {
   webhooks: Webhooks;
   health: Health;
   maintenance: Maintenance;
+  /** the Hugging Face Hub API: refs and commit logs, commits, LFS uploads */
+  hubRepos: HubRepos;
+  hubCommits: HubCommits;
+  hubLfs: HubLfs;
   /** the OCI Distribution front door (/v2) */
   oci: Oci;
   /** short-lived tokens of the /v2 token flow */
@@ -114,15 +121,18 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
-  const versions = new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick(), presignSeconds: deps.presignSeconds });
+  const catchUpMirror = () => mirror.kick();
+  const versions = new Versions({ catalog, chunks, catchUpMirror, presignSeconds: deps.presignSeconds });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
+  const aliases = new Aliases(catalog);
+  const hubRepos = new HubRepos(catalog, versions, aliases, catchUpMirror);
   oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
   const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {
     models: new Models(catalog),
     versions,
     publishing,
-    aliases: new Aliases(catalog),
+    aliases,
     uploads,
     history: new History(catalog),
     lineage: new Lineage(catalog, mirror.gitdir),
@@ -130,6 +140,10 @@ export function createServices(deps: RegistryDeps): Services {
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
+    hubRepos,
+    hubCommits: new HubCommits({ catalog, publishing, versions, repos: hubRepos, chunks }),
+    // upload links are signed with a key kept in the database: they outlive a restart
+    hubLfs: new HubLfs(catalog, uploads, serverKey(db, 'hf-lfs-links')),
     oci,
     registryTokens: new RegistryTokens(serverKey(db, 'oci-token'), tokens),
     derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),

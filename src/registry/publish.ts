@@ -13,6 +13,7 @@ import { checkAlias, checkDigest, checkName, checkNewName, checkNewVersion, chec
 import { checkJsonValue, MAX_JSON_BYTES } from '../json-limits.ts';
 import { isValidTagName, modelPath, versionPath } from '../lineage/documents.ts';
 import type { FileRow, VersionRow } from '../metadata/models.ts';
+import { fixedAlias } from './aliases.ts';
 import type { Catalog } from './catalog.ts';
 
 export interface PublishFile {
@@ -39,6 +40,8 @@ export interface PublishInput {
   actor: string;
   /** parents must be readable by it, and files named by digest usable by it */
   caller: Caller;
+  /** checked in the transaction that makes the version visible, first: throws to refuse (a Hub commit whose branch moved meanwhile) */
+  precondition?: () => void;
   /** runs inside the transaction that makes the version visible (a front door's own records of it) */
   inTransaction?: (versionId: number) => void;
 }
@@ -158,6 +161,7 @@ export class Publishing {
     const analysisOf = new Map(analyzed.map((f) => [f.path, f.analysis]));
 
     const versionId = catalog.commit(() => {
+      input.precondition?.();
       const now = catalog.now().toISOString();
       const model = catalog.models.model(name) ?? catalog.models.createModel(checkNewName(name), now);
       const existing = catalog.models.versionByString(model.id, version);
@@ -226,7 +230,8 @@ export class Publishing {
       // put a version in production, and when, is in the history and in git like any alias move
       for (const alias of aliases) {
         const previous = catalog.models.aliasTarget(model.id, alias);
-        catalog.models.setAlias(model.id, alias, id, now, actor);
+        // a tag (create_tag) never moves: the whole publish is refused
+        if (!catalog.models.setAlias(model.id, alias, id, now, actor)) throw fixedAlias(name, alias, previous!.version);
         catalog.record(model, {
           kind: 'alias',
           version,

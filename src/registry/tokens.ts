@@ -4,6 +4,9 @@ import type { Scope, TokenCreated, TokenList } from '../api/index.ts';
 import { CairnError } from '../errors.ts';
 import type { TokenQueries } from '../metadata/tokens.ts';
 
+/** What @huggingface/hub insists a token starts with (README "With Hugging Face clients"). */
+const HF_PREFIX = 'hf_';
+
 /** Who a valid token belongs to and what it may do. */
 export interface Principal {
   /** the token's row id: unlike its name, never given to another token */
@@ -42,8 +45,12 @@ export class Tokens implements Authenticator {
     this.store().revoke(name, actor);
   }
 
+  /**
+   * `hf_<token>` is the same token: @huggingface/hub refuses a token that
+   * does not start with `hf_`, so its users put that in front of a Cairn token.
+   */
   authenticate(token: string): Principal | undefined {
-    return this.queries?.authenticate(token);
+    return this.queries?.authenticate(token.startsWith(HF_PREFIX) ? token.slice(HF_PREFIX.length) : token);
   }
 
   /** An active token's principal by its id; undefined when revoked, expired or unknown (and with auth off). */

@@ -72,6 +72,24 @@ export class Versions {
     return { version: found.version, commit: found.commit };
   }
 
+  /**
+   * The publish commits of versions of a model (the commit ids Hugging Face
+   * clients see), as atRevision finds them: the mirror gets one chance to
+   * catch up, then a version still without one is COMMIT_PENDING.
+   */
+  async commitsOf(name: string, versions: readonly string[]): Promise<Map<string, string>> {
+    const model = this.catalog.requireModel(name);
+    const lookup = () => new Map(versions.map((v) => [v, this.catalog.events.publishCommit(model.id, v)] as const));
+    let found = lookup();
+    if ([...found.values()].some((c) => !c)) {
+      await this.catchUpMirror();
+      found = lookup();
+    }
+    const pending = [...found].find(([, c]) => !c);
+    if (pending) throw new CairnError('COMMIT_PENDING', `${name}@${pending[0]} has no lineage commit yet (the git mirror is behind: see /readyz); try again shortly`);
+    return found as Map<string, string>;
+  }
+
   private revision(name: string, revision: string, caller: Caller): { version: VersionDoc; commit: string | null } {
     const { catalog } = this;
     const model = catalog.requireModel(name);

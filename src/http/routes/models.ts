@@ -140,6 +140,7 @@ export const modelRoutes = [
         'INVALID_NAME',
         'INVALID_VERSION',
         'INVALID_ALIAS',
+        'ALIAS_EXISTS',
         'INVALID_PATH',
         'INVALID_DIGEST',
         'INVALID_ARGUMENT',
@@ -269,7 +270,7 @@ export const modelRoutes = [
       description: 'Needs write on the model.',
       body: { required: true, content: { 'application/json': { schema: AliasRequest } } },
       responses: { 200: { description: 'set', schema: AliasSet } },
-      errors: ['INVALID_NAME', 'INVALID_ALIAS', 'INVALID_VERSION', 'MODEL_NOT_FOUND', 'VERSION_NOT_FOUND', 'VERSION_DELETED'],
+      errors: ['INVALID_NAME', 'INVALID_ALIAS', 'INVALID_VERSION', 'MODEL_NOT_FOUND', 'VERSION_NOT_FOUND', 'VERSION_DELETED', 'ALIAS_EXISTS'],
     },
     before: () => [jsonBody],
     handle: ({ services }) => (req, res) => {
