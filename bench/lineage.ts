@@ -159,11 +159,14 @@ function cpuMicros(): number {
 }
 
 const originalMark = EventQueries.prototype.markMirrored;
-EventQueries.prototype.markMirrored = function markMirrored(this: EventQueries, id: number, commit: string): void {
-  originalMark.call(this, id, commit);
+EventQueries.prototype.markMirrored = function markMirrored(this: EventQueries, fromId: number, toId: number): void {
+  originalMark.call(this, fromId, toId);
   if (probe.recording) {
-    probe.marks.push(performance.now());
-    probe.cpu.push(cpuMicros());
+    // one mark per event of the batch, all at the batch's time
+    for (let id = fromId; id <= toId; id++) {
+      probe.marks.push(performance.now());
+      probe.cpu.push(cpuMicros());
+    }
   }
 };
 

@@ -4,6 +4,7 @@
 import type { ChunkStore } from '../blobs/chunk-store.ts';
 import type { StorageDriver } from '../blobs/driver.ts';
 import type { AnalysisPool } from '../formats/analysis-pool.ts';
+import type { EventRecorder } from '../lineage/event-recorder.ts';
 import type { GitMirror } from '../lineage/git-mirror.ts';
 import type { Logger } from '../log.ts';
 import { GarbageCollector } from '../maintenance/gc.ts';
@@ -55,6 +56,8 @@ export interface RegistryDeps {
   /** format analysis, in worker threads */
   analysis: AnalysisPool;
   mirror: GitMirror;
+  /** records events with their lineage commit ids (EventRecorder.open) */
+  recorder: EventRecorder;
   webhooks: WebhookQueries;
   dispatcher: WebhookDispatcher;
   /** false: CAIRN_AUTH=off, no tokens */
@@ -74,6 +77,7 @@ export function createServices(deps: RegistryDeps): Services {
     models: new ModelQueries(db),
     blobs: deps.blobs,
     events: deps.events,
+    recorder: deps.recorder,
     lineage: new LineageQueries(db),
     // each committed change: the git mirror and the webhooks have work
     onEvent: () => {
@@ -96,7 +100,7 @@ export function createServices(deps: RegistryDeps): Services {
   });
   return {
     models: new Models(catalog),
-    versions: new Versions({ catalog, chunks, catchUpMirror: () => mirror.kick() }),
+    versions: new Versions({ catalog, chunks }),
     publishing: new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy }),
     aliases: new Aliases(catalog),
     uploads,
