@@ -138,6 +138,8 @@ export class GitMirror {
 
   private async drain(): Promise<void> {
     try {
+      // a branch moved behind the writer's back is found out (load refuses it), not overwritten
+      if (this.chain && (await this.head()) !== this.chain.head) this.chain = undefined;
       this.chain ??= await this.load();
       for (;;) {
         let batch = this.events.unmirrored(this.chain.lastEventId, BATCH_EVENTS);

@@ -71,7 +71,7 @@ export class PackBuilder {
     const sorted = [...this.entries].sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
     const n = sorted.length;
     if (this.bytes >= 2 ** 31) throw new Error('a lineage pack batch over 2 GiB'); // the 4-byte offsets' limit; batches are far smaller
-    const idx = Buffer.alloc(8 + 256 * 4 + n * (20 + 4 + 4) + 20);
+    const idx = Buffer.alloc(8 + 256 * 4 + n * (20 + 4 + 4) + 20 + 20);
     idx.writeUInt32BE(0xff744f63, 0);
     idx.writeUInt32BE(2, 4);
     const fanout = new Uint32Array(256);
