@@ -6,6 +6,7 @@
 // batch, and `cairn lineage rebuild` gives them again.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import nodeFs from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -280,6 +281,78 @@ describe('a burst of publishes against the real server, killed in the middle of 
       await server.kill();
       await fs.rm(dataDir, { recursive: true, force: true });
       await fs.rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a crash at each step of a mirror batch', () => {
+  /** node:fs whose rename onto the branch ref fails while `failing` is set: the writer dies after the pack and the tags, before the branch. */
+  function branchFailingFs() {
+    const state = { failing: true };
+    const promises = new Proxy(nodeFs.promises, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop !== 'rename' || typeof value !== 'function') return value;
+        return (from: string, to: string) =>
+          state.failing && to.endsWith(path.join('refs', 'heads', 'main'))
+            ? Promise.reject(Object.assign(new Error('EIO: crash before the branch moved'), { code: 'EIO' }))
+            : (value as (a: string, b: string) => Promise<void>).call(target, from, to);
+      },
+    });
+    return { fs: { ...nodeFs, promises } as typeof nodeFs, state };
+  }
+
+  async function publishThree(url: string, name: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (const v of ['1', '2', '3']) {
+      const res = await publishForm(url, name, { version: v }, [{ path: 'w.bin', data: Buffer.from(`${name} ${v}`) }]);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ids.push(await shaOf(url, name, v));
+    }
+    return ids;
+  }
+
+  async function restartedLog(dataDir: string): Promise<string[]> {
+    const again = await startTestServer('fs', { dataDir });
+    try {
+      await again.cairn.mirror.kick();
+      const status = again.cairn.mirror.status();
+      assert.equal(status.pending, 0, status.last_error ?? '');
+      assert.equal(status.mismatched_commits, 0);
+      await git(again.cairn.mirror.gitdir, 'fsck', '--strict', '--no-dangling');
+      return (await git(again.cairn.mirror.gitdir, 'log', '--reverse', '--format=%H')).trim().split('\n');
+    } finally {
+      await again.close();
+    }
+  }
+
+  test('after the pack and the tags, before the branch: the restarted writer writes the same commits', async () => {
+    const faulty = branchFailingFs();
+    const srv = await startTestServer('fs', {}, { gitFs: faulty.fs });
+    try {
+      const ids = await publishThree(srv.url, 'crash-a');
+      await srv.cairn.mirror.kick();
+      assert.match(srv.cairn.mirror.status().last_error ?? '', /EIO/);
+      assert.equal(srv.cairn.mirror.status().pending, 3);
+      await srv.close();
+      assert.deepEqual(await restartedLog(srv.dataDir), ids);
+    } finally {
+      await fs.rm(srv.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('after the branch, before SQLite recorded the batch: the restarted writer finds the commits in git and writes none twice', async () => {
+    const srv = await startTestServer('fs');
+    try {
+      const ids = await publishThree(srv.url, 'crash-b');
+      await srv.cairn.mirror.kick();
+      assert.equal(srv.cairn.mirror.status().pending, 0);
+      // the state a crash between the branch's rename and the batch's SQLite commit leaves
+      srv.cairn.db.run('UPDATE events SET mirrored_at = NULL WHERE id > (SELECT min(id) FROM events)');
+      await srv.close();
+      assert.deepEqual(await restartedLog(srv.dataDir), ids);
+    } finally {
+      await fs.rm(srv.dataDir, { recursive: true, force: true });
     }
   });
 });
