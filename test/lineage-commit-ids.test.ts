@@ -356,3 +356,36 @@ describe('a crash at each step of a mirror batch', () => {
     }
   });
 });
+
+describe('a server started on a deleted lineage repository', () => {
+  test('computes commit ids from the events alone, the ones `cairn lineage rebuild` then writes', async () => {
+    const first = await startTestServer('fs');
+    const dataDir = first.dataDir;
+    try {
+      for (const v of ['1', '2']) assert.equal((await publishForm(first.url, 'gone', { version: v }, [{ path: 'w.bin', data: Buffer.from(v) }])).status, 201);
+      await first.cairn.mirror.kick();
+      const gitdir = first.cairn.mirror.gitdir;
+      await first.close();
+      await fs.rm(gitdir, { recursive: true, force: true });
+
+      const second = await startTestServer('fs', { dataDir });
+      let given: string;
+      try {
+        assert.equal((await publishForm(second.url, 'gone', { version: '3' }, [{ path: 'w.bin', data: Buffer.from('3') }])).status, 201);
+        given = await shaOf(second.url, 'gone', '3');
+        await second.cairn.mirror.kick();
+        assert.match(second.cairn.mirror.status().last_error ?? '', /lineage rebuild/, 'the writer waits for a rebuild');
+      } finally {
+        await second.close();
+      }
+      const { stdout } = await run(process.execPath, [cairnBin(), 'lineage', 'rebuild', '--json'], { env: { ...process.env, CAIRN_DATA_DIR: dataDir } });
+      const rebuilt = JSON.parse(stdout);
+      assert.equal(rebuilt.mismatched, 0);
+      assert.equal(rebuilt.head, given);
+      assert.equal((await git(gitdir, 'rev-parse', 'gone@3^{commit}')).trim(), given);
+      assert.equal((await git(gitdir, 'rev-list', '--count', 'main')).trim(), '3');
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
