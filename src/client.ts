@@ -8,6 +8,7 @@ import type {
   AliasSet,
   BlobDoc,
   DeliveryList,
+  DeriveRequest,
   GcReport,
   History,
   LineageGraph,
@@ -27,6 +28,7 @@ import type {
   VersionList,
   VersionSummary,
   HistoryEntry,
+  JobDoc,
   WebhookCreated,
   WebhookList,
   WebhookRequest,
@@ -329,6 +331,18 @@ export class CairnClient {
       length: length === null ? undefined : Number(length),
       digest: res.headers.get('x-content-digest') ?? etag ?? undefined,
     };
+  }
+
+  // ---- derived versions -------------------------------------------------------
+
+  /** Asks for a derived version of `name@ref`: the job making it (`status` 202), or the one that made it before (200). */
+  async derive(name: string, ref: string, body: DeriveRequest): Promise<{ status: number; job: JobDoc }> {
+    const res = await this.request('POST', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/derive`, { json: body });
+    return { status: res.status, job: (await res.json()) as JobDoc };
+  }
+
+  getJob(id: string): Promise<JobDoc> {
+    return this.json('GET', `/v1/jobs/${seg(id)}`);
   }
 
   // ---- blobs and resumable uploads ----------------------------------------

@@ -29,6 +29,8 @@ export interface Config {
   analysis?: AnalysisConfig;
   /** garbage collection (absent: the defaults of maintenance/gc.ts) */
   gc?: GcConfig;
+  /** derive jobs run at once, each in a worker thread (CAIRN_DERIVE_JOBS; absent: 1) */
+  deriveJobs?: number;
 }
 
 export interface GcConfig {
@@ -127,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       publishSeconds: parsePositive('CAIRN_ANALYSIS_PUBLISH_SECONDS', env.CAIRN_ANALYSIS_PUBLISH_SECONDS),
       memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
     },
+    deriveJobs: parsePositive('CAIRN_DERIVE_JOBS', env.CAIRN_DERIVE_JOBS),
     gc: {
       graceSeconds: parseSeconds('CAIRN_GC_GRACE', env.CAIRN_GC_GRACE),
       uploadTtlSeconds: parseSeconds('CAIRN_UPLOAD_TTL', env.CAIRN_UPLOAD_TTL),

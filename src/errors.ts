@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'BLOB_NOT_FOUND'
   | 'FILE_NOT_FOUND'
   | 'UPLOAD_NOT_FOUND'
+  | 'JOB_NOT_FOUND'
   | 'ROUTE_NOT_FOUND'
   | 'VERSION_EXISTS'
   | 'VERSION_HAS_ALIASES'

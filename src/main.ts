@@ -95,6 +95,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     auth: config.auth,
     unsafePolicy: config.unsafePolicy,
     gc: config.gc,
+    derive: { scratchDir: path.join(config.dataDir, 'tmp', 'derive'), concurrency: config.deriveJobs },
     log,
   });
   const legacy = services.models.legacyNames();
@@ -104,6 +105,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (legacy.modelsWithMainAlias.length > 0) {
     log.warn("aliases named 'main' (set before the name was reserved): Hugging Face clients get them instead of the latest version; remove them with cairn unalias <model> main", { models: legacy.modelsWithMainAlias });
   }
+  services.derive.start(); // jobs cut short by a crash run again
   void mirror.kick(); // catch up on whatever is still queued from before
   void dispatcher.kick(); // and on webhook deliveries due or interrupted
   return {
@@ -116,6 +118,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     gc: services.maintenance.collector,
     verifier: services.maintenance.verifier,
     async close() {
+      await services.derive.close();
       await dispatcher.stop();
       await mirror.stop();
       await analysis.close();

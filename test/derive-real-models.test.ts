@@ -6,6 +6,9 @@
 // ONNX Runtime (silero VAD too); prune 50% leaves every pruned weight ≥ 49.9%
 // zeros; cast of ppocr-det.fp32.safetensors to BF16 equals PyTorch/ml_dtypes
 // bit for bit. Prints the numbers (sizes, agreement, latency, memory).
+// The last test runs the same bars through the whole pipeline: the real
+// `cairn serve`, derive jobs, the published versions and their recipes in
+// git, and /healthz latency while a job runs.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -19,6 +22,10 @@ import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/on
 import type { Derived } from '../src/derive/stream.ts';
 import { derivePython, runPython } from './support/derive-python.ts';
 import { diskSource, writeDerived } from './support/derive-files.ts';
+import { execFileSync } from 'node:child_process';
+import { spawnServer } from './support/child-server.ts';
+import { waitForJob } from './support/derive-jobs.ts';
+import { call } from './support/http-client.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const candidates = [process.env.CAIRN_SHARED_MODELS, path.resolve(root, '../shared/models'), '/work/shared/models'].filter((d): d is string => !!d);
@@ -165,6 +172,105 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
       t.diagnostic(JSON.stringify({ model, pruned: report.weights.length, achieved: report.achieved, skipped: report.skipped.length }));
     });
   }
+
+  it('the whole pipeline: derive jobs on a real server publish versions whose recipes (in git) hold numbers that meet the bars; /healthz stays responsive', async (t) => {
+    const dataDir = path.join(dir, 'server');
+    const server = await spawnServer({ dataDir });
+    try {
+      const publish = async (name: string, files: Record<string, string>) => {
+        const form = new FormData();
+        form.append('version', '1.0.0');
+        for (const [p, file] of Object.entries(files)) form.append('file', new Blob([fs.readFileSync(file)]), p);
+        const res = await fetch(`${server.url}/v1/models/${name}/versions`, { method: 'POST', body: form });
+        assert.equal(res.status, 201, await res.text());
+      };
+      await publish('ppocr-det', { 'model.onnx': path.join(MODELS!, PPOCR), 'samples.safetensors': ppocrSamples });
+      await publish('silero-vad', { 'model.onnx': path.join(MODELS!, SILERO), 'samples.safetensors': sileroSamples });
+      await publish('ppocr-det-st', { 'model.safetensors': path.join(MODELS!, 'ppocr-det.fp32.safetensors') });
+
+      /** Runs a derive job while probing /healthz every 10 ms; returns the recipe, the derived version and the probe latencies. */
+      const job = async (name: string, body: Record<string, unknown>) => {
+        const latencies: number[] = [];
+        let running = true;
+        const probing = (async () => {
+          while (running) {
+            const t0 = performance.now();
+            await (await fetch(`${server.url}/healthz`)).arrayBuffer();
+            latencies.push(performance.now() - t0);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        })();
+        const t0 = performance.now();
+        const res = await call(server.url, 'POST', `/v1/models/${name}/versions/1.0.0/derive`, body);
+        assert.equal(res.status, 202, JSON.stringify(res.body));
+        const done = await waitForJob(server.url, res.body.id, {}, 600_000);
+        const seconds = (performance.now() - t0) / 1000;
+        running = false;
+        await probing;
+        assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+        const doc = (await call(server.url, 'GET', `/v1/models/${done.result.name}/versions/${done.result.version}`)).body;
+        latencies.sort((a, b) => a - b);
+        const healthz = { probes: latencies.length, p50: Math.round(latencies[latencies.length >> 1]! * 10) / 10, max: Math.round(latencies[latencies.length - 1]! * 10) / 10 };
+        return { doc, recipe: doc.parents[0].recipe, seconds: Math.round(seconds * 10) / 10, healthz };
+      };
+      const check = async (name: string, version: string) => {
+        const file = path.join(dir, `${name}-${version}.onnx`);
+        fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/v1/models/${name}/versions/${version}/files/model.onnx`)).arrayBuffer()));
+        assert.equal(runPython(python, CHECK, [file]).trim(), 'ok', `${name}@${version}: onnx.checker (full) passes and ONNX Runtime loads it`);
+      };
+      const report = (label: string, r: Awaited<ReturnType<typeof job>>) => {
+        const f = r.recipe.results.files[0];
+        t.diagnostic(JSON.stringify({ job: label, seconds: r.seconds, size: f.size, stored: f.stored, transform: f.transform.weights !== undefined ? { weights: f.transform.weights, min_sparsity: f.transform.min_sparsity } : undefined, outputs: f.measured.outputs?.map((o: any) => ({ name: o.name, cosine: o.cosine, max_abs_error: o.max_abs_error })), max_abs_error: f.measured.max_abs_error, latency_ms: f.measured.latency_ms, healthz_ms: r.healthz }));
+      };
+
+      const fp16 = await job('ppocr-det', { op: 'fp16', samples: 'samples.safetensors' });
+      report('ppocr-det fp16', fp16);
+      assert.ok(fp16.recipe.results.files[0].size.ratio <= 0.55);
+      assert.ok(fp16.recipe.results.files[0].measured.cosine_min >= 0.999);
+      await check('ppocr-det', '1.0.0-fp16');
+      const int8 = await job('ppocr-det', { op: 'int8', samples: 'samples.safetensors' });
+      report('ppocr-det int8', int8);
+      t.diagnostic(`the recipe of ppocr-det@1.0.0-int8: ${JSON.stringify(int8.recipe)}`);
+      assert.ok(int8.recipe.results.files[0].size.ratio <= 0.35);
+      assert.ok(int8.recipe.results.files[0].measured.cosine_min >= 0.98);
+      await check('ppocr-det', '1.0.0-int8');
+      const prune = await job('ppocr-det', { op: 'prune', params: { sparsity: 0.5 }, samples: 'samples.safetensors' });
+      report('ppocr-det prune 50%', prune);
+      for (const w of prune.recipe.results.files[0].transform.tensors) assert.ok(w.sparsity >= 0.499, `${w.name}: ${w.sparsity}`);
+      assert.ok(prune.recipe.results.files[0].stored.after < prune.recipe.results.files[0].stored.before);
+      await check('ppocr-det', '1.0.0-prune50');
+      const sileroFp16 = await job('silero-vad', { op: 'fp16', samples: 'samples.safetensors' });
+      report('silero-vad fp16', sileroFp16);
+      assert.ok(sileroFp16.recipe.results.files[0].size.ratio <= 0.55);
+      assert.ok(sileroFp16.recipe.results.files[0].measured.cosine_min >= 0.999);
+      await check('silero-vad', '1.0.0-fp16');
+      const sileroInt8 = await job('silero-vad', { op: 'int8', samples: 'samples.safetensors' });
+      report('silero-vad int8', sileroInt8);
+      await check('silero-vad', '1.0.0-int8');
+      const cast = await job('ppocr-det-st', { op: 'cast', params: { to: 'BF16' } });
+      report('ppocr-det.fp32.safetensors cast BF16', cast);
+      const castFile = path.join(dir, 'pipeline-cast.safetensors');
+      fs.writeFileSync(castFile, Buffer.from(await (await fetch(`${server.url}/v1/models/ppocr-det-st/versions/1.0.0-bf16/files/model.safetensors`)).arrayBuffer()));
+      const ref = JSON.parse(runPython(python, CAST_REFERENCE, [path.join(MODELS!, 'ppocr-det.fp32.safetensors'), castFile, path.join(MODELS!, 'ppocr-det.bf16.safetensors')])) as Record<string, number | boolean>;
+      assert.equal(ref.differ_torch, 0, 'the stored BF16 file equals torch.to(bfloat16) bit for bit');
+      assert.equal(ref.differ_ml_dtypes, 0);
+
+      // the numbers are in git: the lineage file of each version, read with git from lineage.git
+      let history: any;
+      const deadline = Date.now() + 30_000;
+      do {
+        history = (await call(server.url, 'GET', '/v1/models/ppocr-det/history')).body;
+        if (history.events.every((e: any) => e.commit)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      } while (Date.now() < deadline);
+      const commit = history.events.find((e: any) => e.version === '1.0.0-int8').commit;
+      const file = JSON.parse(execFileSync('git', ['--git-dir', path.join(dataDir, 'lineage.git'), 'show', `${commit}:models/ppocr-det/versions/1.0.0-int8.json`], { encoding: 'utf8' }));
+      assert.equal(file.parents[0].relation, 'quantized-from');
+      assert.deepEqual(file.parents[0].recipe.results, int8.recipe.results);
+    } finally {
+      await server.stop();
+    }
+  });
 
   it('ppocr-det.fp32.safetensors cast to BF16 equals PyTorch and ml_dtypes bit for bit', async (t) => {
     const parent = path.join(MODELS!, 'ppocr-det.fp32.safetensors');

@@ -192,7 +192,11 @@ describe('Hugging Face tree listing of a deep version', () => {
     }
   });
 
-  test('the listing is linear: 20,000 files 495 directories deep in well under a second', () => {
+  // The quadratic listing this replaced took ~2 s for 1,900 files 495 deep (~200 s
+  // at 20,000); linear takes well under a second on an idle machine. The bound
+  // is loose so a loaded CI machine does not fail it, and still tight enough to
+  // catch the quadratic walk by two orders of magnitude.
+  test('the listing is linear: 20,000 files 495 directories deep in a few seconds at most', () => {
     const files = Array.from({ length: 20_000 }, (_, i) => ({ path: `${dirAt(495)}/f${String(i).padStart(5, '0')}.bin`, size: 1, digest: `sha256:${'0'.repeat(64)}`, format: 'unknown' }));
     const version = { name: 'deep', version: '1', digest: `sha256:${'1'.repeat(64)}`, files } as unknown as Parameters<typeof treeEntries>[0];
     const started = performance.now();
@@ -200,6 +204,6 @@ describe('Hugging Face tree listing of a deep version', () => {
     const ms = performance.now() - started;
     process.stdout.write(`# 20,000 files 495 deep listed in ${ms.toFixed(1)} ms\n`);
     assert.equal(entries.length, 495 + 20_000);
-    assert.ok(ms < 500, `${ms.toFixed(0)} ms`);
+    assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
   });
 });

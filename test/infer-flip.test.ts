@@ -34,6 +34,8 @@ if ('skip' in fixtures) {
     // polling alone (the default interval, 1 s): no webhook
     infer = await startInfer(['--url', registry.url, '--cache-dir', cacheDir, 'gemm']);
     await waitFor('ready', async () => (await getJson(`${infer.url}/v2/health/ready`)).status === 200);
+    // server readiness is the default label (latest, 2.0.0); the clients ask for production
+    await waitFor('production loaded', async () => (await getJson(`${infer.url}/v2/models/gemm/versions/production/ready`)).status === 200);
   });
 
   after(async () => {

@@ -3,3 +3,4 @@
 export * from './common.ts';
 export * from './versions.ts';
 export * from './admin.ts';
+export * from './jobs.ts';

@@ -17,6 +17,7 @@ import {
   table,
   UsageError,
 } from './common.ts';
+import { derivedLines } from './recipe.ts';
 
 function noMore(args: string[], from: number): void {
   if (args.length > from) throw new UsageError(`unexpected argument ${JSON.stringify(args[from])}`);
@@ -130,6 +131,7 @@ export function formatVersion(doc: VersionDoc): string {
     const parent = p.hidden ? `(hidden: this token may not read it) (${p.relation})` : `${p.name}@${p.version} (${p.relation}, ${shortDigest(p.digest)})`;
     lines.push(`  ${i === 0 ? 'parents:    ' : '           '} ${parent}`);
   }
+  lines.push(...derivedLines(doc.parents ?? []));
   const summary = doc.summary;
   if (summary && summary.formats) {
     lines.push(`  framework:   ${summary.framework ?? '-'}`);

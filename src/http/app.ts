@@ -13,6 +13,7 @@ import { openApiDocument } from './openapi.ts';
 import { requestLog } from './request-log.ts';
 import { refuseReservedNames, registerRoutes, type Route, unmatchedNeedsAdmin } from './route.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { deriveRoutes } from './routes/derive.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { fileRoutes } from './routes/files.ts';
 import { gitRoutes } from './routes/git.ts';
@@ -37,6 +38,7 @@ const API: readonly Route[] = [
   ...tokenRoutes,
   ...webhookRoutes,
   ...modelRoutes,
+  ...deriveRoutes,
   ...fileRoutes,
   ...uploadRoutes,
   ...gitRoutes,

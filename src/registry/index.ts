@@ -15,12 +15,14 @@ import type { EventQueries } from '../metadata/events.ts';
 import { LineageQueries } from '../metadata/lineage.ts';
 import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
+import { JobQueries } from '../metadata/jobs.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
 import { UploadQueries } from '../metadata/uploads.ts';
 import type { WebhookQueries } from '../metadata/webhooks.ts';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { Aliases } from './aliases.ts';
 import { Catalog } from './catalog.ts';
+import { Derivations } from './derive.ts';
 import { Health } from './health.ts';
 import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
@@ -44,6 +46,8 @@ export interface Services {
   webhooks: Webhooks;
   health: Health;
   maintenance: Maintenance;
+  /** derived versions and their jobs (start() runs the queue) */
+  derive: Derivations;
 }
 
 export interface RegistryDeps {
@@ -66,6 +70,8 @@ export interface RegistryDeps {
   unsafePolicy: 'warn' | 'reject';
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
+  derive: { scratchDir: string; concurrency?: number };
   log: Logger;
   now?: () => Date;
 }
@@ -98,10 +104,12 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
+  const versions = new Versions({ catalog, chunks });
+  const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
   return {
     models: new Models(catalog),
-    versions: new Versions({ catalog, chunks }),
-    publishing: new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy }),
+    versions,
+    publishing,
     aliases: new Aliases(catalog),
     uploads,
     history: new History(catalog),
@@ -110,5 +118,6 @@ export function createServices(deps: RegistryDeps): Services {
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
+    derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),
   };
 }

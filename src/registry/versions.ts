@@ -7,6 +7,7 @@ import { type Caller, mayRead } from '../access.ts';
 import type { FileDoc, VersionDiff, VersionDoc, VersionList } from '../api/index.ts';
 import type { BlobStream, ChunkStore } from '../blobs/chunk-store.ts';
 import { CairnError } from '../errors.ts';
+import type { FileSource } from '../formats/types.ts';
 import { checkPathShape, LATEST, parseLimit, parseNameRef } from '../identifiers.ts';
 import { type Catalog, fileDoc } from './catalog.ts';
 
@@ -90,6 +91,16 @@ export class Versions {
   /** A file's bytes, every chunk verified; `range` is inclusive and already checked against its size. */
   open(file: FileDoc, range?: { start: number; end: number }): Promise<BlobStream> {
     return this.chunks.open(file.digest, range);
+  }
+
+  /** Random access to stored content (bounded reads, every chunk verified), for work that reads a file in pieces (derive). */
+  source(digest: string, path: string): FileSource {
+    return { path, ...this.chunks.blobReader(digest) };
+  }
+
+  /** Keeps content from gc until the returned function is called (a version deleted meanwhile loses its bytes only after). */
+  hold(digests: Iterable<string>): () => void {
+    return this.chunks.hold(digests);
   }
 
   /** All files of a version as one tar stream. Every chunk is verified; a failure destroys the stream. */

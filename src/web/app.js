@@ -514,8 +514,43 @@ async function versionView(name, ref) {
   const changes = await changesCard(name, doc);
 
   render(head, warning ?? '', h('div.columns', null,
-    h('div.col-main', null, files, changes ?? '', graph, metadata),
+    h('div.col-main', null, files, derivedCard(doc) ?? '', changes ?? '', graph, metadata),
     h('div.col-side', null, pull, serveCard(name, doc) ?? '', summary)));
+}
+
+/**
+ * For a version made by `cairn derive`: what was done to which parent, and what was measured
+ * (sizes raw and stored; per file, agreement with the parent and latency, or the round-trip error).
+ * @param {any} doc
+ */
+function derivedCard(doc) {
+  const edge = (doc.parents ?? []).find((/** @type {any} */ p) => p.recipe?.tool?.name === 'cairn derive' && p.recipe.results);
+  if (!edge) return null;
+  const r = edge.recipe;
+  const num = (/** @type {any} */ x, digits = 4) => (typeof x === 'number' && Number.isFinite(x) ? String(Number(x.toPrecision(digits))) : 'n/a');
+  const sizes = (/** @type {any} */ s) => (s ? `${bytes(s.before)} → ${bytes(s.after)}${typeof s.ratio === 'number' ? ` (${num(s.ratio)}×)` : ''}` : '—');
+  const measured = (/** @type {any} */ f) => {
+    const m = f.measured ?? {};
+    if (f.format === 'onnx') {
+      return h('span', null, ...(m.outputs ?? []).map((/** @type {any} */ o, /** @type {number} */ i) => h('span', { 'data-output': o.name }, i ? '; ' : '', h('code', null, o.name), ` cosine ${num(o.cosine, 7)}, max |err| ${num(o.max_abs_error, 3)}, mean |err| ${num(o.mean_abs_error, 3)}`)),
+        m.latency_ms ? ` · median latency ${num(m.latency_ms.parent, 3)} → ${num(m.latency_ms.derived, 3)} ms` : '',
+        m.samples ? h('span.muted', null, ` (${m.samples.count} ${m.samples.source === 'file' ? 'samples' : 'generated inputs'})`) : '');
+    }
+    return h('span', null, `round-trip max |err| ${num(m.max_abs_error, 3)} over ${(m.tensors ?? []).length} tensors`,
+      typeof f.transform?.min_sparsity === 'number' ? ` · at least ${num(f.transform.min_sparsity)} zeros per pruned tensor` : '');
+  };
+  return h('section.card', { 'data-section': 'derived' },
+    h('h2.card-title', null, 'Derived ', badge(edge.relation, 'relation'), ' ', h('span.muted', null, 'from '),
+      edge.hidden ? h('span.muted', null, 'a version you may not read') : h('a.mono', { href: versionHref(edge.name, edge.version) }, `${edge.name}@${edge.version}`)),
+    h('p.small', null, h('code', null, `${r.transform}${Object.keys(r.params ?? {}).length ? ` ${JSON.stringify(r.params)}` : ''}`),
+      ` · size ${sizes(r.results.size)} · stored ${sizes(r.results.stored)}`, h('span.muted', null, ` · cairn derive ${r.tool.derive_version}, ${r.tool.onnxruntime ?? ''}`)),
+    h('table.data', null,
+      h('thead', null, h('tr', null, h('th', null, 'Path'), h('th.num', null, 'Size'), h('th.num', null, 'Stored'), h('th', null, 'Measured against the parent'))),
+      h('tbody', null, ...(r.results.files ?? []).map((/** @type {any} */ f) => h('tr', { 'data-derived': f.path },
+        h('td.mono.path', null, f.path),
+        h('td.num', null, sizes(f.size)),
+        h('td.num', null, sizes(f.stored)),
+        h('td', null, measured(f)))))));
 }
 
 const OIP_DATATYPES = /** @type {Record<string, string>} */ ({ float32: 'FP32', float64: 'FP64', float16: 'FP16', int8: 'INT8', uint8: 'UINT8', int16: 'INT16', uint16: 'UINT16', int32: 'INT32', uint32: 'UINT32', int64: 'INT64', uint64: 'UINT64', bool: 'BOOL', string: 'BYTES' });
