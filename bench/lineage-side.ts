@@ -13,7 +13,9 @@
 //          first publish until nothing is pending.
 // backlog  the writer's file system stalled (openCairn's gitFs option) while
 //          <backlog> more publishes are made, then opened: events / drain time
-//          is what the mirror can do.
+//          is what the mirror can do; events / CPU seconds of the drain (the
+//          server's process: nothing else runs then; `git repack` children not
+//          counted) is that on a machine of its own.
 // check    `git clone --bare` over HTTP: one commit per event.
 // Prints one JSON document on stdout.
 import { execFile } from 'node:child_process';
@@ -33,6 +35,12 @@ const backlog = Number(backlogText);
 
 const quiet: Logger = { info: () => {}, warn: () => {}, error: (msg, fields) => process.stderr.write(`server error: ${msg} ${JSON.stringify(fields ?? {})}\n`) };
 const config: Config = { dataDir, host: '127.0.0.1', port: 0, s3: undefined, auth: false, unsafePolicy: 'warn' };
+
+/** this process's CPU time (user + system), s: on a shared machine, the cost that other jobs do not inflate */
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
 
 function summary(values: number[]) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -102,19 +110,20 @@ async function main(): Promise<void> {
     const t2 = performance.now();
 
     // -- backlog: the writer stalled, then timed draining it all
-    let drain = { events: 0, seconds: Number.NaN };
+    let drain = { events: 0, seconds: Number.NaN, cpu_s: Number.NaN };
     if (backlog > 0) {
       gate.stall();
       next = 0;
       await Promise.all(Array.from({ length: concurrency }, () => publish('b', backlog)));
       if (mirror.status().pending < backlog) throw new Error(`expected ${backlog} pending, found ${mirror.status().pending}`);
       const d0 = performance.now();
+      const c0 = cpuSeconds();
       gate.resume();
       while (mirror.status().pending > 0) {
         await mirror.kick();
         if (mirror.status().last_error) throw new Error(`mirror: ${mirror.status().last_error}`);
       }
-      drain = { events: backlog, seconds: (performance.now() - d0) / 1000 };
+      drain = { events: backlog, seconds: (performance.now() - d0) / 1000, cpu_s: cpuSeconds() - c0 };
     }
 
     // -- check: a clone has one commit per event
@@ -127,7 +136,7 @@ async function main(): Promise<void> {
         publish: { events, seconds: (t1 - t0) / 1000, per_s: events / ((t1 - t0) / 1000), ...summary(publishLatencies) },
         mirror_burst: { seconds: (t2 - t0) / 1000, per_s: events / ((t2 - t0) / 1000), drained_after_publishes_s: (t2 - t1) / 1000 },
         reads: summary(readLatencies),
-        mirror_backlog: { ...drain, per_s: drain.events / drain.seconds },
+        mirror_backlog: { ...drain, per_s: drain.events / drain.seconds, per_cpu_s: drain.events / drain.cpu_s },
         clone: { commits: Number(stdout.trim()), expected, ok: Number(stdout.trim()) === expected },
       })}\n`,
     );

@@ -48,7 +48,7 @@ interface SideResult {
   publish: { events: number; seconds: number; per_s: number; n: number; p50_ms: number; p99_ms: number; max_ms: number };
   mirror_burst: { seconds: number; per_s: number; drained_after_publishes_s: number };
   reads: { n: number; p50_ms: number; p99_ms: number; max_ms: number };
-  mirror_backlog: { events: number; seconds: number; per_s: number };
+  mirror_backlog: { events: number; seconds: number; cpu_s: number; per_s: number; per_cpu_s: number };
   clone: { commits: number; expected: number; ok: boolean };
 }
 
@@ -97,6 +97,7 @@ async function main(): Promise<void> {
           publish_per_s: after.publish.per_s / before.publish.per_s,
           mirror_burst_per_s: after.mirror_burst.per_s / before.mirror_burst.per_s,
           mirror_backlog_per_s: after.mirror_backlog.per_s / before.mirror_backlog.per_s,
+          mirror_backlog_per_cpu_s: after.mirror_backlog.per_cpu_s / before.mirror_backlog.per_cpu_s,
           read_p99: after.reads.p99_ms / before.reads.p99_ms,
         }
       : undefined;
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
       ['mirror events/s, sustained in the burst', ...cols.map((s) => f(results[s]!.mirror_burst.per_s)), ...(ratios ? [`${f(ratios.mirror_burst_per_s, 2)}×`] : [])],
       ['  git behind after the last publish, s', ...cols.map((s) => f(results[s]!.mirror_burst.drained_after_publishes_s, 2))],
       ['mirror events/s, draining a backlog', ...cols.map((s) => f(results[s]!.mirror_backlog.per_s)), ...(ratios ? [`${f(ratios.mirror_backlog_per_s, 2)}×`] : [])],
+      ['  per CPU second of the drain', ...cols.map((s) => f(results[s]!.mirror_backlog.per_cpu_s)), ...(ratios ? [`${f(ratios.mirror_backlog_per_cpu_s, 2)}×`] : [])],
       ['/hf reads in the burst: n', ...cols.map((s) => String(results[s]!.reads.n))],
       ['  p50 / p99 / max ms', ...cols.map((s) => `${f(results[s]!.reads.p50_ms)} / ${f(results[s]!.reads.p99_ms)} / ${f(results[s]!.reads.max_ms)}`), ...(ratios ? [`p99 ${f(ratios.read_p99, 3)}×`] : [])],
       ['clone: commits = events', ...cols.map((s) => `${results[s]!.clone.commits} ${results[s]!.clone.ok ? 'ok' : 'MISMATCH'}`)],
