@@ -16,6 +16,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import git from 'isomorphic-git';
 import { type ChainEvent, CommitChain, commitMessage } from '../src/lineage/commit-chain.ts';
+import { PackBuilder } from '../src/lineage/pack-file.ts';
 import { prng } from './support/prng.ts';
 
 interface TreeEntry {
@@ -87,7 +88,7 @@ function events(count: number): ChainEvent[] {
   return out;
 }
 
-test('CommitChain gives the commit ids the isomorphic-git writer gave, and trees git fsck --strict accepts', async () => {
+test('CommitChain gives the commit ids the isomorphic-git writer gave; its packs (trees as deltas) pass git fsck --strict', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-commit-chain-'));
   try {
     await git.init({ fs: nodeFs, dir, gitdir: dir, bare: true, defaultBranch: 'main' });
@@ -99,6 +100,28 @@ test('CommitChain gives the commit ids the isomorphic-git writer gave, and trees
     }
     await git.writeRef({ fs: nodeFs, gitdir: dir, ref: 'refs/heads/main', value: head!, force: true });
     await promisify(execFile)('git', ['--git-dir', dir, 'fsck', '--strict', '--no-dangling']);
+
+    // the same events as the mirror writes them: a pack per batch, directories as deltas on their previous versions
+    const packed = path.join(dir, 'packed.git');
+    await git.init({ fs: nodeFs, dir: packed, gitdir: packed, bare: true, defaultBranch: 'main' });
+    const writer = CommitChain.empty();
+    const all = events(300);
+    for (let i = 0; i < all.length; i += 120) {
+      const pack = new PackBuilder();
+      for (const event of all.slice(i, i + 120)) writer.append(event, pack.add);
+      await pack.write(nodeFs, packed);
+    }
+    assert.equal(writer.head, head);
+    await fs.writeFile(path.join(packed, 'refs', 'heads', 'main'), `${head}\n`);
+    const sh = (...args: string[]) => promisify(execFile)('git', ['--git-dir', packed, ...args], { maxBuffer: 64 << 20 }).then((r) => r.stdout);
+    await sh('fsck', '--strict', '--no-dangling', '--full');
+    assert.equal((await sh('rev-list', '--count', 'main')).trim(), '300');
+    let deltas = 0;
+    for (const idx of (await fs.readdir(path.join(packed, 'objects', 'pack'))).filter((f) => f.endsWith('.idx'))) {
+      const verified = await sh('verify-pack', '-v', path.join(packed, 'objects', 'pack', idx));
+      deltas += verified.split('\n').filter((line) => /^[0-9a-f]{40} tree +\d+ \d+ \d+ \d+ [0-9a-f]{40}$/.test(line)).length;
+    }
+    assert.ok(deltas > 300, `${deltas} trees stored as deltas`);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -143,7 +143,7 @@ function hashDir(dir: TreeDir, sink: ObjectSink | undefined): string {
   });
   const content = Buffer.concat(parts);
   const oid = objectId('tree', content);
-  sink?.({ type: 'tree', oid, content });
+  sink?.({ type: 'tree', oid, content, deltaKey: dir });
   dir.oid = oid;
   return oid;
 }

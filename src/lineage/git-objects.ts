@@ -9,6 +9,12 @@ export interface GitObject {
   type: ObjectType;
   oid: string;
   content: Buffer;
+  /**
+   * Trees only: the directory this is a version of (the same key for each
+   * of its versions), so that a pack can store it as a delta against the
+   * previous one — a directory's versions differ by an entry or two.
+   */
+  deltaKey?: object;
 }
 
 /** The id of the tree with no entries. */

@@ -1,7 +1,9 @@
 // A git pack (version 2) and its index, built in memory from a batch of
 // objects and written into objects/pack/ in one go: one file pair per batch
 // of events instead of one file per object. Objects are deflated with
-// node:zlib (level 1: the periodic `git repack` compresses them properly).
+// node:zlib (level 1: the periodic `git repack` compresses them properly);
+// a directory's next version is stored as a delta against its previous one
+// in the pack, so a big directory is not deflated whole for every event.
 // Git reads a pack once its .idx exists, so the .pack is renamed into place
 // first and the .idx last; both are synced before they are renamed.
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,11 +13,19 @@ import zlib from 'node:zlib';
 import type { GitObject, ObjectType } from './git-objects.ts';
 
 const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3 };
+/** an entry stored as a delta against an earlier entry of the same pack, named by its distance back */
+const OFS_DELTA = 6;
+/** deltas on deltas at most this deep; then a whole object again (git's own default) */
+const MAX_DELTA_DEPTH = 50;
+/** runs compared natively at a time when looking for what two versions share */
+const COMPARE_RUN = 4096;
+/** a copy instruction's size field has 3 bytes */
+const MAX_COPY = 0xffffff;
 
-/** `type` and `size` as a pack entry's header: 3 type bits, then the size 4 + 7·n bits at a time. */
-function entryHeader(type: ObjectType, size: number): Buffer {
+/** The type code and `size` as a pack entry's header: 3 type bits, then the size 4 + 7·n bits at a time. */
+function entryHeader(typeCode: number, size: number): Buffer {
   const bytes: number[] = [];
-  let byte = (TYPE_CODE[type] << 4) | (size & 0x0f);
+  let byte = (typeCode << 4) | (size & 0x0f);
   let rest = Math.floor(size / 16);
   while (rest > 0) {
     bytes.push(byte | 0x80);
@@ -26,10 +36,89 @@ function entryHeader(type: ObjectType, size: number): Buffer {
   return Buffer.from(bytes);
 }
 
+/** OFS_DELTA's distance to the base: 7 bits a byte, most significant first, each continuation adding one (git's encoding). */
+function baseDistance(distance: number): Buffer {
+  const bytes = [distance & 0x7f];
+  let rest = Math.floor(distance / 128);
+  while (rest > 0) {
+    rest -= 1;
+    bytes.unshift(0x80 | (rest & 0x7f));
+    rest = Math.floor(rest / 128);
+  }
+  return Buffer.from(bytes);
+}
+
+/** A delta's size fields: 7 bits a byte, least significant first. */
+function varint(n: number, out: number[]): void {
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+}
+
+/** How many bytes `a` and `b` share from the start (from the end, with `fromEnd`), up to `limit`. */
+function shared(a: Buffer, b: Buffer, limit: number, fromEnd: boolean): number {
+  const at = (buf: Buffer, i: number, n: number) => (fromEnd ? buf.subarray(buf.length - i - n, buf.length - i) : buf.subarray(i, i + n));
+  let i = 0;
+  while (i + COMPARE_RUN <= limit && at(a, i, COMPARE_RUN).equals(at(b, i, COMPARE_RUN))) i += COMPARE_RUN;
+  while (i < limit && (fromEnd ? a[a.length - 1 - i] === b[b.length - 1 - i] : a[i] === b[i])) i += 1;
+  return i;
+}
+
+/**
+ * A git delta turning `base` into `target`: copy what they share at the
+ * start, insert what differs, copy what they share at the end. That is
+ * exactly a tree's change (entries added, replaced or removed in one place).
+ */
+export function prefixSuffixDelta(base: Buffer, target: Buffer): Buffer {
+  const head = shared(base, target, Math.min(base.length, target.length), false);
+  const tail = shared(base, target, Math.min(base.length, target.length) - head, true);
+  const out: number[] = [];
+  varint(base.length, out);
+  varint(target.length, out);
+  const copy = (offset: number, size: number) => {
+    for (let done = 0; done < size; done += MAX_COPY) {
+      const o = offset + done;
+      const n = Math.min(MAX_COPY, size - done);
+      const args: number[] = [];
+      let op = 0x80;
+      for (let k = 0; k < 4; k++) {
+        const byte = Math.floor(o / 2 ** (8 * k)) & 0xff;
+        if (byte) {
+          op |= 1 << k;
+          args.push(byte);
+        }
+      }
+      for (let k = 0; k < 3; k++) {
+        const byte = (n >> (8 * k)) & 0xff;
+        if (byte) {
+          op |= 0x10 << k;
+          args.push(byte);
+        }
+      }
+      out.push(op, ...args);
+    }
+  };
+  if (head > 0) copy(0, head);
+  const middle = target.subarray(head, target.length - tail);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < middle.length; i += 127) {
+    const piece = middle.subarray(i, i + 127);
+    out.push(piece.length);
+    parts.push(Buffer.from(out.splice(0)), piece);
+  }
+  if (tail > 0) copy(base.length - tail, tail);
+  parts.push(Buffer.from(out));
+  return Buffer.concat(parts);
+}
+
 export class PackBuilder {
   private readonly entries: Array<{ oid: string; offset: number; crc: number }> = [];
   private readonly parts: Buffer[] = [];
   private readonly oids = new Set<string>();
+  /** the last version of each directory (GitObject.deltaKey) in this pack: a delta's base */
+  private readonly lastOf = new WeakMap<object, { offset: number; content: Buffer; depth: number }>();
   /** bytes so far, the 12-byte pack header included */
   bytes = 12;
 
@@ -41,9 +130,23 @@ export class PackBuilder {
   readonly add = (object: GitObject): void => {
     if (this.oids.has(object.oid)) return;
     this.oids.add(object.oid);
-    const header = entryHeader(object.type, object.content.length);
-    const data = zlib.deflateSync(object.content, { level: 1 });
-    this.entries.push({ oid: object.oid, offset: this.bytes, crc: zlib.crc32(data, zlib.crc32(header)) });
+    const offset = this.bytes;
+    const base = object.deltaKey ? this.lastOf.get(object.deltaKey) : undefined;
+    const delta = base && base.depth < MAX_DELTA_DEPTH ? prefixSuffixDelta(base.content, object.content) : undefined;
+    let header: Buffer;
+    let data: Buffer;
+    let depth = 0;
+    if (base && delta && delta.length < object.content.length / 2) {
+      // a directory's new version: its few changed bytes, not the whole tree deflated again
+      header = Buffer.concat([entryHeader(OFS_DELTA, delta.length), baseDistance(offset - base.offset)]);
+      data = zlib.deflateSync(delta, { level: 1 });
+      depth = base.depth + 1;
+    } else {
+      header = entryHeader(TYPE_CODE[object.type], object.content.length);
+      data = zlib.deflateSync(object.content, { level: 1 });
+    }
+    if (object.deltaKey) this.lastOf.set(object.deltaKey, { offset, content: object.content, depth });
+    this.entries.push({ oid: object.oid, offset, crc: zlib.crc32(data, zlib.crc32(header)) });
     this.parts.push(header, data);
     this.bytes += header.length + data.length;
   };
