@@ -22,7 +22,7 @@ import { loadSamples, measureOnnx, type OnnxMeasurement } from '../src/derive/on
 import type { Derived } from '../src/derive/stream.ts';
 import { derivePython, runPython } from './support/derive-python.ts';
 import { diskSource, writeDerived } from './support/derive-files.ts';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { spawnServer } from './support/child-server.ts';
 import { waitForJob } from './support/derive-jobs.ts';
 import { call } from './support/http-client.ts';
@@ -260,7 +260,9 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
       const deadline = Date.now() + 30_000;
       do {
         history = (await call(server.url, 'GET', '/v1/models/ppocr-det/history')).body;
-        if (history.events.every((e: any) => e.commit)) break;
+        // the ids are there from the publish on; git has the commits once the mirror has written them
+        const newest = history.events[0]?.commit;
+        if (newest && spawnSync('git', ['--git-dir', path.join(dataDir, 'lineage.git'), 'cat-file', '-e', `${newest}^{commit}`]).status === 0) break;
         await new Promise((r) => setTimeout(r, 100));
       } while (Date.now() < deadline);
       const commit = history.events.find((e: any) => e.version === '1.0.0-int8').commit;
