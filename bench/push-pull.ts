@@ -9,6 +9,9 @@
 //   direct write    the same bytes straight to the backend: an S3 multipart upload
 //                   (lib-storage, 16 MiB parts, 4 in flight), or a plain fsynced file
 //   cairn pull      GET …/files/weights.bin, hashed as it arrives (sha256 checked)
+//   cairn-direct pull  (s3) `cairn pull` as a user runs it (node bin/cairn.js, a child
+//                   process): chunk map from the server, chunks straight from S3,
+//                   decoded and verified by the CLI, the file written to a temp dir
 //   direct read     GetObject (or a file read), hashed the same way
 // The pairs alternate their order from one size to the next so that warm-up
 // and background noise hit both sides. The file's bytes (--data) are either an
@@ -316,6 +319,17 @@ function readCpuTicks(pid: number): { total: number; threads: Map<number, number
   return { total, threads };
 }
 
+/** CPU ticks of this process's children that have been waited for (cutime + cstime): a CLI child once it has exited. */
+function readChildTicks(): number {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[13]) + Number(fields[14]); // cutime, cstime (fields 16, 17)
+  } catch {
+    return 0;
+  }
+}
+
 interface PhaseStats {
   /** RSS just before the phase, MiB */
   baselineMiB: number;
@@ -334,7 +348,7 @@ interface PhaseStats {
   serverCpuPct: number;
   mainThreadCpuPct: number;
   busiestOtherThreadCpuPct: number;
-  /** this bench process's CPU, % of one core */
+  /** this bench process's CPU and that of the children it waited for (the CLI of cairn-direct pull), % of one core */
   benchCpuPct: number;
   /** the whole host's CPU over the phase (server, bench, S3 server, anything else), % of one core, out of hostCpus × 100 */
   hostCpuPct: number;
@@ -351,6 +365,7 @@ class PhaseMonitor {
   private hwmReset = false;
   private cpu0 = readCpuTicks(0);
   private bench0 = process.cpuUsage();
+  private children0 = readChildTicks();
   private t0 = 0n;
 
   constructor(private readonly pid: number) {}
@@ -369,6 +384,7 @@ class PhaseMonitor {
     }
     this.cpu0 = readCpuTicks(this.pid);
     this.bench0 = process.cpuUsage();
+    this.children0 = readChildTicks();
     this.host0 = readHostTicks();
     this.t0 = process.hrtime.bigint();
     this.timer = setInterval(() => this.sample(), SAMPLE_MS);
@@ -392,6 +408,7 @@ class PhaseMonitor {
     const wall = Number(process.hrtime.bigint() - this.t0) / 1e9;
     const cpu1 = readCpuTicks(this.pid);
     const bench = process.cpuUsage(this.bench0);
+    const children = readChildTicks() - this.children0;
     const host1 = readHostTicks();
     const hostCpuPct = host1.total > this.host0.total
       ? Math.round((100 * HOST_CPUS * (host1.busy - this.host0.busy)) / (host1.total - this.host0.total))
@@ -417,7 +434,7 @@ class PhaseMonitor {
       serverCpuPct: Math.round(pct(cpu1.total - this.cpu0.total)),
       mainThreadCpuPct: Math.round(pct(main)),
       busiestOtherThreadCpuPct: Math.round(pct(busiest)),
-      benchCpuPct: Math.round((100 * (bench.user + bench.system)) / 1e6 / wall),
+      benchCpuPct: Math.round((100 * (bench.user + bench.system)) / 1e6 / wall + pct(children)),
       hostCpuPct,
     };
   }
@@ -723,6 +740,36 @@ async function hashStream(stream: AsyncIterable<Uint8Array>): Promise<{ digest: 
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
+/**
+ * `cairn pull` as a user runs it, into a fresh directory under `workDir`: the
+ * CLI fetches the chunks straight from S3 (it must: the phase fails if any
+ * file came through the server). The file is hashed afterwards, outside the
+ * phase's clock, and removed.
+ */
+async function cliPull(base: string, version: string, fileName: string, workDir: string): Promise<() => Promise<{ digest: string; size: number }>> {
+  const out = await fsp.mkdtemp(path.join(workDir, 'pull-'));
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/cairn.js'), 'pull', `${MODEL}@${version}`, '-o', out, '--json'], {
+    env: { ...process.env, CAIRN_URL: base },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`cairn pull exited ${code}: ${stderr}${stdout}`.slice(0, 4000));
+  const result = JSON.parse(stdout) as { files: Array<{ via?: string }> };
+  if (!result.files.every((f) => f.via === 'storage')) throw new Error(`cairn pull did not fetch straight from storage: ${stdout.slice(0, 2000)}`);
+  return async () => {
+    const file = path.join(out, fileName);
+    try {
+      return await hashStream(fs.createReadStream(file, { highWaterMark: MiB }));
+    } finally {
+      await fsp.rm(out, { recursive: true, force: true });
+    }
+  };
+}
+
 function pullFile(base: string, version: string, fileName: string): Promise<{ digest: string; size: number }> {
   return getHashed(`${base}/v1/models/${MODEL}/versions/${encodeURIComponent(version)}/files/${fileName}`, 'pull');
 }
@@ -960,7 +1007,7 @@ async function fsUsage(dir: string): Promise<{ objects: number; bytes: number }>
 
 // ---- the run -----------------------------------------------------------------------
 
-type PhaseName = 'cairn push' | 'cairn pull' | 'direct write' | 'direct read' | 'hop push' | 'hop pull' | 'objects write' | 'objects read';
+type PhaseName = 'cairn push' | 'cairn pull' | 'cairn-direct pull' | 'direct write' | 'direct read' | 'hop push' | 'hop pull' | 'objects write' | 'objects read';
 
 interface PhaseResult extends PhaseStats {
   /** the nominal size (--sizes) */
@@ -1102,7 +1149,7 @@ function verdictOf(results: SizeResult[]): Verdict {
 
 function table(results: SizeResult[]): string {
   const withLink = results.some((r) => r.phases.some((p) => p.linkUpBytes !== undefined));
-  const header = ['size', 'data', 'phase', 'secs', 'MB/s', 'cairn/direct', 'RSS base', 'RSS peak', 'RSS end', 'srv CPU', 'main thr', 'top other thr', 'bench CPU', 'host CPU'];
+  const header = ['size', 'data', 'phase', 'secs', 'MB/s', 'cairn/direct', 'RSS base', 'RSS peak', 'RSS end', 'srv CPU', 'main thr', 'top other thr', 'client CPU', 'host CPU'];
   if (withLink) header.push('link MB up/down');
   const rows: string[][] = [];
   for (const r of results) {
@@ -1273,7 +1320,14 @@ async function main(): Promise<number> {
         () => runPhase(processes, payload, 'direct read', direct.label.read, async () => check('direct read', await direct.read())),
         hopUrl ? () => runPhase(processes, payload, 'hop pull', 'hop pull', async () => check('hop pull', await getHashed(`${hopUrl}/objects/${payload.fileName}`, 'hop pull'))) : undefined,
       );
-      for (const [otherPhase, directPhase] of [['cairn push', 'direct write'], ['cairn pull', 'direct read'], ['hop push', 'direct write'], ['hop pull', 'direct read']] as const) {
+      if (admin) {
+        let written: (() => Promise<{ digest: string; size: number }>) | undefined;
+        phases.push(await runPhase(processes, payload, 'cairn-direct pull', 'cairn-direct pull', async () => {
+          written = await cliPull(server!.url, version, payload.fileName, dataDir);
+        }));
+        check('cairn-direct pull wrote', await written!());
+      }
+      for (const [otherPhase, directPhase] of [['cairn push', 'direct write'], ['cairn pull', 'direct read'], ['cairn-direct pull', 'direct read'], ['hop push', 'direct write'], ['hop pull', 'direct read']] as const) {
         const other = phases.find((p) => p.phase === otherPhase);
         const d = phases.find((p) => p.phase === directPhase)!;
         if (other) other.ratio = other.mbPerSec / d.mbPerSec;
@@ -1351,6 +1405,17 @@ async function main(): Promise<number> {
     out.push(table(results));
     for (const r of results) {
       if (r.stored) out.push(`${formatSize(r.size)} ${r.data} (${r.bytes.toLocaleString('en')} B): server stored ${r.stored.objects} chunk objects, ${(r.stored.bytes / MiB).toFixed(1)} MiB (${((100 * r.stored.bytes) / r.bytes).toFixed(1)}% of raw)`);
+    }
+    for (const r of results) {
+      const cpuPerGB = (phase: PhaseName) => {
+        const p = r.phases.find((x) => x.phase === phase);
+        return p ? (p.serverCpuPct / 100) * p.seconds / (p.bytes / 1e9) : undefined;
+      };
+      const proxied = cpuPerGB('cairn pull');
+      const direct = cpuPerGB('cairn-direct pull');
+      if (proxied !== undefined && direct !== undefined) {
+        out.push(`${formatSize(r.size)} ${r.data}: server CPU per GB pulled: cairn pull ${proxied.toFixed(2)} s, cairn-direct pull ${direct.toFixed(3)} s (${((100 * direct) / proxied).toFixed(1)}% of proxied)`);
+      }
     }
     if (problems.length) out.push(`server logged ${problems.length} warning/error line(s):\n${problems.slice(-20).join('\n')}`);
     const limit = verdict.underLimit

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CairnClient, ClientError, DEFAULT_URL } from './client.ts';
-import { aliasCommand, logCommand, lsCommand, rmCommand, showCommand, diffCommand, unaliasCommand } from './cli/browse.ts';
+import { aliasCommand, describeCommand, logCommand, lsCommand, rmCommand, showCommand, diffCommand, unaliasCommand } from './cli/browse.ts';
 import { deriveCommand } from './cli/derive.ts';
 import { CliError, type Command, type Context, type OptionsConfig, type OptionValues, UsageError } from './cli/common.ts';
 import { pullCommand } from './cli/pull.ts';
@@ -17,7 +17,7 @@ import { gcCommand, verifyCommand } from './cli/maintenance.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
 
-const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, diffCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, deriveCommand, tokenCommand, webhookCommand, gcCommand, verifyCommand];
+const COMMANDS: Command[] = [pushCommand, pullCommand, lsCommand, showCommand, diffCommand, describeCommand, logCommand, aliasCommand, unaliasCommand, rmCommand, deriveCommand, tokenCommand, webhookCommand, gcCommand, verifyCommand];
 
 const GLOBAL_OPTIONS: OptionsConfig = {
   url: { type: 'string' },

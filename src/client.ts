@@ -7,6 +7,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type {
   AliasSet,
   BlobDoc,
+  ChunkMap,
   DeliveryList,
   DeriveRequest,
   GcReport,
@@ -14,6 +15,7 @@ import type {
   LineageGraph,
   ModelDoc,
   ModelList,
+  ModelPatch,
   ModelSummary,
   PingResult,
   PublishRequest,
@@ -249,6 +251,11 @@ export class CairnClient {
     return this.json('GET', `/v1/models/${modelSeg(name)}`);
   }
 
+  /** Sets a model's description and/or card. */
+  describeModel(name: string, patch: ModelPatch): Promise<ModelDoc> {
+    return this.json('PATCH', `/v1/models/${modelSeg(name)}`, { json: patch });
+  }
+
   listVersions(name: string, query: PageQuery = {}): Promise<VersionList> {
     return this.json('GET', `/v1/models/${modelSeg(name)}/versions`, { query: { limit: query.limit, cursor: query.cursor } });
   }
@@ -331,6 +338,16 @@ export class CairnClient {
       length: length === null ? undefined : Number(length),
       digest: res.headers.get('x-content-digest') ?? etag ?? undefined,
     };
+  }
+
+  /**
+   * A file's chunk map with presigned storage URLs (S3 storage only; 409
+   * DIRECT_UNAVAILABLE otherwise): `range` is inclusive, absent the whole file.
+   */
+  chunkMap(name: string, ref: string, path: string, range?: { start: number; end?: number }): Promise<ChunkMap> {
+    return this.json('GET', `/v1/models/${modelSeg(name)}/versions/${seg(ref)}/files/${encodeFilePath(path)}/chunks`, {
+      query: { range: range ? `${range.start}-${range.end ?? ''}` : undefined },
+    });
   }
 
   // ---- derived versions -------------------------------------------------------

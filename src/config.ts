@@ -25,8 +25,12 @@ export interface Config {
   rateLimit?: number;
   /** webhooks may post to loopback, private and link-local addresses (CAIRN_WEBHOOK_ALLOW_PRIVATE; absent: false) */
   webhookAllowPrivate?: boolean;
+  /** each new version's OCI image form is computed right after publish (CAIRN_OCI_IMAGE_JOB; absent: false — on its first request; `cairn serve` defaults to true) */
+  ociImageJob?: boolean;
   /** format analysis at publish (absent: the defaults of analysis-pool.ts) */
   analysis?: AnalysisConfig;
+  /** how long the S3 URLs of a chunk map stay valid (CAIRN_PRESIGN_SECONDS; absent: 300) */
+  presignSeconds?: number;
   /** garbage collection (absent: the defaults of maintenance/gc.ts) */
   gc?: GcConfig;
   /** derive jobs run at once, each in a worker thread (CAIRN_DERIVE_JOBS; absent: 1) */
@@ -112,6 +116,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         prefix: env.CAIRN_S3_PREFIX ?? '',
       }
     : undefined;
+  const presignSeconds = parseSeconds('CAIRN_PRESIGN_SECONDS', env.CAIRN_PRESIGN_SECONDS);
+  // SigV4 presigned URLs live at most 7 days
+  if (presignSeconds !== undefined && !(presignSeconds >= 1 && presignSeconds <= 604_800)) {
+    throw new ConfigError(`CAIRN_PRESIGN_SECONDS must be 1 s to 7 days, got ${JSON.stringify(env.CAIRN_PRESIGN_SECONDS)}`);
+  }
   return {
     dataDir: path.resolve(env.CAIRN_DATA_DIR || './storage'),
     host: env.CAIRN_HOST || '127.0.0.1',
@@ -123,12 +132,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: parseCount('CAIRN_MAX_UPLOAD_BYTES', env.CAIRN_MAX_UPLOAD_BYTES, 100 * 1024 ** 3) || undefined,
     rateLimit: parseCount('CAIRN_RATE_LIMIT', env.CAIRN_RATE_LIMIT, 6000),
     webhookAllowPrivate: parseBool('CAIRN_WEBHOOK_ALLOW_PRIVATE', env.CAIRN_WEBHOOK_ALLOW_PRIVATE, false),
+    ociImageJob: parseBool('CAIRN_OCI_IMAGE_JOB', env.CAIRN_OCI_IMAGE_JOB, true),
     analysis: {
       workers: parsePositive('CAIRN_ANALYSIS_WORKERS', env.CAIRN_ANALYSIS_WORKERS),
       fileSeconds: parsePositive('CAIRN_ANALYSIS_FILE_SECONDS', env.CAIRN_ANALYSIS_FILE_SECONDS),
       publishSeconds: parsePositive('CAIRN_ANALYSIS_PUBLISH_SECONDS', env.CAIRN_ANALYSIS_PUBLISH_SECONDS),
       memoryMb: parsePositive('CAIRN_ANALYSIS_MEMORY_MB', env.CAIRN_ANALYSIS_MEMORY_MB),
     },
+    presignSeconds,
     deriveJobs: parsePositive('CAIRN_DERIVE_JOBS', env.CAIRN_DERIVE_JOBS),
     gc: {
       graceSeconds: parseSeconds('CAIRN_GC_GRACE', env.CAIRN_GC_GRACE),

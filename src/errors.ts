@@ -43,6 +43,11 @@ export type ErrorCode =
   | 'STORAGE_UNAVAILABLE'
   | 'COMMIT_PENDING'
   | 'CONTENT_CORRUPT'
+  | 'DIRECT_UNAVAILABLE'
+  | 'INVALID_MANIFEST'
+  | 'MANIFEST_NOT_FOUND'
+  | 'UNSUPPORTED_OPERATION'
+  | 'IMAGE_PENDING'
   | 'INTERNAL';
 
 export class CairnError extends Error {

@@ -95,6 +95,8 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     auth: config.auth,
     unsafePolicy: config.unsafePolicy,
     gc: config.gc,
+    presignSeconds: config.presignSeconds,
+    ociImageJob: config.ociImageJob ?? false,
     derive: { scratchDir: path.join(config.dataDir, 'tmp', 'derive'), concurrency: config.deriveJobs },
     log,
   });
@@ -118,6 +120,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     gc: services.maintenance.collector,
     verifier: services.maintenance.verifier,
     async close() {
+      await services.oci.stop();
       await services.derive.close();
       await dispatcher.stop();
       await mirror.stop();

@@ -39,6 +39,7 @@ describe('loadConfig', () => {
       CAIRN_ANALYSIS_MEMORY_MB: '512',
       CAIRN_GC_GRACE: '30m',
       CAIRN_UPLOAD_TTL: '2d',
+      CAIRN_PRESIGN_SECONDS: '5m',
       CAIRN_S3_BUCKET: 'models',
       CAIRN_S3_ENDPOINT: 'http://127.0.0.1:9000',
       CAIRN_S3_PREFIX: 'cairn/',
@@ -54,6 +55,7 @@ describe('loadConfig', () => {
     assert.equal(config.webhookAllowPrivate, true);
     assert.deepEqual(config.analysis, { workers: 3, fileSeconds: 5, publishSeconds: 60, memoryMb: 512 });
     assert.deepEqual(config.gc, { graceSeconds: 1800, uploadTtlSeconds: 172800 });
+    assert.equal(config.presignSeconds, 300);
     // an endpoint implies path-style addressing unless told otherwise
     assert.deepEqual(config.s3, { bucket: 'models', endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true, prefix: 'cairn/' });
   });
@@ -72,6 +74,8 @@ describe('loadConfig', () => {
       ['CAIRN_ANALYSIS_MEMORY_MB', 'lots'],
       ['CAIRN_GC_GRACE', 'an hour'],
       ['CAIRN_UPLOAD_TTL', '-5m'],
+      ['CAIRN_PRESIGN_SECONDS', '0'],
+      ['CAIRN_PRESIGN_SECONDS', '8d'], // longer than a SigV4 presigned URL may live
     ];
     for (const [name, value] of cases) {
       assert.throws(

@@ -201,3 +201,16 @@ export const Readiness = Type.Object(
   { $id: 'Readiness' },
 );
 export type Readiness = Static<typeof Readiness>;
+
+/** Who the presented token is (GET /v1/whoami): what the web UI shows and offers. */
+export const Whoami = Type.Object(
+  {
+    name: Type.String({ description: "the token's name (`anonymous` without one)" }),
+    scope: oneOf(SCOPES, { description: 'the highest scope held' }),
+    scopes: Type.Array(oneOf(SCOPES)),
+    models: Type.Array(Type.String(), { description: MODEL_PATTERNS }),
+    auth: Type.Boolean({ description: 'false: the server runs with CAIRN_AUTH=off' }),
+  },
+  { $id: 'Whoami' },
+);
+export type Whoami = Static<typeof Whoami>;

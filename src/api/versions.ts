@@ -1,10 +1,10 @@
 // Wire types of models, versions and their files, lineage and history.
 import { MAX_FILES_PER_VERSION, MAX_PARENTS } from '../identifiers.ts';
 import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from '../json-limits.ts';
-import { AliasName, AnyJson, Digest, Name, nullable, oneOf, page, Timestamp, Type, Version, type Static } from './common.ts';
+import { AliasName, AnyJson, Digest, Name, NextCursor, nullable, oneOf, page, Timestamp, Type, Version, type Static, type TSchema } from './common.ts';
 
 export const VERDICTS = ['safe', 'unsafe', 'unknown'] as const;
-export const EVENT_KINDS = ['publish', 'alias', 'unalias', 'delete'] as const;
+export const EVENT_KINDS = ['publish', 'alias', 'unalias', 'delete', 'describe'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 export const RELATIONS = ['fine-tuned-from', 'quantized-from', 'pruned-from', 'distilled-from', 'converted-from', 'derived-from'] as const;
 export type Relation = (typeof RELATIONS)[number];
@@ -48,6 +48,35 @@ export const FileDoc = Type.Object(
   { $id: 'File' },
 );
 export type FileDoc = Static<typeof FileDoc>;
+
+export const CODECS = ['raw', 'zstd', 'zstd-bg2', 'zstd-bg4'] as const;
+
+export const ChunkMapEntry = Type.Object(
+  {
+    offset: Type.Integer({ description: 'where the chunk starts in the file' }),
+    size: Type.Integer({ description: 'raw bytes' }),
+    digest: Type.String({ description: 'sha256 of the raw bytes: check it after decoding', pattern: '^sha256:[0-9a-f]{64}$' }),
+    codec: oneOf(CODECS, { description: 'how the object is encoded; its first byte says the same (README "Storage format")' }),
+    stored_size: Type.Integer({ description: 'bytes of the object, codec byte included' }),
+    url: Type.String({ description: 'a presigned S3 GET of the object, valid until `expires_at`; needs no other credential' }),
+  },
+  { $id: 'ChunkMapEntry' },
+);
+export type ChunkMapEntry = Static<typeof ChunkMapEntry>;
+
+export const ChunkMap = Type.Object(
+  {
+    path: Type.String(),
+    size: Type.Integer({ description: 'of the whole file' }),
+    digest: Digest,
+    start: Type.Integer({ description: 'first byte of the range asked for (the first chunk may begin before it)' }),
+    end: Type.Integer({ description: 'last byte of the range asked for, inclusive; -1 for an empty file' }),
+    expires_at: Timestamp('when the URLs stop working: ask again for a fresh map'),
+    chunks: Type.Array(ChunkMapEntry, { description: 'in file order, every chunk that overlaps [start, end]' }),
+  },
+  { $id: 'ChunkMap', description: "A file's chunks and where to fetch each one straight from storage (README \"Direct transfers\")." },
+);
+export type ChunkMap = Static<typeof ChunkMap>;
 
 export const ParentDoc = Type.Object(
   {
@@ -113,6 +142,7 @@ export const ModelDoc = Type.Object(
     description: Type.String(),
     created_at: Timestamp(),
     updated_at: Timestamp(),
+    readme: Type.String({ description: "the model's card, Markdown, set with PATCH; '' = none (a version's own README.md is that version's card)" }),
     aliases: Type.Record(Type.String(), Type.String(), { description: 'alias → version' }),
     latest: nullable(VersionSummary),
     counts: Type.Object({ versions: Type.Integer() }),
@@ -120,6 +150,8 @@ export const ModelDoc = Type.Object(
   { $id: 'Model' },
 );
 export type ModelDoc = Static<typeof ModelDoc>;
+
+export const MODEL_SORTS = ['name', 'updated'] as const;
 
 export const ModelSummary = Type.Object(
   {
@@ -129,13 +161,40 @@ export const ModelSummary = Type.Object(
     updated_at: Timestamp(),
     latest_version: nullable(Type.String()),
     versions: Type.Integer(),
+    production_version: nullable(Type.String(), { description: 'the version the `production` alias points at' }),
+    latest: nullable(
+      Type.Object({
+        formats: Type.Array(Type.String()),
+        framework: nullable(Type.String()),
+        size: Type.Integer(),
+        safety: oneOf(VERDICTS),
+      }),
+      { description: 'what the latest version is: its formats, framework, size and safety verdict' },
+    ),
+    unsafe: Type.Boolean({ description: 'a live version has a file that runs code when loaded (what `unsafe=true` selects)' }),
   },
   { $id: 'ModelListItem' },
 );
 export type ModelSummary = Static<typeof ModelSummary>;
 
-export const ModelList = page('models', ModelSummary, 'ModelList');
+export const ModelList = Type.Object(
+  {
+    models: Type.Array(ModelSummary),
+    next_cursor: NextCursor,
+    total: Type.Integer({ description: 'models matching the query and filters, on all pages' }),
+  },
+  { $id: 'ModelList' },
+);
 export type ModelList = Static<typeof ModelList>;
+
+export const ModelPatch = Type.Object(
+  {
+    description: Type.Optional(Type.String({ maxLength: 2048, description: 'one paragraph of plain text, at most 2048 characters' })),
+    readme: Type.Optional(Type.String({ description: "the model card, Markdown, at most 256 KiB; '' removes it" })),
+  },
+  { $id: 'ModelPatch', additionalProperties: false },
+);
+export type ModelPatch = Static<typeof ModelPatch>;
 export const VersionList = page('versions', VersionSummary, 'VersionList');
 export type VersionList = Static<typeof VersionList>;
 
@@ -172,30 +231,57 @@ export type LineageGraph = Static<typeof LineageGraph>;
 
 const VersionRefDoc = Type.Object({ name: Type.String(), version: Type.String(), digest: Type.String() });
 const SizeDigest = nullable(Type.Object({ size: Type.Integer(), digest: Type.String() }));
+const Change = <T extends TSchema>(value: T) => Type.Object({ from: value, to: value });
+export const DIFF_STATUSES = ['added', 'removed', 'changed', 'renamed', 'unchanged'] as const;
 export const VersionDiff = Type.Object(
   {
     from: VersionRefDoc,
     to: VersionRefDoc,
     files: Type.Array(
       Type.Object({
-        path: Type.String(),
-        status: oneOf(['added', 'removed', 'changed', 'unchanged'] as const),
+        path: Type.String({ description: 'the path in `to` (in `from` for a removed file)' }),
+        status: oneOf(DIFF_STATUSES, { description: '`renamed`: the same content (digest) as a file of `from` under another path, which is then not listed as removed' }),
+        from_path: Type.Optional(Type.String({ description: 'renamed: the path in `from`' })),
         from: SizeDigest,
         to: SizeDigest,
         shared_bytes: Type.Integer({ description: 'bytes of the file (as in `to`) in chunks the `from` version also has' }),
+        delta: Type.Optional(
+          Type.Object(
+            {
+              size: Type.Integer({ description: 'to.size − from.size' }),
+              format: Type.Optional(Change(Type.String())),
+              parameters: Type.Optional(Change(nullable(Type.Integer()))),
+              dtypes: Type.Optional(Type.Record(Type.String(), Change(Type.Integer()), { description: 'dtype → tensor element counts before and after (0: none), only those that differ' })),
+            },
+            { description: 'a changed file: what its format analysis says changed' },
+          ),
+        ),
       }),
+    ),
+    metadata: Type.Array(
+      Type.Object({
+        key: Type.String({ description: 'a dotted path into the metadata object (`training.lr`); arrays are compared whole' }),
+        status: oneOf(['added', 'removed', 'changed'] as const),
+        from: Type.Optional(AnyJson('the value in `from` (absent when added)')),
+        to: Type.Optional(AnyJson('the value in `to` (absent when removed)')),
+      }),
+      { description: 'metadata keys that differ' },
     ),
     summary: Type.Object({
       added: Type.Integer(),
       removed: Type.Integer(),
       changed: Type.Integer(),
+      renamed: Type.Integer(),
       unchanged: Type.Integer(),
+      from_bytes: Type.Integer({ description: 'size of the `from` version' }),
       to_bytes: Type.Integer({ description: 'size of the `to` version' }),
+      from_parameters: nullable(Type.Integer()),
+      to_parameters: nullable(Type.Integer()),
       shared_bytes: Type.Integer({ description: 'bytes of `to` in chunks the `from` version has' }),
       new_stored_bytes: Type.Integer({ description: 'stored (compressed) bytes of the chunks `to` has and `from` does not' }),
     }),
   },
-  { $id: 'VersionDiff', description: 'What changed from one version to another (of the same model or not), down to shared chunks.' },
+  { $id: 'VersionDiff', description: 'What changed from one version to another (of the same model or not): files (renames found by digest, format deltas), metadata, and the bytes their chunks share.' },
 );
 export type VersionDiff = Static<typeof VersionDiff>;
 

@@ -20,6 +20,12 @@ export interface ChunkRecord {
   codec: CodecName;
 }
 
+/** A chunk of a blob as stored: its place in the blob, its codec and object size. */
+export interface StoredChunkRef extends ChunkRef {
+  codec: CodecName;
+  storedSize: number;
+}
+
 export interface ChunkIndex {
   /** Whether a chunk is recorded: its object is durable, it need not be written again. */
   hasChunk(digest: string): boolean;
@@ -29,4 +35,6 @@ export interface ChunkIndex {
   getBlob(digest: string): { size: number } | undefined;
   /** The chunks of a recorded blob that overlap the inclusive byte range [start, end], in order. */
   chunksInRange(blob: string, start: number, end: number): ChunkRef[];
+  /** The same, with how each chunk is stored. */
+  storedChunksInRange(blob: string, start: number, end: number): StoredChunkRef[];
 }

@@ -6,7 +6,7 @@
 // before a single byte is handed out.
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
-import type { ChunkIndex, ChunkRecord, ChunkRef } from './chunk-index.ts';
+import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from './chunk-index.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
 import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
 import type { ChunkStream, CodecPool, RawChunk, RunningHash } from './codec-pool.ts';
@@ -32,6 +32,11 @@ export interface BlobReader {
   readonly size: number;
   /** bytes [offset, offset + length) clipped to the blob */
   read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A stored chunk of a blob and a URL that fetches its object straight from storage until it expires. */
+export interface DirectChunk extends StoredChunkRef {
+  url: string;
 }
 
 export interface ChunkStoreOptions {
@@ -396,6 +401,29 @@ export class ChunkStore {
     const stream = Readable.from(body(), { objectMode: false, highWaterMark: 1 });
     stream.once('close', release);
     return { stream, size: blob.size };
+  }
+
+  /**
+   * The chunks of a blob that overlap the inclusive byte range [start, end],
+   * each with a URL that fetches its stored object (codec byte and payload)
+   * straight from storage for `seconds`: clients decode and verify it
+   * themselves, and no byte passes through this process. The blob is held
+   * (see hold) as long as the URLs work. Storage that cannot
+   * hand out such URLs (fs) answers DIRECT_UNAVAILABLE.
+   */
+  async directChunks(digest: string, range: { start: number; end: number }, seconds: number): Promise<DirectChunk[]> {
+    const presign = this.driver.presignGet?.bind(this.driver);
+    if (!presign) throw new CairnError('DIRECT_UNAVAILABLE', `${this.driver.name} storage hands out no direct URLs; download the file itself`);
+    const chunks = range.end >= range.start ? this.index.storedChunksInRange(digest, range.start, range.end) : [];
+    // held while the URLs work, like an open download: gc keeps the chunks even if the version is deleted meanwhile
+    const release = this.hold([digest]);
+    setTimeout(release, seconds * 1000).unref();
+    try {
+      return await Promise.all(chunks.map(async (chunk) => ({ ...chunk, url: await presign(chunkKey(chunk.digest), seconds) })));
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /**

@@ -35,6 +35,12 @@ export interface StorageDriver {
   delete(key: string): Promise<void>;
   /** Cheap round trip that proves the backend answers (readiness). */
   ping(): Promise<void>;
+  /**
+   * A URL that lets whoever holds it GET the object (one Range allowed) for
+   * `seconds`, with no other credential: S3 presigning, so clients fetch
+   * bytes straight from the bucket. Drivers that cannot leave it out.
+   */
+  presignGet?(key: string, seconds: number): Promise<string>;
 }
 
 export type DriverErrorKind = 'not_found' | 'exists' | 'unavailable';

@@ -14,6 +14,7 @@ import {
   S3ServiceException,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
 import { assertSafeKey, DriverError, type ByteRange, type PutOptions, type StorageDriver } from './driver.ts';
 
@@ -149,6 +150,16 @@ export class S3Driver implements StorageDriver {
       return Readable.fromWeb(body!.transformToWebStream() as never);
     } catch (err) {
       return this.fail(err, key);
+    }
+  }
+
+  async presignGet(key: string, seconds: number): Promise<string> {
+    const objectKey = this.objectKey(key);
+    try {
+      // local HMAC over the request: no round trip to S3
+      return await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }), { expiresIn: seconds });
+    } catch (err) {
+      this.fail(err, key);
     }
   }
 

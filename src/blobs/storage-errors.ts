@@ -25,6 +25,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 
 /** The same driver, failing with domain errors only (see above). */
 export function withStorageErrors(driver: StorageDriver): StorageDriver {
+  const presignGet = driver.presignGet?.bind(driver);
   return {
     name: driver.name,
     get: (key) => call(() => driver.get(key)),
@@ -40,5 +41,6 @@ export function withStorageErrors(driver: StorageDriver): StorageDriver {
     },
     delete: (key) => call(() => driver.delete(key)),
     ping: () => call(() => driver.ping()),
+    ...(presignGet && { presignGet: (key: string, seconds: number) => call(() => presignGet(key, seconds)) }),
   };
 }

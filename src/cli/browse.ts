@@ -1,5 +1,7 @@
-// The small commands: ls, show, alias / unalias, rm.
-import type { FormatSummary, ModelSummary, VersionDoc, VersionSummary } from '../api/index.ts';
+// The small commands: ls, show, diff, describe, alias / unalias, rm, log.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { FormatSummary, ModelSummary, VersionDiff, VersionDoc, VersionSummary } from '../api/index.ts';
 import type { ModelFilter } from '../client.ts';
 import { checkAlias, checkAliasName, checkName, checkVersion } from '../identifiers.ts';
 import {
@@ -80,7 +82,7 @@ async function listModels(ctx: Context, filter: ModelFilter, limit: number | und
     say(ctx, Object.values(filter).some((v) => v !== undefined) ? 'no models match' : 'no models yet');
     return 0;
   }
-  say(ctx, table([['NAME', 'LATEST', 'VERSIONS', 'UPDATED'], ...models.map((m) => [m.name, m.latest_version ?? '-', String(m.versions), day(m.updated_at)])]));
+  say(ctx, table([['NAME', 'LATEST', 'VERSIONS', 'PRODUCTION', 'UPDATED', ''], ...models.map((m) => [m.name, m.latest_version ?? '-', String(m.versions), m.production_version ?? '-', day(m.updated_at), m.unsafe ? 'UNSAFE' : ''])]));
   return 0;
 }
 
@@ -199,23 +201,88 @@ file that lies in chunks the base already has: what a push of it did not upload 
       printJson(ctx, diff);
       return 0;
     }
-    const s = diff.summary;
-    const pct = (part: number, whole: number) => (whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`);
-    const label = (v: { name: string; version: string }) => `${v.name}@${v.version}`;
-    say(ctx, `${label(diff.from)} → ${label(diff.to)}: ${s.changed} changed, ${s.added} added, ${s.removed} removed, ${s.unchanged} unchanged`);
-    if (diff.files.length > 0) {
-      say(
-        ctx,
-        table([
-          ['STATUS', 'PATH', 'SIZE', 'SHARED'],
-          ...diff.files.map((f) => [f.status, f.path, f.to ? formatBytes(f.to.size) : '-', f.to ? pct(f.shared_bytes, f.to.size) : '-']),
-        ]),
-      );
-    }
-    say(ctx, `${formatBytes(s.to_bytes)}, ${pct(s.shared_bytes, s.to_bytes)} in chunks ${label(diff.from)} already has; ${formatBytes(s.new_stored_bytes)} stored for the rest`);
+    say(ctx, formatDiff(diff));
     return 0;
   },
 };
+
+/** The diff as text: counts, a row per file that is not unchanged and its deltas, the metadata that differs, and the shared bytes. */
+export function formatDiff(diff: VersionDiff): string {
+  const s = diff.summary;
+  const pct = (part: number, whole: number) => (whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`);
+  const label = (v: { name: string; version: string }) => `${v.name}@${v.version}`;
+  const renamed = s.renamed > 0 ? `, ${s.renamed} renamed` : '';
+  const lines = [`${label(diff.from)} → ${label(diff.to)}: ${s.changed} changed, ${s.added} added, ${s.removed} removed${renamed}, ${s.unchanged} unchanged`];
+  if (diff.files.length > 0) {
+    lines.push(
+      table([
+        ['STATUS', 'PATH', 'SIZE', 'SHARED', 'DETAIL'],
+        ...diff.files.map((f) => [f.status, f.path, f.to ? formatBytes(f.to.size) : '-', f.to ? pct(f.shared_bytes, f.to.size) : '-', fileDetail(f)]),
+      ]),
+    );
+  }
+  if (diff.metadata.length > 0) {
+    lines.push('metadata:');
+    const value = (v: unknown) => JSON.stringify(v) ?? '-';
+    for (const m of diff.metadata) lines.push(`  ${m.status === 'added' ? '+' : m.status === 'removed' ? '-' : '~'} ${m.key}: ${m.status === 'added' ? value(m.to) : m.status === 'removed' ? value(m.from) : `${value(m.from)} → ${value(m.to)}`}`);
+  }
+  if (s.from_parameters !== s.to_parameters) lines.push(`parameters: ${s.from_parameters === null ? '-' : formatCount(s.from_parameters)} → ${s.to_parameters === null ? '-' : formatCount(s.to_parameters)}`);
+  lines.push(`${formatBytes(s.to_bytes)}, ${pct(s.shared_bytes, s.to_bytes)} in chunks ${label(diff.from)} already has; ${formatBytes(s.new_stored_bytes)} stored for the rest`);
+  return lines.join('\n');
+}
+
+function fileDetail(f: VersionDiff['files'][number]): string {
+  if (f.status === 'renamed') return `from ${f.from_path}`;
+  const d = f.delta;
+  if (!d) return '';
+  const parts = [`${d.size >= 0 ? '+' : '-'}${formatBytes(Math.abs(d.size))}`];
+  if (d.format) parts.push(`format ${d.format.from} → ${d.format.to}`);
+  if (d.parameters) parts.push(`params ${d.parameters.from === null ? '-' : formatCount(d.parameters.from)} → ${d.parameters.to === null ? '-' : formatCount(d.parameters.to)}`);
+  for (const [dtype, c] of Object.entries(d.dtypes ?? {})) parts.push(`${dtype} ${formatCount(c.from)} → ${formatCount(c.to)}`);
+  return parts.join(', ');
+}
+
+export const describeCommand: Command = {
+  name: 'describe',
+  synopsis: 'describe <name> [<description>]',
+  summary: "set a model's description and its card (Markdown)",
+  help: `Options:
+      --readme <file>   the model card: a Markdown file (- reads standard input)
+      --no-readme       remove the model card
+
+Without a description or --readme, prints the current ones. Each change is an event in
+the model's history and a commit in the lineage (model.json, README.md).`,
+  options: {
+    readme: { type: 'string' },
+    'no-readme': { type: 'boolean' },
+  },
+  async run(ctx, args, values) {
+    const [name, description] = args;
+    if (name === undefined) throw new UsageError('expected <name> [<description>]');
+    noMore(args, 2);
+    check(() => checkName(name));
+    const file = str(values, 'readme');
+    if (file !== undefined && flag(values, 'no-readme')) throw new UsageError('--readme and --no-readme contradict each other');
+    const readme = flag(values, 'no-readme') ? '' : file === undefined ? undefined : await readText(ctx, file);
+    const model = description === undefined && readme === undefined ? await ctx.client.getModel(name) : await ctx.client.describeModel(name, { description, readme });
+    if (ctx.json) printJson(ctx, { name: model.name, description: model.description, readme: model.readme });
+    else say(ctx, `${model.name}: ${model.description || '(no description)'}\n${model.readme ? `card: ${Buffer.byteLength(model.readme)} bytes of Markdown` : 'card: none'}`);
+    return 0;
+  },
+};
+
+async function readText(ctx: Context, file: string): Promise<string> {
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+  try {
+    return await fs.readFile(path.resolve(ctx.cwd, file), 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
 
 export const showCommand: Command = {
   name: 'show',

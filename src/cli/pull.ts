@@ -10,7 +10,9 @@ import type { FileDoc } from '../api/index.ts';
 import { type CairnClient, ClientError } from '../client.ts';
 import { CairnError } from '../errors.ts';
 import { checkPathShape } from '../identifiers.ts';
+import { CodecPool } from '../blobs/codec-pool.ts';
 import { CliError, type Command, formatBytes, parseNameRef, printJson, say, shortDigest, sleep, str, UsageError } from './common.ts';
+import { directUnavailable, downloadDirect, mismatch, type Source } from './direct-pull.ts';
 import { Progress } from './progress.ts';
 
 const DOWNLOAD_RETRIES = 3;
@@ -21,6 +23,8 @@ export interface PulledFile {
   digest: string;
   /** `present`: already there with the right digest, left as it was */
   status: 'downloaded' | 'present';
+  /** how the bytes came: straight from storage (S3) or through the server */
+  via?: 'storage' | 'server';
 }
 
 /** The path segments of a file path from a version document; anything that could leave the output directory is refused. */
@@ -55,18 +59,6 @@ async function alreadyPresent(dest: string, file: FileDoc): Promise<boolean> {
   }
   if (!st.isFile() || st.size !== file.size) return false;
   return (await sha256OfFile(dest)) === file.digest;
-}
-
-interface Source {
-  client: CairnClient;
-  name: string;
-  /** the manifest digest: every file from the same version */
-  pinned: string;
-  progress: Progress;
-}
-
-function mismatch(file: FileDoc, what: string, extra: Record<string, unknown> = {}): CliError {
-  return new CliError('DIGEST_MISMATCH', `${file.path}: ${what}; the file was not written`, { path: file.path, expected: file.digest, ...extra });
 }
 
 /** Streams one file to a temp file beside `dest`, checks it, fsyncs, renames. Resumes a cut download with Range. */
@@ -142,13 +134,20 @@ export const pullCommand: Command = {
 sha256 digests, then renamed into place; files already present with the right
 digest are left alone. All files come from one version even if an alias moves.
 
+When the server stores on S3, chunks are fetched straight from the bucket
+(presigned URLs from the server), decoded here and each checked against its
+sha256; an interrupted pull resumes where it stopped. Otherwise, or with
+--via-server, the bytes come through the server.
+
 The ref is a version, an alias, latest or a manifest digest sha256:….
 
 Options:
   -o, --output <dir>   where to write (default ./<name>-<version>; acme/resnet@1.0
-                       goes to ./acme/resnet-1.0)`,
+                       goes to ./acme/resnet-1.0)
+  --via-server         download through the server even when storage is S3`,
   options: {
     output: { type: 'string', short: 'o' },
+    'via-server': { type: 'boolean' },
   },
   async run(ctx, args, values) {
     const { name, ref } = parseNameRef(args[0], 'ref', '<name>@<ref>', 'latest');
@@ -166,6 +165,8 @@ Options:
     const pulled: PulledFile[] = [];
     const dirs = new Set<string>();
     let received = 0;
+    let direct = values['via-server'] !== true;
+    let pool: CodecPool | undefined; // decodes and verifies chunks fetched from storage
     try {
       for (const [i, { file, segments }] of plan.entries()) {
         const dest = path.join(root, ...segments);
@@ -179,13 +180,28 @@ Options:
           continue;
         }
         progress.start(`[${i + 1}/${plan.length}] ${file.path}`, file.size);
-        received += await download({ client, name, pinned, progress }, file, dest);
+        const source: Source = { client, name, pinned, progress };
+        let via: PulledFile['via'] = 'server';
+        if (direct) {
+          try {
+            pool ??= new CodecPool();
+            received += (await downloadDirect(source, file, dest, pool)).received;
+            via = 'storage';
+          } catch (err) {
+            if (!directUnavailable(err)) throw err;
+            if (err instanceof CliError) progress.note(`cairn: ${err.message}; downloading through the server instead`);
+            direct = false; // the same for every file of this server
+            progress.start(`[${i + 1}/${plan.length}] ${file.path}`, file.size);
+          }
+        }
+        if (via === 'server') received += await download(source, file, dest);
         progress.finish();
         dirs.add(parent);
-        pulled.push({ path: file.path, size: file.size, digest: file.digest, status: 'downloaded' });
+        pulled.push({ path: file.path, size: file.size, digest: file.digest, status: 'downloaded', via });
       }
     } finally {
       progress.finish();
+      await pool?.close();
     }
     // make the renames durable
     for (const dir of dirs) {
@@ -195,13 +211,14 @@ Options:
     }
 
     const downloaded = pulled.filter((f) => f.status === 'downloaded').length;
-    const summary = { files: pulled.length, downloaded, present: pulled.length - downloaded, bytes_received: received };
+    const fromStorage = pulled.filter((f) => f.via === 'storage').length;
+    const summary = { files: pulled.length, downloaded, present: pulled.length - downloaded, bytes_received: received, from_storage: fromStorage };
     if (ctx.json) {
       printJson(ctx, { name: doc.name, version: doc.version, digest: doc.digest, directory: root, files: pulled, summary });
       return 0;
     }
     say(ctx, `pulled ${doc.name}@${doc.version} (#${doc.number}, ${shortDigest(doc.digest)}) into ${root}`);
-    say(ctx, `${summary.files} file(s), ${downloaded} downloaded (${formatBytes(received)}), ${summary.present} already present`);
+    say(ctx, `${summary.files} file(s), ${downloaded} downloaded (${formatBytes(received)}${fromStorage > 0 ? `, ${fromStorage} straight from storage` : ''}), ${summary.present} already present`);
     return 0;
 
   },

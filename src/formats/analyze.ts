@@ -66,7 +66,8 @@ export async function analyzeFile(detectors: Detector[], file: FileSource, log?:
 }
 
 // Formats that are data, not code, when they are not recognised as a model.
-const SUPPORT_FILE = /\.(json|txt|md|yaml|yml|model|vocab|merges|csv|tsv|cfg|ini|toml|png|jpe?g|gif|wav)$/i;
+// text and data that no loader runs: configs, tokenizers, docs, licences, media
+const SUPPORT_FILE = /\.(json|txt|md|yaml|yml|model|vocab|merges|csv|tsv|cfg|ini|toml|png|jpe?g|gif|wav)$|(^|\/)(LICEN[CS]E|COPYING|NOTICE|README|AUTHORS|CHANGELOG)([.-][\w.-]*)?$|(^|\/)\.git(attributes|ignore)$/i;
 
 /**
  * Version-level structure: a TensorFlow SavedModel is `saved_model.pb` plus

@@ -19,6 +19,8 @@ import { fileRoutes } from './routes/files.ts';
 import { gitRoutes } from './routes/git.ts';
 import { metricsRoutes, probeRoutes } from './routes/health.ts';
 import { hubErrorCodes, huggingFaceRoutes } from './routes/huggingface.ts';
+import { ociErrors, ociUnmatched, registryTokenAuth } from './oci/protocol.ts';
+import { ociRoutes } from './oci/routes.ts';
 import { modelRoutes } from './routes/models.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { uploadRoutes } from './routes/uploads.ts';
@@ -44,6 +46,7 @@ const API: readonly Route[] = [
   ...gitRoutes,
   ...adminRoutes,
   ...huggingFaceRoutes, // the Hugging Face Hub API under /hf (read-only)
+  ...ociRoutes, // the OCI Distribution API under /v2
   ...webRoutes,
 ];
 
@@ -125,13 +128,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestLog({ log, metrics })); // one log line and one metrics sample per request
   const ctx = { services, log, maxUploadBytes: deps.maxUploadBytes, metrics, openapi: openApiDocument(ROUTES) };
   registerRoutes(app, PROBES, ctx);
+  if (services.tokens.enabled) app.use('/v2', registryTokenAuth(services.registryTokens)); // before authenticate: /v2's own tokens
   app.use(authenticate({ tokens: services.tokens.enabled ? services.tokens : undefined, anonymousRead: deps.anonymousRead ?? false, log }));
   if (deps.rateLimit) app.use(rateLimit(deps.rateLimit));
   registerRoutes(app, API, ctx);
   app.use(refuseReservedNames()); // `acme/versions` read as a model name: 400, not an unknown path
   app.use('/hf', hubErrorCodes());
+  app.use('/v2', ociUnmatched());
   app.use(unmatchedNeedsAdmin());
   app.use(routeNotFound());
+  app.use('/v2', ociErrors(log));
   app.use(errorHandler(log));
   return app;
 }

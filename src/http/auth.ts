@@ -88,6 +88,7 @@ export function authenticate({ tokens, anonymousRead, log, failureLimit = FAILUR
   const failures = new TokenBuckets(failureLimit.perMinute, failureLimit.burst, now);
   const failureLog = new FailureLog(log, now);
   return function cairnAuthenticate(req, res, next) {
+    if ((req as WithAuth)[AUTH]) return next(); // a front door's own credentials (authenticateAs)
     if (!tokens) {
       setAuth(req, { actor: 'anonymous', scope: 'admin', models: [], authenticated: true, principal: undefined });
       return next();
@@ -119,6 +120,20 @@ export function authenticate({ tokens, anonymousRead, log, failureLimit = FAILUR
     setAuth(req, { actor: principal.name, scope: principal.scope, models: principal.models, authenticated: true, principal: `token:${principal.id}` });
     next();
   };
+}
+
+/**
+ * Who is asking, for a front door that reads its own credentials (the /v2
+ * registry tokens): called before authenticate, which then leaves the
+ * request as it is.
+ */
+export function authenticateAs(req: Request, auth: { actor: string; scope: Scope | undefined; models: string[]; principal: string | undefined }): void {
+  setAuth(req, { ...auth, authenticated: true });
+}
+
+/** What the request's credentials are (after authenticate): the token behind them, its scope and models. */
+export function credentialsOf(req: Request): { actor: string; scope: Scope | undefined; models: readonly string[]; principal: string | undefined; authenticated: boolean } {
+  return authOf(req);
 }
 
 /**
@@ -255,6 +270,12 @@ export function callerOf(req: Request): Caller {
   // no route that asks lets a request without a scope through (its access check); this keeps it that way
   if (auth.scope === undefined) throw new CairnError('UNAUTHORIZED', 'this request needs a token (Authorization: Bearer <token>)');
   return { principal: auth.principal, models: auth.models };
+}
+
+/** Who is asking and what it may do (GET /v1/whoami): the token's name, highest scope and name patterns. */
+export function identityOf(req: Request): { name: string; scope: Scope | undefined; models: string[] } {
+  const auth = authOf(req);
+  return { name: auth.actor, scope: auth.scope, models: auth.models };
 }
 
 /**

@@ -25,8 +25,8 @@ export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete' | 'head';
  */
 export type Access = 'open' | { scope: Scope; model?: string };
 
-export type Tag = 'models' | 'versions' | 'aliases' | 'lineage' | 'derive' | 'uploads' | 'tokens' | 'maintenance' | 'operations' | 'webhooks' | 'hugging-face' | 'web';
-export const TAGS: readonly Tag[] = ['models', 'versions', 'aliases', 'lineage', 'derive', 'uploads', 'tokens', 'maintenance', 'operations', 'webhooks', 'hugging-face', 'web'];
+export type Tag = 'models' | 'versions' | 'aliases' | 'lineage' | 'derive' | 'uploads' | 'tokens' | 'maintenance' | 'operations' | 'webhooks' | 'hugging-face' | 'oci' | 'web';
+export const TAGS: readonly Tag[] = ['models', 'versions', 'aliases', 'lineage', 'derive', 'uploads', 'tokens', 'maintenance', 'operations', 'webhooks', 'hugging-face', 'oci', 'web'];
 
 export interface HeaderDoc {
   schema: Record<string, unknown>;

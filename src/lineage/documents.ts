@@ -1,5 +1,6 @@
 // The files an event writes into the lineage tree (DESIGN "Lineage"):
 //   models/<name>/model.json               description, current aliases
+//   models/<name>/README.md                the model's card (PATCH /v1/models/{name}), if any
 //   models/<name>/versions/<version>.json  the version's manifest
 // Their JSON is canonical (../canonical-json.ts: canonicalJsonFile).
 
@@ -21,4 +22,9 @@ export function isValidTagName(tag: string): boolean {
     /[\s~^:?*[\\\x00-\x1f\x7f]/.test(tag) ||
     tag.startsWith('-')
   );
+}
+
+/** `models/<name>/README.md`: the model's card, when it has one. */
+export function readmePath(name: string): string {
+  return `models/${name}/README.md`;
 }

@@ -1,7 +1,7 @@
 // Queries for chunks and blobs (whole file contents as ordered chunk lists):
 // the chunk store's index (blobs/chunk-index.ts), and the blob records the
 // registry writes.
-import type { ChunkIndex, ChunkRecord, ChunkRef } from '../blobs/chunk-index.ts';
+import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from '../blobs/chunk-index.ts';
 import type { Database } from './db.ts';
 
 export interface BlobRow {
@@ -96,6 +96,15 @@ export class BlobIndex implements ChunkIndex {
     return this.db.all<ChunkRef>(
       `SELECT chunk_digest AS digest, offset, size FROM blob_chunks
         WHERE blob_digest = ? AND offset <= ? AND offset + size > ? ORDER BY seq`,
+      [digest, end, start],
+    );
+  }
+
+  storedChunksInRange(digest: string, start: number, end: number): StoredChunkRef[] {
+    return this.db.all<StoredChunkRef>(
+      `SELECT b.chunk_digest AS digest, b.offset, b.size, c.codec, c.stored_size AS storedSize
+         FROM blob_chunks b JOIN chunks c ON c.digest = b.chunk_digest
+        WHERE b.blob_digest = ? AND b.offset <= ? AND b.offset + b.size > ? ORDER BY b.seq`,
       [digest, end, start],
     );
   }

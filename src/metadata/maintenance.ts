@@ -89,6 +89,7 @@ export class MaintenanceQueries {
               WHERE NOT EXISTS (SELECT 1 FROM version_files f JOIN versions v ON v.id = f.version_id
                                  WHERE f.blob_digest = b.digest AND v.deleted_at IS NULL)
                 AND b.digest NOT IN (SELECT value FROM json_each(?))
+                AND b.digest NOT IN (SELECT blob_digest FROM oci_live_blobs)
                 AND max(b.created_at, coalesce((SELECT max(v.deleted_at) FROM version_files f JOIN versions v ON v.id = f.version_id
                                                  WHERE f.blob_digest = b.digest), '')) < ?`,
             [JSON.stringify(cutoffs.reading ?? []), cutoffs.grace],

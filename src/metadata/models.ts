@@ -6,6 +6,8 @@ export interface ModelRow {
   id: number;
   name: string;
   description: string;
+  /** the model's card (Markdown); '' = none */
+  readme: string;
   created_at: string;
   updated_at: string;
   last_number: number;
@@ -42,6 +44,26 @@ export interface FileRow {
 export interface ModelSummaryRow extends ModelRow {
   version_count: number;
   latest_version: string | null;
+  latest_size: number | null;
+  latest_safety: string | null;
+  /** JSON array of the latest version's formats, or null */
+  latest_formats: string | null;
+  latest_framework: string | null;
+  production_version: string | null;
+  /** 1 when a live version has a file that runs code when loaded */
+  has_unsafe: number;
+}
+
+/** How the model list is ordered: by name, or most recently changed first. */
+export type ModelSort = 'name' | 'updated';
+
+export interface ModelFilter {
+  q?: string;
+  namespace?: string;
+  format?: string;
+  framework?: string;
+  unsafe?: boolean;
+  patterns: readonly string[];
 }
 
 /**
@@ -86,40 +108,58 @@ export class ModelQueries {
   }
 
   /**
-   * Models ordered by name, after `afterName`, in `namespace`, whose name
-   * contains `q`, with a live version holding a file of `format`, of
-   * `framework`, or (un)safe — among those whose names match `patterns`
-   * (none: every model).
+   * Models in `namespace` whose name or description contains `q`, with a
+   * live version holding a file of `format`, of `framework`, or (un)safe —
+   * among those whose names match `patterns` (none: every model) — ordered
+   * by `sort`, after the position `after` (the last row of the page before).
    */
-  listModels(options: {
-    q?: string;
-    afterName?: string;
-    namespace?: string;
-    limit: number;
-    format?: string;
-    framework?: string;
-    unsafe?: boolean;
-    patterns: readonly string[];
-  }): ModelSummaryRow[] {
-    const like = options.q ? `%${options.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : '%';
-    const live = 'v.model_id = m.id AND v.deleted_at IS NULL';
-    const filters = [
-      // `acme/…` sorts between `acme/` and `acme0` ('0' follows '/'): a range of the name index
-      options.namespace === undefined ? '' : "AND m.name > @namespace || '/' AND m.name < @namespace || '0'",
-      options.format === undefined ? '' : `AND EXISTS (SELECT 1 FROM versions v JOIN version_files f ON f.version_id = v.id WHERE ${live} AND f.format = @format)`,
-      options.framework === undefined ? '' : `AND EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.framework = @framework)`,
-      options.unsafe === undefined ? '' : `AND ${options.unsafe ? '' : 'NOT '}EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.safety = 'unsafe')`,
-    ].join(' ');
+  listModels(filter: ModelFilter & { sort: ModelSort; after?: { name: string; updated_at?: string }; limit: number }): ModelSummaryRow[] {
+    const { where, params } = this.modelFilter(filter);
+    const after = filter.after === undefined ? '' : filter.sort === 'name' ? 'AND m.name > @afterName' : 'AND (m.updated_at < @afterUpdated OR (m.updated_at = @afterUpdated AND m.name > @afterName))';
     return this.db.all<ModelSummaryRow>(
-      `SELECT m.*,
+      `SELECT m.id, m.name, m.description, m.created_at, m.updated_at, m.last_number,
               (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS version_count,
-              (SELECT v.version FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL
-                ORDER BY v.number DESC LIMIT 1) AS latest_version
+              l.version AS latest_version, l.size AS latest_size, l.safety AS latest_safety,
+              json_extract(l.summary, '$.formats') AS latest_formats, l.framework AS latest_framework,
+              (SELECT v.version FROM aliases a JOIN versions v ON v.id = a.version_id WHERE a.model_id = m.id AND a.alias = 'production') AS production_version,
+              EXISTS (SELECT 1 FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL AND v.safety = 'unsafe') AS has_unsafe
          FROM models m
-        WHERE m.name > @after AND (m.name LIKE @like ESCAPE '\\' OR m.description LIKE @like ESCAPE '\\') AND ${NAME_VISIBLE} ${filters}
-        ORDER BY m.name LIMIT @limit`,
-      { after: options.afterName ?? '', like, limit: options.limit, namespace: options.namespace ?? null, format: options.format ?? null, framework: options.framework ?? null, patterns: JSON.stringify(options.patterns) },
+         LEFT JOIN versions l ON l.id = (SELECT v.id FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL ORDER BY v.number DESC LIMIT 1)
+        WHERE ${where} ${after}
+        ORDER BY ${filter.sort === 'name' ? 'm.name' : 'm.updated_at DESC, m.name'} LIMIT @limit`,
+      { ...params, afterName: filter.after?.name ?? null, afterUpdated: filter.after?.updated_at ?? null, limit: filter.limit },
     );
+  }
+
+  /** How many models the filter matches, on every page. */
+  countModels(filter: ModelFilter): number {
+    const { where, params } = this.modelFilter(filter);
+    return this.db.first<{ n: number }>(`SELECT count(*) AS n FROM models m WHERE ${where}`, params)!.n;
+  }
+
+  private modelFilter(filter: ModelFilter): { where: string; params: Record<string, unknown> } {
+    const like = filter.q ? `%${filter.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : '%';
+    const live = 'v.model_id = m.id AND v.deleted_at IS NULL';
+    const where = [
+      "(m.name LIKE @like ESCAPE '\\' OR m.description LIKE @like ESCAPE '\\')",
+      NAME_VISIBLE,
+      // `acme/…` sorts between `acme/` and `acme0` ('0' follows '/'): a range of the name index
+      filter.namespace === undefined ? '' : "m.name > @namespace || '/' AND m.name < @namespace || '0'",
+      filter.format === undefined ? '' : `EXISTS (SELECT 1 FROM versions v JOIN version_files f ON f.version_id = v.id WHERE ${live} AND f.format = @format)`,
+      filter.framework === undefined ? '' : `EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.framework = @framework)`,
+      filter.unsafe === undefined ? '' : `${filter.unsafe ? '' : 'NOT '}EXISTS (SELECT 1 FROM versions v WHERE ${live} AND v.safety = 'unsafe')`,
+    ]
+      .filter(Boolean)
+      .join(' AND ');
+    return {
+      where,
+      params: { like, namespace: filter.namespace ?? null, format: filter.format ?? null, framework: filter.framework ?? null, patterns: JSON.stringify(filter.patterns) },
+    };
+  }
+
+  /** The description and card of a model. */
+  describe(modelId: number, fields: { description: string; readme: string }, now: string): void {
+    this.db.run('UPDATE models SET description = ?, readme = ?, updated_at = ? WHERE id = ?', [fields.description, fields.readme, now, modelId]);
   }
 
   /** Whether a live version of a model whose name matches `patterns` (none: any model) has a file with this content. */

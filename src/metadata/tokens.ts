@@ -139,6 +139,12 @@ export class TokenQueries {
     return { id: row.id, name: row.name, scope: row.scope, models: JSON.parse(row.models) as string[] };
   }
 
+  /** The principal of an active token by its id (a credential derived from it — an OCI registry token — is worth no more than it). */
+  principalById(id: number): Principal | undefined {
+    const row = this.db.first<TokenRow>(`SELECT * FROM tokens WHERE id = ? AND ${ACTIVE}`, [id, this.now().toISOString()]);
+    return row ? { id: row.id, name: row.name, scope: row.scope, models: JSON.parse(row.models) as string[] } : undefined;
+  }
+
   hasActiveAdmin(): boolean {
     return this.db.first(`SELECT 1 FROM tokens WHERE scope = 'admin' AND ${ACTIVE}`, [this.now().toISOString()]) !== undefined;
   }

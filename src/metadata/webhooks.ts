@@ -2,12 +2,12 @@
 import { randomBytes } from 'node:crypto';
 import { CairnError } from '../errors.ts';
 import type { Database } from './db.ts';
-import type { EventKind, WebhookDelivery, WebhookDoc, WebhookCreated } from '../api/index.ts';
+import { EVENT_KINDS, type EventKind, type WebhookDelivery, type WebhookDoc, type WebhookCreated } from '../api/index.ts';
 import type { EventRow } from './events.ts';
 import { SecretBox } from './secret-box.ts';
 import { checkModelPatterns, modelAllowed } from '../access.ts';
 
-const KINDS: EventKind[] = ['publish', 'alias', 'unalias', 'delete'];
+const KINDS: readonly EventKind[] = EVENT_KINDS;
 
 interface WebhookRow {
   id: number;

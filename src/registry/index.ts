@@ -15,6 +15,8 @@ import type { EventQueries } from '../metadata/events.ts';
 import { LineageQueries } from '../metadata/lineage.ts';
 import { MaintenanceQueries } from '../metadata/maintenance.ts';
 import { ModelQueries } from '../metadata/models.ts';
+import { OciQueries } from '../metadata/oci.ts';
+import { serverKey } from '../metadata/server-keys.ts';
 import { JobQueries } from '../metadata/jobs.ts';
 import { TokenQueries } from '../metadata/tokens.ts';
 import { UploadQueries } from '../metadata/uploads.ts';
@@ -28,6 +30,8 @@ import { History } from './history.ts';
 import { Lineage } from './lineage.ts';
 import { Maintenance } from './maintenance.ts';
 import { Models } from './models.ts';
+import { Oci } from './oci.ts';
+import { RegistryTokens } from './oci-tokens.ts';
 import { Publishing } from './publish.ts';
 import { Tokens } from './tokens.ts';
 import { Uploads } from './uploads.ts';
@@ -46,6 +50,10 @@ export interface Services {
   webhooks: Webhooks;
   health: Health;
   maintenance: Maintenance;
+  /** the OCI Distribution front door (/v2) */
+  oci: Oci;
+  /** short-lived tokens of the /v2 token flow */
+  registryTokens: RegistryTokens;
   /** derived versions and their jobs (start() runs the queue) */
   derive: Derivations;
 }
@@ -68,8 +76,12 @@ export interface RegistryDeps {
   auth: boolean;
   /** what to do with a version whose files run code when loaded */
   unsafePolicy: 'warn' | 'reject';
+  /** each new version's OCI image form is computed after publish (else on its first request) */
+  ociImageJob?: boolean;
   /** gc's defaults (CAIRN_GC_GRACE, CAIRN_UPLOAD_TTL) */
   gc?: { graceSeconds?: number; uploadTtlSeconds?: number };
+  /** lifetime of the S3 URLs in chunk maps (CAIRN_PRESIGN_SECONDS) */
+  presignSeconds?: number;
   /** derive jobs: where ONNX Runtime's model files go while measuring, and how many jobs run at once */
   derive: { scratchDir: string; concurrency?: number };
   log: Logger;
@@ -78,6 +90,7 @@ export interface RegistryDeps {
 
 export function createServices(deps: RegistryDeps): Services {
   const { db, chunks, mirror, dispatcher, log } = deps;
+  let oci: Oci | undefined;
   const catalog = new Catalog({
     db,
     models: new ModelQueries(db),
@@ -89,6 +102,7 @@ export function createServices(deps: RegistryDeps): Services {
     onEvent: () => {
       void mirror.kick();
       void dispatcher.kick();
+      oci?.kick(); // image forms of new versions
     },
     now: deps.now,
   });
@@ -104,8 +118,10 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
-  const versions = new Versions({ catalog, chunks });
+  const versions = new Versions({ catalog, chunks, presignSeconds: deps.presignSeconds });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
+  oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
+  const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {
     models: new Models(catalog),
     versions,
@@ -114,10 +130,12 @@ export function createServices(deps: RegistryDeps): Services {
     uploads,
     history: new History(catalog),
     lineage: new Lineage(catalog, mirror.gitdir),
-    tokens: new Tokens(deps.auth ? new TokenQueries(db) : undefined),
+    tokens,
     webhooks: new Webhooks(deps.webhooks, dispatcher),
     health: new Health(db, deps.driver, mirror),
     maintenance: new Maintenance(collector, new Verifier({ driver: chunks.driver, chunks, queries, log })),
+    oci,
+    registryTokens: new RegistryTokens(serverKey(db, 'oci-token'), tokens),
     derive: new Derivations({ catalog, publishing, versions, jobs: new JobQueries(db), scratchDir: deps.derive.scratchDir, concurrency: deps.derive.concurrency ?? 1, log }),
   };
 }

@@ -1,10 +1,15 @@
-// Reading models: one model with its aliases and latest version, and the
-// searchable list of those the caller may read.
+// Models: one model with its aliases and latest version, the searchable list
+// of those the caller may read, and a model's description and card.
 import type { Caller } from '../access.ts';
-import type { ModelDoc, ModelList } from '../api/index.ts';
+import { MODEL_SORTS, type ModelDoc, type ModelList, type ModelSummary } from '../api/index.ts';
 import { CairnError } from '../errors.ts';
 import { checkNamespace, MAIN, parseLimit, RESERVED_WORDS } from '../identifiers.ts';
+import { modelPath, readmePath } from '../lineage/documents.ts';
+import type { ModelSort, ModelSummaryRow } from '../metadata/models.ts';
 import type { Catalog } from './catalog.ts';
+
+const MAX_DESCRIPTION = 2048;
+const MAX_README_BYTES = 256 * 1024;
 
 export interface ModelQuery {
   q?: unknown;
@@ -14,6 +19,7 @@ export interface ModelQuery {
   format?: unknown;
   framework?: unknown;
   unsafe?: unknown;
+  sort?: unknown;
 }
 
 export class Models {
@@ -26,6 +32,7 @@ export class Models {
     return {
       name: model.name,
       description: model.description,
+      readme: model.readme,
       created_at: model.created_at,
       updated_at: model.updated_at,
       aliases: Object.fromEntries(catalog.models.aliasesOfModel(model.id).map((a) => [a.alias, a.version])),
@@ -57,27 +64,91 @@ export class Models {
       if (query.unsafe !== 'true' && query.unsafe !== 'false') throw new CairnError('INVALID_ARGUMENT', 'unsafe must be true or false');
       unsafe = query.unsafe === 'true';
     }
-    const rows = this.catalog.models.listModels({
+    let sort: ModelSort = 'name';
+    if (query.sort !== undefined && query.sort !== '') {
+      if (!(MODEL_SORTS as readonly unknown[]).includes(query.sort)) throw new CairnError('INVALID_ARGUMENT', `sort must be one of ${MODEL_SORTS.join(', ')}`);
+      sort = query.sort as ModelSort;
+    }
+    const filter = {
       q,
-      afterName: this.catalog.cursors.decode<string>('models', query.cursor, 'string'),
       namespace: query.namespace === undefined || query.namespace === '' ? undefined : checkNamespace(query.namespace),
-      limit: limit + 1,
       format: text('format', query.format),
       framework: text('framework', query.framework),
       unsafe,
       patterns: caller.models,
-    });
+    };
+    // a cursor belongs to one order: the position is the last row's sort key
+    const list = `models:${sort}`;
+    const position = this.catalog.cursors.decode<string>(sort === 'name' ? 'models' : list, query.cursor, 'string');
+    const after = position === undefined ? undefined : sort === 'name' ? { name: position } : afterUpdated(position);
+    const rows = this.catalog.models.listModels({ ...filter, sort, after, limit: limit + 1 });
     const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
     return {
-      models: page.map((m) => ({
-        name: m.name,
-        description: m.description,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
-        latest_version: m.latest_version,
-        versions: m.version_count,
-      })),
-      next_cursor: rows.length > limit ? this.catalog.cursors.encode('models', page[page.length - 1]!.name) : null,
+      models: page.map(modelSummary),
+      next_cursor: rows.length > limit && last ? (sort === 'name' ? this.catalog.cursors.encode('models', last.name) : this.catalog.cursors.encode(list, JSON.stringify([last.updated_at, last.name]))) : null,
+      total: this.catalog.models.countModels(filter),
     };
   }
+
+  /**
+   * Sets a model's description and/or card (Markdown): one event, a commit
+   * writing model.json and README.md in the lineage. Nothing changed: no event.
+   */
+  describe(name: string, patch: { description?: unknown; readme?: unknown }, actor: string): ModelDoc {
+    const description = patch.description === undefined ? undefined : checkDescription(patch.description);
+    const readme = patch.readme === undefined ? undefined : checkReadme(patch.readme);
+    if (description === undefined && readme === undefined) throw new CairnError('INVALID_ARGUMENT', 'give a description, a readme, or both');
+    const { catalog } = this;
+    catalog.commit(() => {
+      const model = catalog.requireModel(name);
+      const next = { description: description ?? model.description, readme: readme ?? model.readme };
+      if (next.description === model.description && next.readme === model.readme) return;
+      const now = catalog.now().toISOString();
+      catalog.models.describe(model.id, next, now);
+      const updated = catalog.requireModel(name);
+      const changes: Record<string, string | null> = { [modelPath(name)]: catalog.modelFile(updated) };
+      if (next.readme !== model.readme) changes[readmePath(name)] = next.readme === '' ? null : next.readme;
+      const what = [next.description !== model.description ? 'description' : '', next.readme !== model.readme ? 'model card' : ''].filter(Boolean).join(' and ');
+      catalog.record(updated, { kind: 'describe', actor, time: now, subject: `describe ${name}`, message: `${what} updated`, changes });
+    });
+    return this.get(name);
+  }
+}
+
+function modelSummary(m: ModelSummaryRow): ModelSummary {
+  return {
+    name: m.name,
+    description: m.description,
+    created_at: m.created_at,
+    updated_at: m.updated_at,
+    latest_version: m.latest_version,
+    versions: m.version_count,
+    production_version: m.production_version,
+    latest:
+      m.latest_version === null
+        ? null
+        : { formats: JSON.parse(m.latest_formats ?? '[]') as string[], framework: m.latest_framework, size: m.latest_size ?? 0, safety: (m.latest_safety ?? 'unknown') as 'safe' | 'unsafe' | 'unknown' },
+    unsafe: m.has_unsafe === 1,
+  };
+}
+
+function afterUpdated(position: string): { name: string; updated_at: string } {
+  const [updated_at, name] = JSON.parse(position) as [string, string];
+  return { name, updated_at };
+}
+
+function checkDescription(value: unknown): string {
+  if (typeof value !== 'string') throw new CairnError('INVALID_ARGUMENT', 'description must be a string');
+  const text = value.trim();
+  if (text.length > MAX_DESCRIPTION) throw new CairnError('INVALID_ARGUMENT', `description is longer than ${MAX_DESCRIPTION} characters (put the rest in the readme)`);
+  if (/[\x00-\x08\x0b-\x1f\x7f]/.test(text)) throw new CairnError('INVALID_ARGUMENT', 'description must not hold control characters');
+  return text;
+}
+
+function checkReadme(value: unknown): string {
+  if (typeof value !== 'string') throw new CairnError('INVALID_ARGUMENT', 'readme must be a string (Markdown)');
+  if (Buffer.byteLength(value) > MAX_README_BYTES) throw new CairnError('INVALID_ARGUMENT', `readme is longer than ${MAX_README_BYTES} bytes`, { max_bytes: MAX_README_BYTES });
+  if (value.includes('\0')) throw new CairnError('INVALID_ARGUMENT', 'readme must not hold NUL characters');
+  return value;
 }

@@ -39,6 +39,8 @@ export interface PublishInput {
   actor: string;
   /** parents must be readable by it, and files named by digest usable by it */
   caller: Caller;
+  /** runs inside the transaction that makes the version visible (a front door's own records of it) */
+  inTransaction?: (versionId: number) => void;
 }
 
 export interface PublishingDeps {
@@ -208,7 +210,7 @@ export class Publishing {
       });
       for (const f of files) catalog.models.insertFile(id, f);
       parents.forEach((p, seq) => catalog.lineage.addParent(id, seq, p.row.id, p.doc.relation, p.doc.recipe));
-      for (const alias of aliases) catalog.models.setAlias(model.id, alias, id, now, actor);
+      input.inTransaction?.(id);
       const { aliases: _aliases, ...versionFile } = catalog.versionDoc(model, catalog.models.versionById(id)!, FULL_VIEW);
       catalog.record(model, {
         kind: 'publish',
@@ -220,6 +222,22 @@ export class Publishing {
         changes: { [versionPath(name, version)]: canonicalJsonFile(versionFile), [modelPath(name)]: catalog.modelFile(model) },
         tag: isValidTagName(`${name}@${version}`) ? `${name}@${version}` : null,
       });
+      // aliases given with the publish are events of their own, as if set right after it: who
+      // put a version in production, and when, is in the history and in git like any alias move
+      for (const alias of aliases) {
+        const previous = catalog.models.aliasTarget(model.id, alias);
+        catalog.models.setAlias(model.id, alias, id, now, actor);
+        catalog.record(model, {
+          kind: 'alias',
+          version,
+          alias,
+          actor,
+          time: now,
+          message: previous ? `set at publish (was ${previous.version})` : 'set at publish',
+          subject: `alias ${name}@${alias} -> ${version}`,
+          changes: { [modelPath(name)]: catalog.modelFile(model) },
+        });
+      }
       return id;
     });
     const model = catalog.models.model(name)!;

@@ -46,6 +46,11 @@ export class Tokens implements Authenticator {
     return this.queries?.authenticate(token);
   }
 
+  /** An active token's principal by its id; undefined when revoked, expired or unknown (and with auth off). */
+  principalById(id: number): Principal | undefined {
+    return this.queries?.principalById(id);
+  }
+
   /**
    * First start: a new admin token named `admin` (or `admin-2`, …) when no
    * active one exists; undefined otherwise, and with auth off.

@@ -4,8 +4,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { type Caller, mayRead } from '../access.ts';
-import type { FileDoc, VersionDiff, VersionDoc, VersionList } from '../api/index.ts';
+import type { ChunkMap, FileDoc, VersionDiff, VersionDoc, VersionList } from '../api/index.ts';
 import type { BlobStream, ChunkStore } from '../blobs/chunk-store.ts';
+import { canonicalJson } from '../canonical-json.ts';
 import { CairnError } from '../errors.ts';
 import type { FileSource } from '../formats/types.ts';
 import { checkPathShape, LATEST, parseLimit, parseNameRef } from '../identifiers.ts';
@@ -14,15 +15,21 @@ import { type Catalog, fileDoc } from './catalog.ts';
 export interface VersionsDeps {
   catalog: Catalog;
   chunks: ChunkStore;
+  /** lifetime of the URLs in chunk maps (default DEFAULT_PRESIGN_SECONDS) */
+  presignSeconds?: number;
 }
+
+export const DEFAULT_PRESIGN_SECONDS = 300;
 
 export class Versions {
   private readonly catalog: Catalog;
   private readonly chunks: ChunkStore;
+  private readonly presignSeconds: number;
 
   constructor(deps: VersionsDeps) {
     this.catalog = deps.catalog;
     this.chunks = deps.chunks;
+    this.presignSeconds = deps.presignSeconds ?? DEFAULT_PRESIGN_SECONDS;
   }
 
   get(name: string, ref: string, caller: Caller): VersionDoc {
@@ -77,15 +84,57 @@ export class Versions {
     return { version: catalog.versionDoc(model, row, caller), commit: catalog.events.publishCommit(model.id, row.version) };
   }
 
-  /** One file of a version. */
-  file(name: string, ref: string, path: string, caller: Caller): { version: VersionDoc; file: FileDoc } {
+  /** Whether a version has a file at `path` (false as well for an unknown model, version or bad path). */
+  hasFile(name: string, ref: string, path: string): boolean {
+    try {
+      return this.lookUpFile(name, ref, path).file !== undefined;
+    } catch (err) {
+      if (err instanceof CairnError) return false;
+      throw err;
+    }
+  }
+
+  private lookUpFile(name: string, ref: string, path: string) {
     const model = this.catalog.requireModel(name);
     const row = this.catalog.resolve(model, ref);
     // a lookup only: paths are stored in NFC, and whatever was stored before stays reachable as it was
     checkPathShape(path);
     const file = this.catalog.models.file(row.id, path) ?? this.catalog.models.file(row.id, path.normalize('NFC'));
+    return { model, row, file };
+  }
+
+  /** One file of a version. */
+  file(name: string, ref: string, path: string, caller: Caller): { version: VersionDoc; file: FileDoc } {
+    const { model, row, file } = this.lookUpFile(name, ref, path);
     if (!file) throw new CairnError('FILE_NOT_FOUND', `${model.name}@${row.version} has no file ${path}`);
     return { version: this.catalog.versionDoc(model, row, caller), file: fileDoc(file) };
+  }
+
+  /**
+   * A file's chunk map: the chunks overlapping `range` (inclusive; absent:
+   * the whole file; `end` past the file is clipped), each with a URL that
+   * fetches it straight from storage. The caller must be allowed to read the
+   * file: `file` checked that. No byte is verified here — the client decodes
+   * and checks every chunk against its digest, and the file against its own.
+   */
+  async chunkMap(file: FileDoc, range?: { start: number; end?: number }): Promise<ChunkMap> {
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? file.size - 1, file.size - 1);
+    if (range && (start >= file.size || end < start)) {
+      throw new CairnError('RANGE_NOT_SATISFIABLE', `${file.path} has ${file.size} bytes: range ${start}-${range.end ?? ''} is not satisfiable`);
+    }
+    // the URLs are signed now, by the real clock (S3 checks them against its own)
+    const expiresAt = new Date(Date.now() + this.presignSeconds * 1000);
+    const chunks = await this.chunks.directChunks(file.digest, { start, end }, this.presignSeconds);
+    return {
+      path: file.path,
+      size: file.size,
+      digest: file.digest,
+      start,
+      end,
+      expires_at: expiresAt.toISOString(),
+      chunks: chunks.map((c) => ({ offset: c.offset, size: c.size, digest: c.digest, codec: c.codec, stored_size: c.storedSize, url: c.url })),
+    };
   }
 
   /** A file's bytes, every chunk verified; `range` is inclusive and already checked against its size. */
@@ -138,9 +187,11 @@ export class Versions {
   }
 
   /**
-   * The files of `name@ref` against those of `from` — a ref of the same
-   * model, or `<name>@<ref>` of any model the caller may read — with the
-   * bytes their chunks share.
+   * `name@ref` against `from` — a ref of the same model, or `<name>@<ref>`
+   * of any model the caller may read: files by path (a file whose content
+   * moved to another path is `renamed`, found by digest), what the format
+   * analysis says changed in each (size, format, parameters, dtypes), the
+   * metadata keys that differ, and the bytes their chunks share.
    */
   diff(name: string, ref: string, from: unknown, caller: Caller): VersionDiff {
     if (typeof from !== 'string' || from === '') throw new CairnError('INVALID_ARGUMENT', 'from is required: a ref of this model, or <name>@<ref>');
@@ -154,27 +205,90 @@ export class Versions {
     const toBlobs = [...new Set(toDoc.files.map((f) => f.digest))];
     const before = new Map(fromDoc.files.map((f) => [f.path, f]));
     const after = new Map(toDoc.files.map((f) => [f.path, f]));
-    const files: VersionDiff['files'] = [...new Set([...before.keys(), ...after.keys()])].sort().map((path) => {
-      const a = before.get(path);
+    // renames: a new path holding the content of a path that is gone (paired in path order)
+    const goneByDigest = new Map<string, FileDoc[]>();
+    for (const f of fromDoc.files) if (!after.has(f.path)) goneByDigest.set(f.digest, [...(goneByDigest.get(f.digest) ?? []), f]);
+    const renamedFrom = new Map<string, FileDoc>();
+    for (const f of toDoc.files) {
+      const source = before.has(f.path) ? undefined : goneByDigest.get(f.digest)?.shift();
+      if (source) renamedFrom.set(f.path, source);
+    }
+    const movedAway = new Set([...renamedFrom.values()].map((f) => f.path));
+    const paths = [...new Set([...[...before.keys()].filter((p) => !movedAway.has(p)), ...after.keys()])].sort();
+    const files: VersionDiff['files'] = paths.map((path) => {
       const b = after.get(path);
-      const status = !a ? 'added' : !b ? 'removed' : a.digest === b.digest ? 'unchanged' : 'changed';
-      const shared = !b ? 0 : status === 'unchanged' ? b.size : blobs.sharedBytes(b.digest, fromBlobs);
-      return { path, status, from: a ? { size: a.size, digest: a.digest } : null, to: b ? { size: b.size, digest: b.digest } : null, shared_bytes: shared };
+      const renamed = renamedFrom.get(path);
+      const a = renamed ?? before.get(path);
+      const status = renamed ? 'renamed' : !a ? 'added' : !b ? 'removed' : a.digest === b.digest ? 'unchanged' : 'changed';
+      const shared = !b ? 0 : status === 'unchanged' || status === 'renamed' ? b.size : blobs.sharedBytes(b.digest, fromBlobs);
+      return {
+        path,
+        status,
+        ...(renamed ? { from_path: renamed.path } : {}),
+        from: a ? { size: a.size, digest: a.digest } : null,
+        to: b ? { size: b.size, digest: b.digest } : null,
+        shared_bytes: shared,
+        ...(status === 'changed' && a && b ? { delta: fileDelta(a, b) } : {}),
+      };
     });
     const count = (s: string) => files.filter((f) => f.status === s).length;
     return {
       from: { name: fromDoc.name, version: fromDoc.version, digest: fromDoc.digest },
       to: { name: toDoc.name, version: toDoc.version, digest: toDoc.digest },
       files,
+      metadata: metadataDiff(fromDoc.metadata, toDoc.metadata),
       summary: {
         added: count('added'),
         removed: count('removed'),
         changed: count('changed'),
+        renamed: count('renamed'),
         unchanged: count('unchanged'),
+        from_bytes: fromDoc.size,
         to_bytes: toDoc.size,
+        from_parameters: fromDoc.summary.parameters ?? null,
+        to_parameters: toDoc.summary.parameters ?? null,
         shared_bytes: files.reduce((n, f) => n + f.shared_bytes, 0),
         new_stored_bytes: blobs.newStoredBytes(toBlobs, fromBlobs),
       },
     };
   }
+}
+
+type FileDelta = NonNullable<VersionDiff['files'][number]['delta']>;
+
+/** What the format analysis of two contents of one path says changed. */
+function fileDelta(a: FileDoc, b: FileDoc): FileDelta {
+  const delta: FileDelta = { size: b.size - a.size };
+  if (a.format !== b.format) delta.format = { from: a.format, to: b.format };
+  if ((a.parameters ?? null) !== (b.parameters ?? null)) delta.parameters = { from: a.parameters ?? null, to: b.parameters ?? null };
+  const dtypes: NonNullable<FileDelta['dtypes']> = {};
+  for (const dtype of new Set([...Object.keys(a.dtypes ?? {}), ...Object.keys(b.dtypes ?? {})])) {
+    const before = a.dtypes?.[dtype] ?? 0;
+    const after = b.dtypes?.[dtype] ?? 0;
+    if (before !== after) dtypes[dtype] = { from: before, to: after };
+  }
+  if (Object.keys(dtypes).length > 0) delta.dtypes = dtypes;
+  return delta;
+}
+
+/** Metadata keys that differ, as dotted paths into nested objects (arrays compare whole). */
+export function metadataDiff(from: Record<string, unknown>, to: Record<string, unknown>): VersionDiff['metadata'] {
+  const a = flatten(from);
+  const b = flatten(to);
+  const out: VersionDiff['metadata'] = [];
+  for (const key of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    if (!b.has(key)) out.push({ key, status: 'removed', from: a.get(key) });
+    else if (!a.has(key)) out.push({ key, status: 'added', to: b.get(key) });
+    else if (canonicalJson(a.get(key)) !== canonicalJson(b.get(key))) out.push({ key, status: 'changed', from: a.get(key), to: b.get(key) });
+  }
+  return out;
+}
+
+function flatten(value: Record<string, unknown>, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+  for (const [k, v] of Object.entries(value)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) flatten(v as Record<string, unknown>, key, out);
+    else out.set(key, v);
+  }
+  return out;
 }

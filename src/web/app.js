@@ -8,6 +8,8 @@
 
 const TOKEN_KEY = 'cairn.token';
 const PAGE = 50;
+/** Cards larger than this are not rendered (the API caps a model's own at 256 KiB). */
+const CARD_MAX = 256 * 1024;
 const FORMATS = ['safetensors', 'gguf', 'onnx', 'pytorch', 'pickle', 'joblib', 'savedmodel', 'tflite', 'keras', 'h5', 'tfjs', 'numpy', 'torchserve', 'unknown'];
 const FRAMEWORKS = ['pytorch', 'safetensors', 'gguf', 'onnx', 'tensorflow', 'tflite', 'keras', 'tfjs', 'numpy', 'sklearn', 'pickle', 'torchserve'];
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -59,9 +61,22 @@ function svg(tag, attrs = {}) {
   return el;
 }
 
-/** @param {...Node} nodes */
+/**
+ * Replaces the page. A form control that had focus (a filter, the search
+ * box) keeps it in the new page, so typing or choosing goes on.
+ * @param {...Node} nodes
+ */
 function render(...nodes) {
+  const active = document.activeElement;
+  const name = main.contains(active) && (active instanceof HTMLInputElement || active instanceof HTMLSelectElement) ? active.name : '';
+  const caret = active instanceof HTMLInputElement && active.type === 'search' ? active.selectionStart : null;
   main.replaceChildren(...nodes);
+  if (!name) return;
+  const again = main.querySelector(`[name="${CSS.escape(name)}"]`);
+  if (again instanceof HTMLInputElement || again instanceof HTMLSelectElement) {
+    again.focus();
+    if (again instanceof HTMLInputElement && caret !== null) again.setSelectionRange(caret, caret);
+  }
 }
 
 /** @param {Array<[string, string?]>} parts  [label, href] */
@@ -147,21 +162,23 @@ function token() {
 }
 
 /**
- * GET a JSON document from the API.
+ * A JSON document from the API (GET, or `init.method` with a JSON body).
  * @param {string} path
  * @param {Record<string, string | number | null | undefined>} [query]
+ * @param {{ method?: string, body?: unknown }} [init]
  * @returns {Promise<any>}
  */
-async function api(path, query = {}) {
+async function api(path, query = {}, init = {}) {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
   const url = params.size ? `${path}?${params}` : path;
   /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   if (token()) headers.Authorization = `Bearer ${token()}`;
+  if (init.body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
   try {
-    res = await fetch(url, { headers });
+    res = await fetch(url, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
   } catch (err) {
     throw new ApiError(0, 'NETWORK', `could not reach the server: ${/** @type {Error} */ (err).message}`);
   }
@@ -176,6 +193,29 @@ async function api(path, query = {}) {
   if (!res.ok) throw new ApiError(res.status, body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? res.statusText);
   return body;
 }
+
+/**
+ * A version's file as text, or undefined when it is larger than `max` bytes.
+ * @param {string} name @param {string} version @param {string} filePath @param {number} max
+ */
+async function fileText(name, version, filePath, max) {
+  /** @type {Record<string, string>} */
+  const headers = {};
+  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const res = await fetch(`/v1/models/${encName(name)}/versions/${enc(version)}/files/${filePath.split('/').map(enc).join('/')}`, { headers });
+  if (!res.ok) throw new ApiError(res.status, `HTTP_${res.status}`, `could not read ${filePath}`);
+  if (Number(res.headers.get('content-length') ?? 0) > max) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  return res.text();
+}
+
+/** Who the saved token is (GET /v1/whoami), or null without one that works. @type {any} */
+let me = null;
+
+/** @param {string} scope */
+const mayDo = (scope) => Boolean(me?.scopes?.includes(scope));
 
 // ---- copy to clipboard ------------------------------------------------------
 
@@ -289,31 +329,47 @@ function showError(err) {
 
 // ---- views -----------------------------------------------------------------
 
+/**
+ * A table cell that below 600 px becomes a labelled line of a card.
+ * @param {string} label @param {string} cls e.g. '.num' @param {...any} children
+ */
+function cell(label, cls, ...children) {
+  return h(`td${cls}`, { 'data-label': label }, ...children);
+}
+
+/** The marker of a model's list row: unsafe if any live version runs code when loaded. @param {any} m */
+function listSafety(m) {
+  if (m.unsafe) return h('span.badge.badge-unsafe', { 'data-safety': 'unsafe', title: 'A live version has files that run code when loaded' }, '⚠ unsafe');
+  if (!m.latest) return h('span.muted', null, '—');
+  return safetyBadge(m.latest.safety);
+}
+
 /** @param {URLSearchParams} params */
 async function listView(params) {
+  const mine = generation;
   setCrumbs([['Models']]);
   document.title = 'Models · Cairn';
   const q = params.get('q') ?? '';
   const format = params.get('format') ?? '';
   const framework = params.get('framework') ?? '';
   const unsafe = params.get('unsafe') ?? '';
+  const sort = params.get('sort') ?? '';
 
-  /** @param {string} name @param {string} label @param {string[]} options @param {string} value */
-  const select = (name, label, options, value) =>
+  /** @param {string} name @param {string} label @param {Array<string | [string, string]>} options @param {string} value @param {string} [any] */
+  const select = (name, label, options, value, any = 'Any') =>
     h('label.field', null, h('span', null, label),
-      h('select', { name }, h('option', { value: '' }, 'Any'), ...options.map((o) => h('option', { value: o, selected: o === value }, o))));
+      h('select', { name }, h('option', { value: '' }, any), ...options.map((o) => {
+        const [v, text] = Array.isArray(o) ? o : [o, o];
+        return h('option', { value: v, selected: v === value }, text);
+      })));
 
   const search = /** @type {HTMLInputElement} */ (h('input', { type: 'search', name: 'q', value: q, placeholder: 'Search models by name or description', 'aria-label': 'Search models', autocomplete: 'off' }));
-  const unsafeSelect = h('label.field', null, h('span', null, 'Safety'),
-    h('select', { name: 'unsafe' },
-      h('option', { value: '' }, 'Any'),
-      h('option', { value: 'true', selected: unsafe === 'true' }, 'Has unsafe files'),
-      h('option', { value: 'false', selected: unsafe === 'false' }, 'No unsafe files')));
   const form = /** @type {HTMLFormElement} */ (h('form.filters', { role: 'search' },
     h('div.search-box', null, search),
     select('format', 'Format', FORMATS, format),
     select('framework', 'Framework', FRAMEWORKS, framework),
-    unsafeSelect));
+    select('unsafe', 'Safety', [['true', 'Has unsafe files'], ['false', 'No unsafe files']], unsafe),
+    select('sort', 'Sort', [['updated', 'Recently updated']], sort, 'Name')));
   const apply = () => {
     const data = new URLSearchParams();
     for (const [k, v] of new FormData(form)) if (v) data.set(k, String(v));
@@ -330,36 +386,123 @@ async function listView(params) {
     clearTimeout(timer);
     timer = setTimeout(apply, 300);
   });
+  // A pick with the mouse applies at once; arrow keys only move through the
+  // options (as a closed native select does) and apply on Enter or on leaving it.
+  /** @type {Set<EventTarget>} */
+  const keyed = new Set();
+  form.addEventListener('keydown', (ev) => {
+    if (!(ev.target instanceof HTMLSelectElement)) return;
+    if (ev.key === 'Enter') {
+      ev.preventDefault();
+      apply();
+    } else if (/^(Arrow|Home|End|Page)/.test(ev.key) || ev.key.length === 1) keyed.add(ev.target);
+  });
   form.addEventListener('change', (ev) => {
-    if (ev.target !== search) apply();
+    if (ev.target === search || !ev.target) return;
+    if (keyed.has(ev.target)) return;
+    apply();
+  });
+  form.addEventListener('focusout', (ev) => {
+    if (ev.target && keyed.delete(ev.target)) apply();
   });
 
   const tbody = h('tbody');
   const footer = h('div.pager');
-  const table = h('table.data.models-table', null,
-    h('thead', null, h('tr', null, h('th', null, 'Model'), h('th', null, 'Latest'), h('th.num', null, 'Versions'), h('th', null, 'Updated'))),
+  const table = h('table.data.models-table.stack', null,
+    h('thead', null, h('tr', null, h('th', null, 'Model'), h('th', null, 'Production'), h('th', null, 'Latest'), h('th', null, 'Format'), h('th.num', null, 'Size'), h('th', null, 'Safety'), h('th', null, 'Updated'))),
     tbody);
+  const total = h('span.muted.count', { 'data-total': '' });
   const filtered = Boolean(q || format || framework || unsafe);
-  render(h('section.page-head', null, h('h1', null, 'Models'), h('p.muted', null, 'Versioned models in this registry. Search by name or description, or filter by what the files are.')),
+  if (mine !== generation) return;
+  render(h('section.page-head', null, h('h1', null, 'Models ', total), h('p.muted', null, 'Versioned models in this registry. Search by name or description, or filter by what the files are.')),
     form, h('section.card.flush', null, table, footer));
-  if (!search.value) search.focus();
 
   /** @param {any} m */
   const row = (m) => h('tr', { 'data-model': m.name },
-    h('td', null, h('a.model-link', { href: modelHref(m.name) }, m.name), m.description ? h('div.muted.small.desc', null, m.description) : null),
-    h('td', null, m.latest_version ? h('a.mono', { href: versionHref(m.name, m.latest_version) }, m.latest_version) : h('span.muted', null, '—')),
-    h('td.num', null, count(m.versions)),
-    h('td.muted', null, when(m.updated_at)));
+    cell('Model', '.model-cell', h('a.model-link', { href: modelHref(m.name) }, m.name), m.description ? h('div.muted.small.desc', { title: m.description }, m.description) : null),
+    cell('Production', '', m.production_version ? h('a.mono', { href: versionHref(m.name, m.production_version), 'data-production': m.production_version }, m.production_version) : h('span.muted', null, '—')),
+    cell('Latest', '', m.latest_version ? h('a.mono', { href: versionHref(m.name, m.latest_version) }, m.latest_version) : h('span.muted', null, '—'), h('span.muted.small', null, ` · ${count(m.versions)} version${m.versions === 1 ? '' : 's'}`)),
+    cell('Format', '.formats', ...formatBadges(m.latest?.formats ?? [], m.latest?.framework)),
+    cell('Size', '.num', m.latest ? bytes(m.latest.size) : '—'),
+    cell('Safety', '', listSafety(m)),
+    cell('Updated', '.muted', when(m.updated_at)));
   await paginate(async (cursor) => {
-    const page = await api('/v1/models', { q, format, framework, unsafe, cursor, limit: PAGE });
+    const page = await api('/v1/models', { q, format, framework, unsafe, sort, cursor, limit: PAGE });
+    total.textContent = `${count(page.total)}${filtered ? ' matching' : ''}`;
+    total.dataset.total = String(page.total);
     return { items: page.models, next: page.next_cursor };
   }, row, tbody, footer, () => {
-    tbody.append(h('tr', null, h('td.empty', { colspan: 4 }, filtered ? 'No model matches these filters.' : 'No models yet. Publish one with cairn push name@version file…')));
+    tbody.append(h('tr', null, h('td.empty', { colspan: 7 }, filtered ? 'No model matches these filters.' : 'No models yet. Publish one with cairn push name@version file…')));
   });
+}
+
+/**
+ * Format badges without `unknown` (a README or a config says nothing about the model),
+ * and the framework when no format names it.
+ * @param {string[]} formats @param {string | null | undefined} [framework]
+ */
+function formatBadges(formats, framework) {
+  const known = formats.filter((f) => f !== 'unknown');
+  return [...known.map((f) => badge(f, 'format')), framework && !known.includes(framework) ? badge(framework, 'framework') : null];
+}
+
+/**
+ * A message: its first line, the rest (paragraphs kept) behind a toggle.
+ * @param {string} message
+ */
+function messageView(message) {
+  const text = message.trim();
+  if (!text) return h('span.muted', null, '—');
+  const [first, ...rest] = text.split('\n');
+  const more = rest.join('\n').trim();
+  if (!more && first.length <= 120) return h('span.msg-text', null, first);
+  return h('details.msg-more', null, h('summary', { title: 'Show the whole message' }, h('span.msg-first', null, first)), more ? h('div.msg-full', null, more) : null);
+}
+
+/**
+ * The model card: Markdown rendered and sanitized (src/web/markdown.js).
+ * @param {string} markdown @param {string} source  where it comes from
+ * @param {HTMLElement | null} [editor]
+ */
+async function modelCard(markdown, source, editor) {
+  const { renderMarkdown } = await import('/ui/markdown.js');
+  return h('section.card.model-card', { 'data-section': 'card' },
+    h('h2.card-title', null, 'Model card ', h('span.muted.count', null, source)),
+    h('div.markdown', null, renderMarkdown(markdown)),
+    editor ?? null);
+}
+
+/**
+ * With write scope: edit the model's description and card (PATCH /v1/models/{name}).
+ * @param {string} name @param {any} model
+ */
+function cardEditor(name, model) {
+  if (!mayDo('write')) return null;
+  const description = /** @type {HTMLInputElement} */ (h('input', { name: 'description', value: model.description ?? '', maxlength: 2048, 'aria-label': 'Description' }));
+  const readme = /** @type {HTMLTextAreaElement} */ (h('textarea', { name: 'readme', rows: 10, 'aria-label': 'Model card (Markdown)', spellcheck: 'false' }));
+  readme.value = model.readme ?? '';
+  const status = h('span.muted.small', { role: 'status' });
+  const form = h('form.card-editor', {
+    onsubmit: async (/** @type {Event} */ ev) => {
+      ev.preventDefault();
+      status.textContent = 'Saving…';
+      try {
+        await api(`/v1/models/${encName(name)}`, {}, { method: 'PATCH', body: { description: description.value, readme: readme.value } });
+        route();
+      } catch (err) {
+        status.textContent = `Not saved: ${/** @type {Error} */ (err).message}`;
+      }
+    },
+  },
+  h('label.field', null, h('span', null, 'Description (one paragraph)'), description),
+  h('label.field', null, h('span', null, 'Model card (Markdown; a version’s own README.md takes its place on that version)'), readme),
+  h('div.row', null, h('button.btn.btn-primary', { type: 'submit' }, 'Save'), status));
+  return h('details.edit-card', null, h('summary', null, 'Edit description and card'), form);
 }
 
 /** @param {string} name */
 async function modelView(name) {
+  const mine = generation;
   setCrumbs([['Models', '#/'], [name]]);
   document.title = `${name} · Cairn`;
   const model = await api(`/v1/models/${encName(name)}`);
@@ -371,9 +514,9 @@ async function modelView(name) {
 
   const versionRows = h('tbody');
   const versionFooter = h('div.pager');
-  const versions = h('section.card.flush', null,
+  const versions = h('section.card.flush', { 'data-section': 'versions' },
     h('h2.card-title', null, 'Versions ', h('span.muted.count', null, String(model.counts?.versions ?? ''))),
-    h('table.data.versions-table', null,
+    h('table.data.versions-table.stack', null,
       h('thead', null, h('tr', null, h('th', null, 'Version'), h('th', null, 'Published'), h('th.num', null, 'Size'), h('th', null, 'Message'))),
       versionRows),
     versionFooter);
@@ -381,39 +524,61 @@ async function modelView(name) {
   const events = h('ol.timeline');
   const historyFooter = h('div.pager');
   const cloneUrl = `${location.origin}/git/lineage.git`;
-  const history = h('section.card', null,
+  const history = h('section.card', { 'data-section': 'history' },
     h('h2.card-title', null, 'History'),
     h('p.muted.small', null, 'Every change is a commit in the lineage repository. Clone it, then inspect any commit:'),
     copyBox(`git clone ${cloneUrl}`, { label: 'clone command' }),
     events, historyFooter);
 
+  // the card: the model's own, else the latest version's README.md
+  let card = null;
+  const editor = cardEditor(name, model);
+  if (model.readme) card = await modelCard(model.readme, 'set for the model', editor);
+  else if (model.latest) {
+    const latest = await api(`/v1/models/${encName(name)}/versions/${enc(model.latest.version)}`);
+    const readme = latest.files.find((/** @type {any} */ f) => /^readme\.md$/i.test(f.path));
+    const text = readme ? await fileText(name, latest.version, readme.path, CARD_MAX) : undefined;
+    if (text !== undefined) card = await modelCard(text, `README.md of ${latest.version}`, editor);
+  }
+
+  if (mine !== generation) return;
   render(
     h('section.page-head', null,
       h('h1', null, name),
-      model.description ? h('p', null, model.description) : null,
+      model.description ? h('p.description', null, model.description) : null,
       h('p.muted.small', null, `${count(model.counts?.versions)} version${model.counts?.versions === 1 ? '' : 's'} · created ${when(model.created_at)} · updated ${when(model.updated_at)}`),
       aliasList),
-    h('div.columns', null, h('div.col-main', null, versions), h('div.col-side', null, history)));
+    h('div.columns', null,
+      h('div.col-main', null, card ?? '', versions, card ? '' : editor ?? ''),
+      h('div.col-side', null, history)));
 
   /** @param {any} v */
   const versionRow = (v) => h('tr', { 'data-version': v.version },
-    h('td', null, h('a.mono.version-link', { href: versionHref(name, v.version) }, v.version), ' ', h('span.muted.small', null, `#${v.number}`), ...(v.aliases ?? []).map((/** @type {string} */ a) => h('span', null, ' ', badge(a, 'alias')))),
-    h('td', null, h('div', null, when(v.created_at)), h('div.muted.small', null, v.created_by)),
-    h('td.num', null, bytes(v.size)),
-    h('td.msg', null, v.message || h('span.muted', null, '—')));
+    cell('Version', '', h('a.mono.version-link', { href: versionHref(name, v.version) }, v.version), ' ', h('span.muted.small', null, `#${v.number}`), ...(v.aliases ?? []).map((/** @type {string} */ a) => h('span', null, ' ', badge(a, 'alias')))),
+    cell('Published', '', h('div', null, when(v.created_at)), h('div.muted.small', null, v.created_by)),
+    cell('Size', '.num', bytes(v.size)),
+    cell('Message', '.msg', messageView(v.message ?? '')));
 
+  // history is newest first: a version's delete comes before its publish
+  /** @type {Set<string>} */
+  const deleted = new Set();
   /** @param {any} e */
-  const eventRow = (e) => h('li.event', { 'data-event': e.event, 'data-commit': e.commit ?? '' },
-    h('span.dot', { class: `dot-${e.event}`, 'aria-hidden': 'true' }),
-    h('div.event-body', null,
-      h('div.event-subject', null, e.version && e.event === 'publish' ? h('a', { href: versionHref(name, e.version) }, e.subject) : e.subject),
-      h('div.muted.small', null, `${e.author} · ${when(e.time)}`),
-      e.message && e.event !== 'publish' ? h('div.small', null, e.message) : null,
-      e.commit
-        ? h('div.commit', null,
-          h('code.commit-id', { title: e.commit }, e.commit.slice(0, 7)),
-          copyBox(`git show ${e.commit}`, { inline: true, label: `git show ${e.commit.slice(0, 7)}` }))
-        : h('div.commit.muted.small', null, 'commit pending (the git mirror has not written it yet)')));
+  const eventRow = (e) => {
+    if (e.event === 'delete' && e.version) deleted.add(e.version);
+    const linked = e.version && e.event === 'publish' && !deleted.has(e.version);
+    return h('li.event', { 'data-event': e.event, 'data-commit': e.commit ?? '', 'data-version': e.version ?? null, 'data-alias': e.alias ?? null },
+      h('span.dot', { class: `dot-${e.event}`, 'aria-hidden': 'true' }),
+      h('div.event-body', null,
+        h('div.event-subject', null, linked ? h('a', { href: versionHref(name, e.version) }, e.subject) : e.subject,
+          e.event === 'publish' && deleted.has(e.version) ? h('span.muted.small', null, ' (deleted since)') : null),
+        h('div.muted.small', null, `${e.author} · ${when(e.time)}`),
+        e.message && e.event !== 'publish' ? h('div.small.event-message', null, e.message) : null,
+        e.commit
+          ? h('div.commit', null,
+            h('code.commit-id', { title: e.commit }, e.commit.slice(0, 7)),
+            copyBox(`git show ${e.commit}`, { inline: true, label: `git show ${e.commit.slice(0, 7)}` }))
+          : h('div.commit.muted.small', null, 'commit pending (the git mirror has not written it yet)')));
+  };
 
   await Promise.all([
     paginate(async (cursor) => {
@@ -427,20 +592,79 @@ async function modelView(name) {
   ]);
 }
 
-/** @param {string} name @param {string} ref */
-async function versionView(name, ref) {
+/**
+ * A table of the first `fold` items, the rest behind a "Show all" button
+ * (a version may have thousands of files).
+ * @param {any[]} items @param {number} fold @param {string} what @param {HTMLElement} thead
+ * @param {(item: any) => HTMLElement} row @param {string} [cls]
+ */
+function foldedTable(items, fold, what, thead, row, cls) {
+  const body = h('tbody', null, ...items.slice(0, fold).map(row));
+  const more = items.length > fold
+    ? h('div.pager', null, h('button.btn.load-more', {
+      type: 'button',
+      onclick: (/** @type {Event} */ ev) => {
+        body.append(...items.slice(fold).map(row));
+        /** @type {HTMLElement} */ (ev.currentTarget).parentElement?.remove();
+      },
+    }, `Show all ${items.length} ${what}`))
+    : null;
+  return h('div.folded', null, h('table.data.stack', { class: cls }, thead, body), more);
+}
+
+/**
+ * A recipe (any JSON) as key/value chips; a value that is not an object as one chip.
+ * @param {unknown} recipe
+ */
+function recipeView(recipe) {
+  if (recipe === null || recipe === undefined) return null;
+  const entries = typeof recipe === 'object' && !Array.isArray(recipe) ? Object.entries(/** @type {Record<string, unknown>} */ (recipe)) : [['recipe', recipe]];
+  if (entries.length === 0) return null;
+  // a measured recipe (cairn derive) can hold long lists: each value on one short line, whole in its tooltip
+  return h('span.recipe', { 'data-recipe': '' }, ...entries.map(([k, v]) => {
+    const value = typeof v === 'string' ? v : JSON.stringify(v);
+    return h('span.chip.chip-static', { title: value.length > 48 ? value.slice(0, 4000) : null }, h('span.chip-key', null, k), h('span.chip-val', null, ellipsis(value, 48)));
+  }));
+}
+
+/** A recipe on one line, for the lineage graph. @param {unknown} recipe */
+function recipeText(recipe) {
+  if (recipe === null || recipe === undefined) return '';
+  if (typeof recipe !== 'object' || Array.isArray(recipe)) return JSON.stringify(recipe);
+  return Object.entries(recipe).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+}
+
+/**
+ * The safety of one file: red if it runs code, green if proven not to, amber
+ * only if it could hold code and was not checked; text and data files get a
+ * neutral label.
+ * @param {any} f @param {Set<string>} unchecked
+ */
+function fileSafety(f, unchecked) {
+  const verdict = f.safety?.verdict ?? 'unknown';
+  if (verdict !== 'unknown' || unchecked.has(f.path)) return safetyBadge(verdict);
+  return h('span.badge.badge-neutral', { 'data-safety': 'data', title: 'A text or data file: nothing here runs when loaded' }, 'data');
+}
+
+/** @param {string} name @param {string} ref @param {URLSearchParams} params */
+async function versionView(name, ref, params) {
+  const mine = generation;
   setCrumbs([['Models', '#/'], [name, modelHref(name)], [ref]]);
   document.title = `${name}@${ref} · Cairn`;
-  const [doc, lineage] = await Promise.all([
-    api(`/v1/models/${encName(name)}/versions/${enc(ref)}`),
-    api(`/v1/models/${encName(name)}/versions/${enc(ref)}/lineage`),
+  const base = `/v1/models/${encName(name)}/versions/${enc(ref)}`;
+  // the version must load; everything else fails in its own card
+  const [doc, lineage, model] = await Promise.all([
+    api(base),
+    api(`${base}/lineage`).catch((/** @type {unknown} */ err) => err),
+    api(`/v1/models/${encName(name)}`).catch((/** @type {unknown} */ err) => err),
   ]);
   const s = doc.summary ?? {};
   const verdict = s.safety?.verdict ?? 'unknown';
+  const unchecked = new Set(/** @type {string[]} */ (s.safety?.unchecked_files ?? []));
 
   const head = h('section.page-head', null,
     h('h1', null, h('a.plain', { href: modelHref(name) }, name), h('span.at', null, '@'), h('span.mono', null, doc.version)),
-    h('div.badges', null, safetyBadge(verdict), ...(s.formats ?? []).map((/** @type {string} */ f) => badge(f, 'format')), s.framework && !(s.formats ?? []).includes(s.framework) ? badge(s.framework, 'framework') : null, ...(doc.aliases ?? []).map((/** @type {string} */ a) => badge(a, 'alias'))),
+    h('div.badges', null, safetyBadge(verdict), ...formatBadges(s.formats ?? [], s.framework), ...(doc.aliases ?? []).map((/** @type {string} */ a) => badge(a, 'alias'))),
     doc.message ? h('p.message', null, doc.message) : null,
     h('p.muted.small', null, `#${doc.number} · published ${when(doc.created_at)} by ${doc.created_by} · ${bytes(doc.size)} in ${doc.files.length} file${doc.files.length === 1 ? '' : 's'} · `, h('code', { title: doc.digest }, shortDigest(doc.digest))));
 
@@ -452,42 +676,30 @@ async function versionView(name, ref) {
       '. Only load them if you trust who published them.')
     : null;
 
-  const origin = location.origin;
-  const pullRef = `${name}@${doc.version}`;
-  const curls = doc.files.map((/** @type {any} */ f) =>
-    `curl -fL -H "Authorization: Bearer $CAIRN_TOKEN" -o ${shellQuote(f.path.split('/').pop())} \\\n  ${origin}/v1/models/${encName(name)}/versions/${enc(doc.version)}/files/${f.path.split('/').map(enc).join('/')}`);
-  const pull = h('section.card', { 'data-section': 'pull' },
-    h('h2.card-title', null, 'Pull'),
-    h('p.muted.small', null, 'With the CLI (', h('code', null, `CAIRN_URL=${origin}`), ' and ', h('code', null, 'CAIRN_TOKEN'), ' set):'),
-    copyBox(`cairn pull ${pullRef}`, { label: 'pull command' }),
-    h('p.muted.small', null, 'Or each file with curl:'),
-    ...curls.map((/** @type {string} */ c, /** @type {number} */ i) => copyBox(c, { label: `curl ${doc.files[i].path}` })),
-    h('p.muted.small', null, 'Everything as one tar: ', h('code', null, `…/versions/${doc.version}/archive`)),
-    h('p.muted.small', null, 'With Hugging Face libraries (the Hub API under ', h('code', null, '/hf'), '):'),
-    copyBox(
-      `HF_ENDPOINT=${origin}/hf HF_TOKEN=$CAIRN_TOKEN python -c \\\n  'from huggingface_hub import snapshot_download; print(snapshot_download(${JSON.stringify(name)}, revision=${JSON.stringify(doc.version)}))'`,
-      { label: 'Hugging Face snapshot_download' },
-    ));
-
-  const files = h('section.card.flush', null,
-    h('h2.card-title', null, 'Files'),
-    h('table.data.files-table', null,
+  /** @param {any} f */
+  const fileRow = (f) => h('tr', { 'data-file': f.path },
+    cell('Path', '.mono.path', f.path),
+    cell('Format', '', f.format === 'unknown' ? h('span.muted.small', null, 'other') : badge(f.format, 'format')),
+    cell('Size', '.num', bytes(f.size)),
+    cell('Parameters', '.num', f.parameters !== undefined ? count(f.parameters) : h('span.muted', null, '—')),
+    cell('Digest', '', h('code.digest', { title: f.digest }, shortDigest(f.digest))),
+    cell('Safety', '', fileSafety(f, unchecked),
+      f.safety?.findings?.length ? h('ul.findings', null, ...f.safety.findings.map((/** @type {any} */ x) => h('li', null, h('code', null, x.global), x.reason ? h('span.muted', null, ` — ${x.reason}`) : ''))) : null));
+  // unsafe and unchecked files first, so that a long list does not hide them
+  const rank = (/** @type {any} */ f) => (f.safety?.verdict === 'unsafe' ? 0 : unchecked.has(f.path) ? 1 : 2);
+  const ordered = doc.files.length > 200 ? [...doc.files].sort((a, b) => rank(a) - rank(b)) : doc.files;
+  const files = h('section.card.flush', { 'data-section': 'files' },
+    h('h2.card-title', null, 'Files ', h('span.muted.count', null, String(doc.files.length))),
+    foldedTable(ordered, 200, 'files',
       h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Format'), h('th.num', null, 'Size'), h('th.num', null, 'Parameters'), h('th', null, 'Digest'), h('th', null, 'Safety'))),
-      h('tbody', null, ...doc.files.map((/** @type {any} */ f) => h('tr', { 'data-file': f.path },
-        h('td.mono.path', null, f.path),
-        h('td', null, badge(f.format, f.format === 'unknown' ? 'muted' : 'format')),
-        h('td.num', null, bytes(f.size)),
-        h('td.num', null, f.parameters !== undefined ? count(f.parameters) : h('span.muted', null, '—')),
-        h('td', null, h('code.digest', { title: f.digest }, shortDigest(f.digest))),
-        h('td', null, safetyBadge(f.safety?.verdict ?? 'unknown'),
-          f.safety?.findings?.length ? h('ul.findings', null, ...f.safety.findings.map((/** @type {any} */ x) => h('li', null, h('code', null, x.global), x.reason ? h('span.muted', null, ` — ${x.reason}`) : ''))) : null))))));
+      fileRow, 'files-table'));
 
   /** @param {any[]} tensors */
   const tensorList = (tensors) => tensors?.length
     ? h('ul.tensors', null, ...tensors.map((t) => h('li', null, h('code', null, t.name), ' ', h('span.muted', null, `${t.dtype ?? ''} [${(t.shape ?? []).join(', ')}]`))))
     : h('span.muted', null, '—');
   const dtypes = Object.entries(s.dtypes ?? {});
-  const summary = h('section.card', null,
+  const summary = h('section.card', { 'data-section': 'summary' },
     h('h2.card-title', null, 'Summary'),
     h('dl.facts', null,
       h('dt', null, 'Framework'), h('dd', null, s.framework ?? h('span.muted', null, 'unknown')),
@@ -495,27 +707,150 @@ async function versionView(name, ref) {
       h('dt', null, 'Dtypes'), h('dd', null, dtypes.length ? dtypes.map(([k, v]) => `${k} × ${count(Number(v))}`).join(', ') : h('span.muted', null, '—')),
       h('dt', null, 'Inputs'), h('dd', null, tensorList(s.inputs)),
       h('dt', null, 'Outputs'), h('dd', null, tensorList(s.outputs)),
-      h('dt', null, 'Unchecked'), h('dd', null, s.safety?.unchecked_files?.length ? s.safety.unchecked_files.join(', ') : h('span.muted', null, 'none'))));
+      h('dt', null, 'Unchecked'), h('dd', { 'data-unchecked': '' }, unchecked.size ? [...unchecked].join(', ') : h('span.muted', null, 'none'))));
 
   const meta = Object.keys(doc.metadata ?? {}).length
     ? h('pre.json', null, JSON.stringify(doc.metadata, null, 2))
     : h('p.muted.small', null, 'No metadata.');
-  const metadata = h('section.card', null, h('h2.card-title', null, 'Metadata'), meta);
+  const metadata = h('section.card', { 'data-section': 'metadata' }, h('h2.card-title', null, 'Metadata'), meta);
 
+  const graphError = lineage instanceof Error ? lineage : null;
+  const deletedNodes = new Set(graphError ? [] : lineage.nodes.filter((/** @type {any} */ n) => n.deleted).map((/** @type {any} */ n) => `${n.name}@${n.version}`));
   const parents = doc.parents?.length
-    ? h('ul.parents', null, ...doc.parents.map((/** @type {any} */ p) => h('li', null, badge(p.relation, 'relation'), ' ',
-      p.hidden ? h('span.muted', null, 'a version you may not read') : h('a.mono', { href: versionHref(p.name, p.version) }, `${p.name}@${p.version}`))))
+    ? h('ul.parents', null, ...doc.parents.map((/** @type {any} */ p) => {
+      const key = `${p.name}@${p.version}`;
+      return h('li', { 'data-parent': p.hidden ? 'hidden' : key }, badge(p.relation, 'relation'), ' ',
+        p.hidden ? h('span.muted', null, 'a version you may not read')
+          : deletedNodes.has(key) ? h('span', null, h('span.mono.deleted', null, key), h('span.muted.small', null, ' (deleted)'))
+            : h('a.mono', { href: versionHref(p.name, p.version) }, key),
+        ' ', recipeView(p.recipe));
+    }))
     : null;
   const graph = h('section.card', { 'data-section': 'lineage' },
     h('h2.card-title', null, 'Lineage'),
     parents,
-    lineage.edges.length ? lineageGraph(lineage) : h('p.muted.small', null, 'No parents or descendants recorded.'));
+    graphError ? h('p.muted.small.card-error', null, `The lineage graph could not be loaded: ${graphError.message}`)
+      : lineage.edges.length ? lineageGraph(lineage) : h('p.muted.small', null, 'No parents or descendants recorded.'));
 
-  const changes = await changesCard(name, doc);
+  const [changes, card, aliases] = await Promise.all([
+    changesCard(name, doc, params.get('compare') ?? ''),
+    versionCard(name, doc, model),
+    aliasCard(name, doc, model),
+  ]);
 
-  render(head, warning ?? '', h('div.columns', null,
-    h('div.col-main', null, files, derivedCard(doc) ?? '', changes ?? '', graph, metadata),
-    h('div.col-side', null, pull, serveCard(name, doc) ?? '', summary)));
+  if (mine !== generation) return;
+  render(head, warning ?? '', h('div.columns.version-columns', null,
+    h('div.col-main', null, files, card ?? '', derivedCard(doc) ?? '', changes, graph, metadata),
+    h('div.col-side', null, pullCard(name, doc, verdict), aliases ?? '', serveCard(name, doc) ?? '', summary)));
+}
+
+/**
+ * The version's card: its README.md, else the model's card. A card that
+ * cannot be read says so; the page stands without it.
+ * @param {string} name @param {any} doc @param {any} model  the model document, or the error reading it
+ */
+async function versionCard(name, doc, model) {
+  try {
+    const readme = doc.files.find((/** @type {any} */ f) => /^readme\.md$/i.test(f.path));
+    if (readme) {
+      const text = await fileText(name, doc.version, readme.path, CARD_MAX);
+      if (text !== undefined) return await modelCard(text, 'README.md');
+    }
+    if (model instanceof Error) throw model;
+    return model.readme ? await modelCard(model.readme, 'the model’s card') : null;
+  } catch (err) {
+    return h('section.card', { 'data-section': 'card' }, h('h2.card-title', null, 'Model card'), h('p.muted.small.card-error', null, `Not shown: ${/** @type {Error} */ (err).message}`));
+  }
+}
+
+/**
+ * With write scope: point an alias (new or existing) of this model at this version, after a confirm.
+ * @param {string} name @param {any} doc @param {any} model  the model document, or the error reading it
+ */
+async function aliasCard(name, doc, model) {
+  if (!mayDo('write') || model instanceof Error) return null;
+  const current = /** @type {Record<string, string>} */ (model.aliases ?? {});
+  const input = /** @type {HTMLInputElement} */ (h('input', { name: 'alias', list: 'alias-options', placeholder: 'production', required: true, autocomplete: 'off', 'aria-label': 'Alias' }));
+  const status = h('p.muted.small', { role: 'status' });
+  const form = h('form.alias-form', {
+    onsubmit: async (/** @type {Event} */ ev) => {
+      ev.preventDefault();
+      const alias = input.value.trim();
+      const from = current[alias];
+      if (from === doc.version) {
+        status.textContent = `${alias} already points here.`;
+        return;
+      }
+      const question = from ? `Move ${alias} of ${name} from ${from} to ${doc.version}?` : `Point the new alias ${alias} of ${name} at ${doc.version}?`;
+      if (!window.confirm(question)) return;
+      status.textContent = 'Saving…';
+      try {
+        await api(`/v1/models/${encName(name)}/aliases/${enc(alias)}`, {}, { method: 'PUT', body: { version: doc.version } });
+        route();
+      } catch (err) {
+        status.textContent = `Not moved: ${/** @type {Error} */ (err).message}`;
+      }
+    },
+  },
+  h('div.row', null, input, h('button.btn', { type: 'submit' }, 'Point here')),
+  h('datalist', { id: 'alias-options' }, ...['production', 'staging', ...Object.keys(current)].filter((a, i, all) => all.indexOf(a) === i).map((a) => h('option', { value: a }, current[a] ? `now ${current[a]}` : 'new'))));
+  return h('section.card', { 'data-section': 'aliases' },
+    h('h2.card-title', null, 'Aliases'),
+    h('p.small', null, Object.keys(current).length
+      ? Object.entries(current).map(([a, v]) => `${a} → ${v}`).join(' · ')
+      : h('span.muted', null, 'This model has no aliases yet.')),
+    form, status);
+}
+
+/**
+ * How to get this version: tabs for the CLI, Hugging Face libraries and curl
+ * (the archive; each file folded away), with a warning first on an unsafe version.
+ * @param {string} name @param {any} doc @param {string} verdict
+ */
+function pullCard(name, doc, verdict) {
+  const origin = location.origin;
+  const versionUrl = `${origin}/v1/models/${encName(name)}/versions/${enc(doc.version)}`;
+  const auth = '-H "Authorization: Bearer $CAIRN_TOKEN"';
+  const fileName = (/** @type {string} */ p) => shellQuote(p.split('/').pop() ?? p);
+  const tarName = shellQuote(`${name.replace(/\//g, '-')}-${doc.version}.tar`);
+  const tabs = [
+    ['cli', 'CLI', [
+      h('p.muted.small', null, h('code', null, `CAIRN_URL=${origin}`), ' and ', h('code', null, 'CAIRN_TOKEN'), ' set:'),
+      copyBox(`cairn pull ${name}@${doc.version}`, { label: 'pull command' }),
+      ...(doc.aliases ?? []).map((/** @type {string} */ a) => copyBox(`cairn pull ${name}@${a}`, { label: `pull ${a}` })),
+    ]],
+    ['hf', 'Hugging Face', [
+      h('p.muted.small', null, 'The Hub API under ', h('code', null, '/hf'), ':'),
+      copyBox(
+        `HF_ENDPOINT=${origin}/hf HF_TOKEN=$CAIRN_TOKEN python -c \\\n  'from huggingface_hub import snapshot_download; print(snapshot_download(${JSON.stringify(name)}, revision=${JSON.stringify(doc.version)}))'`,
+        { label: 'Hugging Face snapshot_download' },
+      ),
+    ]],
+    ['curl', 'curl', [
+      h('p.muted.small', null, 'Every file as one tar:'),
+      copyBox(`curl -fL ${auth} -o ${tarName} \\\n  ${versionUrl}/archive`, { label: 'archive command' }),
+      copyBox(`${versionUrl}/archive`, { label: 'archive URL' }),
+      h('details.each-file', null, h('summary', null, `Each file (${doc.files.length})`),
+        ...doc.files.slice(0, 200).map((/** @type {any} */ f) => copyBox(`curl -fL ${auth} -o ${fileName(f.path)} \\\n  ${versionUrl}/files/${f.path.split('/').map(enc).join('/')}`, { label: `curl ${f.path}` })),
+        doc.files.length > 200 ? h('p.muted.small', null, `The first 200 of ${doc.files.length}; the archive holds them all.`) : null),
+    ]],
+  ];
+  const bar = h('div.tabs', { role: 'tablist', 'aria-label': 'How to pull' });
+  const panels = tabs.map(([id, label, body], i) => {
+    const tab = h('button.tab', { type: 'button', role: 'tab', id: `pull-tab-${id}`, 'aria-controls': `pull-${id}`, 'aria-selected': i === 0 ? 'true' : 'false', 'data-tab': id }, label);
+    bar.append(tab);
+    return h('div.tab-panel', { role: 'tabpanel', id: `pull-${id}`, 'aria-labelledby': `pull-tab-${id}`, hidden: i !== 0 }, ...body);
+  });
+  bar.addEventListener('click', (ev) => {
+    const tab = /** @type {HTMLElement} */ (ev.target).closest('[role="tab"]');
+    if (!tab) return;
+    for (const t of bar.children) t.setAttribute('aria-selected', String(t === tab));
+    for (const p of panels) p.hidden = p.id !== tab.getAttribute('aria-controls');
+  });
+  return h('section.card', { 'data-section': 'pull' },
+    h('h2.card-title', null, 'Pull'),
+    verdict === 'unsafe' ? h('p.pull-warning', { role: 'note' }, '⚠ This version has files that run code when loaded. Pull it only if you trust who published it.') : null,
+    bar, ...panels);
 }
 
 /**
@@ -544,13 +879,13 @@ function derivedCard(doc) {
       edge.hidden ? h('span.muted', null, 'a version you may not read') : h('a.mono', { href: versionHref(edge.name, edge.version) }, `${edge.name}@${edge.version}`)),
     h('p.small', null, h('code', null, `${r.transform}${Object.keys(r.params ?? {}).length ? ` ${JSON.stringify(r.params)}` : ''}`),
       ` · size ${sizes(r.results.size)} · stored ${sizes(r.results.stored)}`, h('span.muted', null, ` · cairn derive ${r.tool.derive_version}, ${r.tool.onnxruntime ?? ''}`)),
-    h('table.data', null,
+    h('table.data.stack', null,
       h('thead', null, h('tr', null, h('th', null, 'Path'), h('th.num', null, 'Size'), h('th.num', null, 'Stored'), h('th', null, 'Measured against the parent'))),
       h('tbody', null, ...(r.results.files ?? []).map((/** @type {any} */ f) => h('tr', { 'data-derived': f.path },
-        h('td.mono.path', null, f.path),
-        h('td.num', null, sizes(f.size)),
-        h('td.num', null, sizes(f.stored)),
-        h('td', null, measured(f)))))));
+        cell('Path', '.mono.path', f.path),
+        cell('Size', '.num', sizes(f.size)),
+        cell('Stored', '.num', sizes(f.stored)),
+        cell('Measured', '', measured(f)))))));
 }
 
 const OIP_DATATYPES = /** @type {Record<string, string>} */ ({ float32: 'FP32', float64: 'FP64', float16: 'FP16', int8: 'INT8', uint8: 'UINT8', int16: 'INT16', uint16: 'UINT16', int32: 'INT32', uint32: 'UINT32', int64: 'INT64', uint64: 'UINT64', bool: 'BOOL', string: 'BYTES' });
@@ -581,36 +916,135 @@ function serveCard(name, doc) {
 }
 
 /**
- * What changed from the version this one came from — its first parent the user may read, else
- * the model's previous version — with the bytes their chunks share.
- * @param {string} name @param {any} doc
+ * What changed from another version: `compare` (any `<name>@<ref>` the user
+ * picked), else the first parent the user may read, else the model's previous
+ * version. Files (renames by digest; size, format, parameter and dtype deltas),
+ * metadata keys, and the bytes the two share. A base that is gone or refused
+ * is said in this card; the page stands.
+ * @param {string} name @param {any} doc @param {string} compare
  */
-async function changesCard(name, doc) {
+async function changesCard(name, doc, compare) {
   const parent = doc.parents?.find((/** @type {any} */ p) => !p.hidden);
-  let base = parent ? `${parent.name}@${parent.version}` : undefined;
-  if (!base) {
-    const page = await api(`/v1/models/${encName(name)}/versions`, { limit: 100 });
-    const at = page.versions.findIndex((/** @type {any} */ v) => v.version === doc.version);
-    if (at >= 0 && page.versions[at + 1]) base = `${name}@${page.versions[at + 1].version}`;
+  let base = compare || (parent ? `${parent.name}@${parent.version}` : undefined);
+  const section = (/** @type {any[]} */ ...body) => h('section.card', { 'data-section': 'changes' }, ...body, comparePicker(name, doc, compare));
+  try {
+    if (!base) {
+      const page = await api(`/v1/models/${encName(name)}/versions`, { limit: 100 });
+      const at = page.versions.findIndex((/** @type {any} */ v) => v.version === doc.version);
+      if (at >= 0 && page.versions[at + 1]) base = `${name}@${page.versions[at + 1].version}`;
+    }
+    if (!base) return section(h('h2.card-title', null, 'Changes'), h('p.muted.small', null, 'The first version: nothing earlier to compare with.'));
+    const diff = await api(`/v1/models/${encName(name)}/versions/${enc(doc.version)}/diff`, { from: base });
+    return section(...diffView(diff, !compare && parent ? 'parent' : compare ? 'picked' : 'previous'));
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status === 401) throw err;
+    const gone = err.code === 'VERSION_DELETED';
+    const what = compare ? base : parent ? `the parent ${base}` : base;
+    return section(
+      h('h2.card-title', null, 'Changes'),
+      h('p.small.card-error', { 'data-base-error': err.code }, gone && !compare && parent ? `Parent deleted: ${base} is gone, so there is nothing to compare with. ` : `${what} cannot be compared: ${err.message}. `, 'Pick another version below.'));
   }
-  if (!base) return undefined;
-  const diff = await api(`/v1/models/${encName(name)}/versions/${enc(doc.version)}/diff`, { from: base });
+}
+
+/**
+ * @param {any} diff @param {'parent' | 'previous' | 'picked'} basis
+ * @returns {Node[]}
+ */
+function diffView(diff, basis) {
   const s = diff.summary;
   const pct = (/** @type {number} */ part, /** @type {number} */ whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : '—');
+  const signed = (/** @type {number} */ n, /** @type {(n: number) => string} */ fmt) => (n > 0 ? `+${fmt(n)}` : n < 0 ? `−${fmt(-n)}` : '±0');
   const changed = diff.files.filter((/** @type {any} */ f) => f.status !== 'unchanged');
-  return h('section.card', { 'data-section': 'changes' },
-    h('h2.card-title', null, 'Changes from ', h('a.mono', { href: versionHref(diff.from.name, diff.from.version) }, `${diff.from.name}@${diff.from.version}`)),
-    h('p.small', null, `${s.changed} changed, ${s.added} added, ${s.removed} removed, ${s.unchanged} unchanged · `,
-      h('strong', null, pct(s.shared_bytes, s.to_bytes)), ` of ${bytes(s.to_bytes)} already stored with it · ${bytes(s.new_stored_bytes)} stored for the rest`),
-    changed.length
-      ? h('table.data', null,
-        h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Change'), h('th.num', null, 'Size'), h('th.num', null, 'Shared'))),
-        h('tbody', null, ...changed.map((/** @type {any} */ f) => h('tr', { 'data-change': f.path },
-          h('td.mono.path', null, f.path),
-          h('td', null, badge(f.status, f.status === 'removed' ? 'muted' : 'format')),
-          h('td.num', null, f.to ? bytes(f.to.size) : '—'),
-          h('td.num', null, f.to ? pct(f.shared_bytes, f.to.size) : '—')))))
-      : null);
+  const FOLD = 100;
+  const fromKey = `${diff.from.name}@${diff.from.version}`;
+  const paramsLine = s.from_parameters !== null || s.to_parameters !== null
+    ? ` · parameters ${count(s.from_parameters)} → ${count(s.to_parameters)}`
+    : '';
+  /** @param {any} f */
+  const details = (f) => {
+    const d = f.delta;
+    if (f.status === 'renamed') return h('span.small', null, 'from ', h('code', null, f.from_path), ' (same content)');
+    if (!d) return null;
+    const parts = [
+      d.format ? h('span', { 'data-delta': 'format' }, `format ${d.format.from} → ${d.format.to}`) : null,
+      d.parameters ? h('span', { 'data-delta': 'parameters' }, `parameters ${count(d.parameters.from)} → ${count(d.parameters.to)}`) : null,
+      ...Object.entries(d.dtypes ?? {}).map(([dtype, c]) => h('span', { 'data-delta': 'dtype', 'data-dtype': dtype }, `${dtype} ${count(/** @type {any} */ (c).from)} → ${count(/** @type {any} */ (c).to)}`)),
+    ].filter((p) => p !== null);
+    if (parts.length === 0) return h('span.muted.small', null, 'content');
+    return h('span.delta.small', null, ...parts.flatMap((p, i) => (i ? ['; ', p] : [p])));
+  };
+  const metaValue = (/** @type {unknown} */ v) => (v === undefined ? h('span.muted', null, '—') : h('code', null, typeof v === 'string' ? v : JSON.stringify(v)));
+  return [
+    h('h2.card-title', null, basis === 'parent' ? 'Changes from the parent ' : basis === 'previous' ? 'Changes from the previous version ' : 'Compared with ',
+      h('a.mono', { href: versionHref(diff.from.name, diff.from.version), 'data-base': fromKey }, fromKey)),
+    h('p.small.diff-summary', null, `${s.changed} changed, ${s.renamed} renamed, ${s.added} added, ${s.removed} removed, ${s.unchanged} unchanged · size ${bytes(s.from_bytes)} → ${bytes(s.to_bytes)} (${signed(s.to_bytes - s.from_bytes, bytes)})${paramsLine} · `,
+      h('strong', null, pct(s.shared_bytes, s.to_bytes)), ` already stored with it, ${bytes(s.new_stored_bytes)} new`),
+    changed.length ? foldedTable(changed, FOLD, 'changed files',
+      h('thead', null, h('tr', null, h('th', null, 'Path'), h('th', null, 'Change'), h('th.num', null, 'Size'), h('th', null, 'What changed'))),
+      (/** @type {any} */ f) => h('tr', { 'data-change': f.path, 'data-status': f.status },
+        cell('Path', '.mono.path', f.path),
+        cell('Change', '', badge(f.status, f.status === 'removed' ? 'muted' : f.status === 'renamed' ? 'relation' : 'format')),
+        cell('Size', '.num', f.from && f.to && f.from.size !== f.to.size ? `${bytes(f.from.size)} → ${bytes(f.to.size)}` : bytes((f.to ?? f.from)?.size)),
+        cell('What changed', '', details(f))))
+      : h('p.muted.small', null, 'The same files.'),
+    diff.metadata.length
+      ? h('div.meta-diff', null, h('h3', null, 'Metadata'),
+        h('table.data.stack', null,
+          h('thead', null, h('tr', null, h('th', null, 'Key'), h('th', null, 'Change'), h('th', null, 'Before'), h('th', null, 'After'))),
+          h('tbody', null, ...diff.metadata.map((/** @type {any} */ m) => h('tr', { 'data-meta': m.key, 'data-status': m.status },
+            cell('Key', '.mono', m.key), cell('Change', '', badge(m.status, 'muted')), cell('Before', '.value', metaValue(m.from)), cell('After', '.value', metaValue(m.to)))))))
+      : h('p.muted.small', null, 'Metadata: the same.'),
+  ];
+}
+
+/**
+ * "Compare with…": any version or alias of any model the user can read.
+ * The model field offers models as one types; the ref field that model's
+ * versions and aliases.
+ * @param {string} name @param {any} doc @param {string} compare
+ */
+function comparePicker(name, doc, compare) {
+  const at = compare.lastIndexOf('@');
+  const modelInput = /** @type {HTMLInputElement} */ (h('input', { name: 'compare-model', list: 'compare-models', value: at > 0 ? compare.slice(0, at) : name, autocomplete: 'off', 'aria-label': 'Model to compare with', required: true }));
+  const refInput = /** @type {HTMLInputElement} */ (h('input', { name: 'compare-ref', list: 'compare-refs', value: at > 0 ? compare.slice(at + 1) : '', placeholder: 'version or alias', autocomplete: 'off', 'aria-label': 'Version or alias to compare with', required: true }));
+  const models = h('datalist', { id: 'compare-models' });
+  const refs = h('datalist', { id: 'compare-refs' });
+  const loadRefs = async () => {
+    const model = modelInput.value.trim();
+    if (!model) return;
+    try {
+      const [versions, info] = await Promise.all([api(`/v1/models/${encName(model)}/versions`, { limit: 100 }), api(`/v1/models/${encName(model)}`)]);
+      refs.replaceChildren(
+        ...Object.entries(info.aliases ?? {}).map(([a, v]) => h('option', { value: a }, `alias → ${v}`)),
+        ...versions.versions.filter((/** @type {any} */ v) => !(model === name && v.version === doc.version)).map((/** @type {any} */ v) => h('option', { value: v.version }, (v.message ?? '').split('\n')[0].slice(0, 60))));
+    } catch {
+      refs.replaceChildren();
+    }
+  };
+  /** @type {number | undefined} */
+  let timer;
+  modelInput.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const page = await api('/v1/models', { q: modelInput.value.trim(), limit: 20 }).catch(() => ({ models: [] }));
+      models.replaceChildren(...page.models.map((/** @type {any} */ m) => h('option', { value: m.name })));
+      loadRefs();
+    }, 250);
+  });
+  refInput.addEventListener('focus', () => {
+    if (!refs.children.length) loadRefs();
+  }, { once: true });
+  return h('form.compare', {
+    'aria-label': 'Compare with another version',
+    onsubmit: (/** @type {Event} */ ev) => {
+      ev.preventDefault();
+      const target = `${modelInput.value.trim()}@${refInput.value.trim()}`;
+      location.hash = `${versionHref(name, doc.version)}?compare=${enc(target)}`;
+    },
+  },
+  h('span.small.compare-label', null, 'Compare with…'),
+  modelInput, h('span.at', null, '@'), refInput, models, refs,
+  h('button.btn', { type: 'submit' }, 'Compare'));
 }
 
 /** @param {string} s */
@@ -621,41 +1055,69 @@ function shellQuote(s) {
 // ---- lineage graph -------------------------------------------------------------
 
 /**
- * A layered drawing of a lineage graph: the root in the middle row,
- * ancestors above (one row per generation), descendants below; each edge
- * runs from parent down to child, labelled with its relation.
- * @param {{ root: { name: string, version: string }, nodes: any[], edges: Array<{ from: string, to: string, relation: string }> }} g
+ * A layered drawing of a lineage graph. A node's row is its generation: the
+ * longest path from a node with no parent, so every parent sits above all its
+ * children even when a model has several paths back. Each edge runs from
+ * parent down to child, labelled in that direction (`quantized` for
+ * quantized-from) with its recipe; deleted versions are drawn but not links.
+ * @param {{ root: { name: string, version: string }, nodes: any[], edges: Array<{ from: string, to: string, relation: string, recipe?: unknown }> }} g
  */
 function lineageGraph(g) {
   const key = (/** @type {{name: string, version: string}} */ n) => `${n.name}@${n.version}`;
   const rootKey = key(g.root);
   /** @type {Map<string, any>} */
   const nodes = new Map(g.nodes.map((n) => [key(n), n]));
-  /** @type {Map<string, number>} */
-  const layer = new Map([[rootKey, 0]]);
-  // edges go child (from) → parent (to): ancestors are layers -1, -2…, descendants 1, 2…
-  for (const [dir, step] of /** @type {const} */ ([['up', -1], ['down', 1]])) {
-    const queue = [rootKey];
-    const seen = new Set(queue);
-    while (queue.length) {
-      const at = /** @type {string} */ (queue.shift());
-      for (const e of g.edges) {
-        const [here, other] = dir === 'up' ? [e.from, e.to] : [e.to, e.from];
-        if (here !== at || seen.has(other)) continue;
-        seen.add(other);
-        if (!layer.has(other)) layer.set(other, /** @type {number} */ (layer.get(at)) + step);
-        queue.push(other);
-      }
-    }
+  for (const e of g.edges) for (const k of [e.from, e.to]) if (!nodes.has(k)) nodes.set(k, { name: k.slice(0, k.lastIndexOf('@')), version: k.slice(k.lastIndexOf('@') + 1), deleted: false });
+  // edges go child (from) → parent (to)
+  /** @type {Map<string, string[]>} */
+  const parentsOf = new Map();
+  /** @type {Map<string, string[]>} */
+  const childrenOf = new Map();
+  for (const e of g.edges) {
+    parentsOf.set(e.from, [...(parentsOf.get(e.from) ?? []), e.to]);
+    childrenOf.set(e.to, [...(childrenOf.get(e.to) ?? []), e.from]);
   }
-  for (const k of nodes.keys()) if (!layer.has(k)) layer.set(k, 0);
-  const min = Math.min(...layer.values());
-  const max = Math.max(...layer.values());
-  /** @type {string[][]} */
-  const rows = [];
-  for (let l = min; l <= max; l++) rows.push([...layer].filter(([, v]) => v === l).map(([k]) => k).sort());
+  /** @type {Map<string, number>} */
+  const generation = new Map();
+  /** @param {string} k @param {Set<string>} path @returns {number} */
+  const genOf = (k, path) => {
+    const known = generation.get(k);
+    if (known !== undefined) return known;
+    if (path.has(k)) return 0; // a cycle cannot be recorded; never loop on one
+    path.add(k);
+    const gen = Math.max(-1, ...(parentsOf.get(k) ?? []).map((p) => genOf(p, path))) + 1;
+    path.delete(k);
+    generation.set(k, gen);
+    return gen;
+  };
+  for (const k of nodes.keys()) genOf(k, new Set());
+  /** @param {string} start @param {Map<string, string[]>} next */
+  const reach = (start, next) => {
+    const seen = new Set();
+    const queue = [start];
+    while (queue.length) for (const k of next.get(/** @type {string} */ (queue.shift())) ?? []) if (!seen.has(k)) queue.push(k), seen.add(k);
+    return seen;
+  };
+  const ancestors = reach(rootKey, parentsOf);
+  const descendants = reach(rootKey, childrenOf);
 
-  const W = 200, H = 46, GAP_X = 36, GAP_Y = 64, PAD = 16;
+  const depth = Math.max(...generation.values());
+  /** @type {string[][]} */
+  const rows = Array.from({ length: depth + 1 }, () => []);
+  for (const [k, gen] of generation) rows[gen].push(k);
+  // order each row by where its parents are (fewer crossings), then by name
+  /** @type {Map<string, number>} */
+  const order = new Map();
+  for (const row of rows) {
+    const at = (/** @type {string} */ k) => {
+      const ps = (parentsOf.get(k) ?? []).map((p) => order.get(p) ?? 0);
+      return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : 0;
+    };
+    row.sort((a, b) => at(a) - at(b) || a.localeCompare(b));
+    row.forEach((k, i) => order.set(k, i - (row.length - 1) / 2));
+  }
+
+  const W = 200, H = 46, GAP_X = 36, GAP_Y = 78, PAD = 16;
   const widest = Math.max(...rows.map((r) => r.length));
   const width = PAD * 2 + widest * W + (widest - 1) * GAP_X;
   const height = PAD * 2 + rows.length * H + (rows.length - 1) * GAP_Y;
@@ -669,7 +1131,7 @@ function lineageGraph(g) {
 
   const root = svg('svg', { class: 'lineage', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': `Lineage of ${rootKey}` });
   const defs = svg('defs');
-  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' });
   marker.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head' }));
   defs.append(marker);
   root.append(defs);
@@ -680,32 +1142,46 @@ function lineageGraph(g) {
     if (!parent || !child) continue;
     const x1 = parent.x + W / 2, y1 = parent.y + H;
     const x2 = child.x + W / 2, y2 = child.y;
-    const my = (y1 + y2) / 2;
-    const group = svg('g', { class: 'edge', 'data-from': e.from, 'data-to': e.to, 'data-relation': e.relation });
-    group.append(svg('path', { d: `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2 - 2}`, 'marker-end': 'url(#arrow)' }));
-    const label = svg('text', { x: (x1 + x2) / 2, y: my + 4, 'text-anchor': 'middle', class: 'edge-label' });
-    label.textContent = e.relation;
-    const bgW = e.relation.length * 6.6 + 12;
-    group.append(svg('rect', { x: (x1 + x2) / 2 - bgW / 2, y: my - 9, width: bgW, height: 18, rx: 9, class: 'edge-label-bg' }), label);
+    // the label sits in the gap just above the child, where no node is
+    const ly = y2 - GAP_Y / 2;
+    const lx = x1 + ((x2 - x1) * (ly - y1)) / (y2 - y1 || 1);
+    const group = svg('g', { class: 'edge', 'data-parent': e.to, 'data-child': e.from, 'data-relation': e.relation });
+    const title = svg('title');
+    const recipe = recipeText(e.recipe);
+    title.textContent = `${e.to} → ${e.from}: ${e.relation}${recipe ? ` (${recipe})` : ''}`;
+    group.append(title, svg('path', { d: `M${x1},${y1} L${x2},${y2 - 1}`, 'marker-end': 'url(#arrow)', 'data-y1': y1, 'data-y2': y2 }));
+    const text = e.relation.replace(/-from$/, '');
+    const bgW = Math.max(text.length + 2, Math.min(recipe.length, 40)) * 6.2 + 14;
+    const bgH = recipe ? 30 : 18;
+    group.append(svg('rect', { x: lx - bgW / 2, y: ly - 9, width: bgW, height: bgH, rx: 9, class: 'edge-label-bg' }));
+    const label = svg('text', { x: lx, y: ly + 4, 'text-anchor': 'middle', class: 'edge-label' });
+    label.textContent = `${text} ↓`;
+    group.append(label);
+    if (recipe) {
+      const r = svg('text', { x: lx, y: ly + 16, 'text-anchor': 'middle', class: 'edge-recipe' });
+      r.textContent = ellipsis(recipe, 40);
+      group.append(r);
+    }
     root.append(group);
   }
 
   for (const [k, p] of pos) {
-    const n = nodes.get(k) ?? { name: k.split('@')[0], version: k.split('@').slice(1).join('@'), deleted: false };
-    const l = /** @type {number} */ (layer.get(k));
-    const kind = k === rootKey ? 'root' : l < 0 ? 'ancestor' : 'descendant';
-    const link = svg('a', { href: n.deleted ? '' : versionHref(n.name, n.version), class: `node node-${kind}${n.deleted ? ' node-deleted' : ''}`, 'data-node': k, 'data-kind': kind });
+    const n = nodes.get(k);
+    const kind = k === rootKey ? 'root' : ancestors.has(k) ? 'ancestor' : descendants.has(k) ? 'descendant' : 'related';
+    const attrs = { class: `node node-${kind}${n.deleted ? ' node-deleted' : ''}`, 'data-node': k, 'data-kind': kind, 'data-generation': generation.get(k) ?? 0 };
+    // a deleted version has no page: drawn, not a link
+    const el = n.deleted || k === rootKey ? svg('g', attrs) : svg('a', { ...attrs, href: versionHref(n.name, n.version) });
     const title = svg('title');
     title.textContent = `${k}${n.deleted ? ' (deleted)' : ''} — ${kind}`;
-    link.append(title, svg('rect', { x: p.x, y: p.y, width: W, height: H, rx: 8 }));
+    el.append(title, svg('rect', { x: p.x, y: p.y, width: W, height: H, rx: 8 }));
     const nameText = svg('text', { x: p.x + W / 2, y: p.y + 19, 'text-anchor': 'middle', class: 'node-name' });
     nameText.textContent = ellipsis(n.name, 26);
     const versionText = svg('text', { x: p.x + W / 2, y: p.y + 35, 'text-anchor': 'middle', class: 'node-version' });
     versionText.textContent = `@${ellipsis(n.version, 22)}${n.deleted ? ' · deleted' : ''}`;
-    link.append(nameText, versionText);
-    root.append(link);
+    el.append(nameText, versionText);
+    root.append(el);
   }
-  return h('div.graph-wrap', null, root, h('p.muted.small.legend', null, 'Ancestors above, descendants below; arrows point from parent to child.'));
+  return h('div.graph-wrap', null, root, h('p.muted.small.legend', null, 'Parents above their children; arrows point from parent to child. Dashed: deleted.'));
 }
 
 /** @param {string} s @param {number} n */
@@ -722,23 +1198,57 @@ function saveToken(value) {
   syncTokenForm();
 }
 
+/** The token `me` describes: whoami is asked again only when it changes. */
+let meFor = /** @type {string | null} */ (null);
+
+/** Asks the server who the saved token is; shows it in the account menu. */
+async function loadMe() {
+  if (meFor === token()) return;
+  meFor = token();
+  try {
+    me = await api('/v1/whoami');
+  } catch {
+    me = null;
+  }
+  const who = /** @type {HTMLElement} */ (document.getElementById('who'));
+  const detail = /** @type {HTMLElement} */ (document.getElementById('who-detail'));
+  who.textContent = me ? me.name : 'Token';
+  detail.replaceChildren(...(me
+    ? [me.auth ? 'Token ' : 'No authentication on this server: ', h('strong', null, me.name), h('br'),
+      'Scopes: ', me.scopes.join(', '), h('br'),
+      'Models: ', me.models.length ? me.models.join(', ') : 'all']
+    : [token() ? 'The saved token was not accepted.' : 'No token saved.']));
+  document.body.dataset.scope = me?.scope ?? '';
+}
+
 function syncTokenForm() {
   const input = /** @type {HTMLInputElement} */ (document.getElementById('token-input'));
-  input.value = token();
+  input.value = '';
+  input.placeholder = token() ? 'paste another token' : 'cairn_…';
   document.body.dataset.signedIn = token() ? 'yes' : 'no';
 }
 
 function setupTokenForm() {
   const form = /** @type {HTMLFormElement} */ (document.getElementById('token-form'));
   const input = /** @type {HTMLInputElement} */ (document.getElementById('token-input'));
+  const account = /** @type {HTMLDetailsElement} */ (document.getElementById('account'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     saveToken(input.value.trim());
+    account.open = false;
     route();
   });
   document.getElementById('token-clear')?.addEventListener('click', () => {
     saveToken('');
+    account.open = false;
     route();
+  });
+  // the menu closes on a click elsewhere and on Escape
+  document.addEventListener('click', (ev) => {
+    if (account.open && !account.contains(/** @type {Node} */ (ev.target))) account.open = false;
+  });
+  account.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') account.open = false;
   });
   syncTokenForm();
 }
@@ -778,10 +1288,14 @@ async function route() {
   });
   const page = parts[0] === 'models' ? modelPage(parts.slice(1)) : undefined;
   main.setAttribute('aria-busy', 'true');
+  // another page: the old one goes at once (a filter change on the list keeps its form)
+  if (!(parts.length === 0 && main.dataset.route === 'list')) render(h('p.muted.loading', { role: 'status' }, 'Loading…'));
   try {
+    await loadMe();
+    if (mine !== generation) return;
     if (parts.length === 0) await listView(new URLSearchParams(query));
     else if (page?.view === 'model') await modelView(page.name);
-    else if (page?.view === 'version') await versionView(page.name, page.ref);
+    else if (page?.view === 'version') await versionView(page.name, page.ref, new URLSearchParams(query));
     else throw new ApiError(404, 'NOT_FOUND', `no page ${raw}`);
   } catch (err) {
     if (mine === generation) showError(err);

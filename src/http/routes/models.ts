@@ -1,6 +1,6 @@
 // Models, versions, aliases, lineage and history: parse, call a service, answer.
 import type { RequestHandler } from 'express';
-import { AliasRequest, AliasSet, History, LineageGraph, ModelDoc, ModelList, PublishForm, PublishRequest, Version, VersionDiff, VersionDoc, VersionList } from '../../api/index.ts';
+import { AliasRequest, AliasSet, History, LineageGraph, MODEL_SORTS, ModelDoc, ModelList, ModelPatch, PublishForm, PublishRequest, Version, VersionDiff, VersionDoc, VersionList } from '../../api/index.ts';
 import { CairnError } from '../../errors.ts';
 import { MAX_FILES_PER_VERSION } from '../../identifiers.ts';
 import { MAX_JSON_BYTES } from '../../json-limits.ts';
@@ -13,6 +13,8 @@ import { CURSOR, LIMIT, LOCATION, pathParam, query, REF_ERRORS, STORAGE } from '
 import { route } from '../route.ts';
 
 const jsonBody = jsonBodyParser('2mb');
+// a card of 256 KiB, escaped as JSON
+const cardBody = jsonBodyParser('1mb');
 
 function list(value: unknown): unknown[] {
   if (value === undefined) return [];
@@ -61,14 +63,15 @@ export const modelRoutes = [
     doc: {
       id: 'listModels',
       tag: 'models',
-      summary: 'List or search models, by name',
-      description: 'A token limited to name patterns sees only those models (a page may be shorter than `limit`).',
+      summary: 'List or search models, by name or description',
+      description: 'A token limited to name patterns sees only those models (a page may be shorter than `limit`). `total` counts the matches on every page.',
       params: [
         query('q', 'substring of the model name (`acme/` finds the models of namespace acme, and any other name holding it)'),
         query('namespace', 'only the models of this namespace (`acme`: `acme/resnet`, not the flat `acme`)'),
         query('format', 'only models whose latest version has a file of this format'),
         query('framework', 'only models whose latest version has this framework'),
-        query('unsafe', 'true: only models whose latest version is unsafe; false: only the others', { type: 'string', enum: ['true', 'false'] }),
+        query('unsafe', 'true: only models with a live version that is unsafe; false: only the others', { type: 'string', enum: ['true', 'false'] }),
+        query('sort', '`name` (default) or `updated` (most recently changed first)', { type: 'string', enum: [...MODEL_SORTS] }),
         LIMIT,
         CURSOR,
       ],
@@ -87,6 +90,26 @@ export const modelRoutes = [
     doc: { id: 'getModel', tag: 'models', summary: 'A model: aliases, latest version, counts', responses: { 200: { description: 'the model', schema: ModelDoc } }, errors: ['INVALID_NAME', 'MODEL_NOT_FOUND'] },
     handle: ({ services }) => (req, res) => {
       res.json(services.models.get(req.params.name));
+    },
+  }),
+  route({
+    method: 'patch',
+    path: '/v1/models/:name',
+    access: WRITE,
+    doc: {
+      id: 'describeModel',
+      tag: 'models',
+      summary: "Set a model's description and/or card (Markdown)",
+      description:
+        "Either field or both. The change is an event (`describe`) in the history and a commit in the lineage writing `models/<name>/model.json` (description) and `models/<name>/README.md` (the card; `''` removes it). Unchanged values make no event. Needs write on the model.",
+      body: { required: true, content: { 'application/json': { schema: ModelPatch } } },
+      responses: { 200: { description: 'the model', schema: ModelDoc } },
+      errors: ['INVALID_NAME', 'INVALID_ARGUMENT', 'MODEL_NOT_FOUND', 'PAYLOAD_TOO_LARGE'],
+    },
+    before: () => [cardBody],
+    handle: ({ services }) => (req, res) => {
+      const body = (req.body ?? {}) as { description?: unknown; readme?: unknown };
+      res.json(services.models.describe(req.params.name, { description: body.description, readme: body.readme }, actorOf(req)));
     },
   }),
   route({

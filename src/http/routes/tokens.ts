@@ -1,6 +1,10 @@
-// API tokens (admin only). The secret is in the answer to POST and nowhere else.
-import { TokenCreated, TokenList, TokenRequest } from '../../api/index.ts';
+// API tokens (admin only; the secret is in the answer to POST and nowhere
+// else), and who the presented token is (any token).
+import { impliedScopes } from '../../access.ts';
+import { TokenCreated, TokenList, TokenRequest, Whoami } from '../../api/index.ts';
+import { CairnError } from '../../errors.ts';
 import { actorOf } from '../actor.ts';
+import { identityOf } from '../auth.ts';
 import { jsonBodyParser } from '../json-body.ts';
 import { LOCATION, pathParam } from '../openapi.ts';
 import { route } from '../route.ts';
@@ -9,6 +13,25 @@ const jsonBody = jsonBodyParser('64kb');
 const ADMIN = { scope: 'admin' } as const;
 
 export const tokenRoutes = [
+  route({
+    method: 'get',
+    path: '/v1/whoami',
+    access: { scope: 'read' },
+    doc: {
+      id: 'whoami',
+      tag: 'tokens',
+      summary: 'Who the presented token is: name, scopes, model patterns',
+      description: 'Any token (or none, with CAIRN_ANONYMOUS_READ or CAIRN_AUTH=off: `anonymous`). The web UI shows it and offers only what the token may do.',
+      responses: { 200: { description: 'the caller', schema: Whoami } },
+      errors: [],
+    },
+    handle: ({ services }) => (req, res) => {
+      const { name, scope, models } = identityOf(req);
+      // the access check let it through: it holds read at least
+      if (scope === undefined) throw new CairnError('UNAUTHORIZED', 'this request needs a token (Authorization: Bearer <token>)');
+      res.json({ name, scope, scopes: impliedScopes(scope), models, auth: services.tokens.enabled });
+    },
+  }),
   route({
     method: 'get',
     path: '/v1/tokens',

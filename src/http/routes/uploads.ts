@@ -16,7 +16,7 @@ function setSessionHeaders(res: Response, doc: UploadDoc): Response {
   });
 }
 
-function hasBody(req: Request): boolean {
+export function hasBody(req: Request): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -26,7 +26,7 @@ function hasBody(req: Request): boolean {
  * up front from Content-Length, else when the counted bytes pass it (what
  * came before stays stored, so the session never holds more than `max`).
  */
-function limitedBody(req: Request, heldNow: () => number, max: number | undefined): AsyncIterable<Uint8Array> {
+export function limitedBody(req: Request, heldNow: () => number, max: number | undefined): AsyncIterable<Uint8Array> {
   if (!max) return req;
   const held = heldNow();
   const tooLarge = () => new CairnError('PAYLOAD_TOO_LARGE', `an upload may hold at most ${max} bytes (CAIRN_MAX_UPLOAD_BYTES)`, { max_bytes: max });

@@ -1,21 +1,30 @@
 // The web UI: a few static files from src/web/, served as they are (no build
-// step). They are open (access 'open'); the UI calls the API with the token
-// the user enters. Only these exact files are served — nothing else on disk.
+// step), and the one library it uses (markdown-it, for model cards) from its
+// npm package as published — pinned in package.json, its licence in the
+// package. They are open (access 'open'); the UI calls the API with the
+// token the user enters. Only these exact files are served — nothing else on disk.
 import type { Response } from 'express';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CairnError } from '../../errors.ts';
 import { HTML, LOCATION, pathParam } from '../openapi.ts';
 import { route } from '../route.ts';
 
 const WEB_DIR = path.resolve(import.meta.dirname, '../../web');
 
-/** URL path → file in src/web and its content type. */
+const HTML_TYPE = 'text/html; charset=utf-8';
+const JS_TYPE = 'text/javascript; charset=utf-8';
+
+/** URL path → file and its content type. */
 const FILES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/ui/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/ui/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/ui/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/': { file: path.join(WEB_DIR, 'index.html'), type: HTML_TYPE },
+  '/ui/': { file: path.join(WEB_DIR, 'index.html'), type: HTML_TYPE },
+  '/ui/app.js': { file: path.join(WEB_DIR, 'app.js'), type: JS_TYPE },
+  '/ui/markdown.js': { file: path.join(WEB_DIR, 'markdown.js'), type: JS_TYPE },
+  '/ui/style.css': { file: path.join(WEB_DIR, 'style.css'), type: 'text/css; charset=utf-8' },
+  // the package's own browser build: one ES module, its dependencies bundled in
+  '/ui/vendor/markdown-it.mjs': { file: fileURLToPath(import.meta.resolve('markdown-it/browser')), type: JS_TYPE },
 };
 
 // The page loads only its own script and styles and talks only to this server.
@@ -24,7 +33,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 async function sendWebFile(res: Response, urlPath: string, head: boolean): Promise<void> {
   const entry = FILES[urlPath];
   if (!entry) throw new CairnError('ROUTE_NOT_FOUND', `no route GET ${urlPath}`);
-  const body = await fs.readFile(path.join(WEB_DIR, entry.file));
+  const body = await fs.readFile(entry.file);
   res.set({
     'Content-Type': entry.type,
     'Content-Length': String(body.length),
