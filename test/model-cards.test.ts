@@ -25,8 +25,12 @@ describe('model cards, alias events at publish, the model list, whoami', () => {
   const auth = (token: string) => ({ authorization: `Bearer ${token}` });
   const st = validSafetensors().bytes;
 
-  /** Waits until every event of `name` has its commit; returns them newest first. */
+  /** Waits until git has every event of `name` (each has its commit id from the start); returns them newest first. */
   async function mirrored(name: string): Promise<any[]> {
+    for (let i = 0; srv.cairn.mirror.status().pending > 0; i++) {
+      if (i > 200) throw new Error(`the mirror does not drain: ${JSON.stringify(srv.cairn.mirror.status())}`);
+      await srv.cairn.mirror.kick();
+    }
     for (let i = 0; ; i++) {
       const res = await call(srv.url, 'GET', `/v1/models/${name}/history?limit=100`, undefined, auth(admin));
       if (res.body.events.every((e: any) => e.commit)) return res.body.events;
