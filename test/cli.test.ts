@@ -589,7 +589,10 @@ describe('cairn CLI with namespaced names (acme/resnet)', () => {
     const diff = await cairnJson(['diff', 'acme/resnet@1.0.0', '1.1.0'], env, work);
     assert.equal(diff.from.name, 'acme/resnet');
     assert.equal(diff.to.version, '1.1.0');
-    assert.equal(diff.summary.added, 1);
+    // extra.txt holds empty.txt's bytes and empty.txt is gone: a rename, found by digest
+    assert.equal(diff.summary.added, 0);
+    assert.equal(diff.summary.renamed, 1);
+    assert.equal(diff.files.find((f: { path: string }) => f.path === 'extra.txt')?.from_path, 'empty.txt');
     const across = await cairnJson(['diff', 'acme@1.0', 'acme/resnet@1.1.0'], env, work);
     assert.deepEqual([across.from.name, across.to.name], ['acme', 'acme/resnet']);
 
@@ -607,6 +610,7 @@ describe('cairn CLI with namespaced names (acme/resnet)', () => {
       'unalias acme/resnet@production',
       'alias acme/resnet@production -> 1.1.0',
       'publish acme/resnet@1.1.0',
+      'alias acme/resnet@staging -> 1.0.0', // given at publish (-a staging): its own event
       'publish acme/resnet@1.0.0',
     ]);
   });
