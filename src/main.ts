@@ -14,6 +14,7 @@ import type { Logger } from './log.ts';
 import { BlobIndex } from './metadata/blobs.ts';
 import { Database } from './metadata/db.ts';
 import { EventQueries } from './metadata/events.ts';
+import { EventRecorder } from './lineage/event-recorder.ts';
 import { GitMirror, lineageDir, rebuildRepository } from './lineage/git-mirror.ts';
 import { AnalysisPool } from './formats/analysis-pool.ts';
 import { createServices, type Services } from './registry/index.ts';
@@ -84,6 +85,8 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
   if (allowPrivate) log.warn('CAIRN_WEBHOOK_ALLOW_PRIVATE=true: webhooks may post to loopback, private and link-local addresses');
   const dispatcher = new WebhookDispatcher({ queries: webhooks, log, allowPrivate, lookup: options.webhookLookup, ...options.webhookTiming });
   await mirror.init();
+  // commit ids from git's head on, before anything is recorded or written
+  const recorder = await EventRecorder.open({ events, mirror, log });
   const services = createServices({
     db,
     driver,
@@ -92,6 +95,7 @@ export async function openCairn(config: Config, log: Logger, options: OpenOption
     chunks,
     analysis,
     mirror,
+    recorder,
     webhooks,
     dispatcher,
     auth: config.auth,

@@ -7,7 +7,7 @@
 // bad requests, a derivation that cannot be measured, access with tokens, the
 // CLI (`cairn derive`, `cairn show`) and the web UI's version page.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -102,7 +102,8 @@ async function gitVersionFile(server: { url: string; dataDir: string }, name: st
   for (;;) {
     const history = await call(server.url, 'GET', `/v1/models/${name}/history`);
     const commit = history.body.events.find((e: any) => e.event === 'publish' && e.version === version)?.commit;
-    if (commit) {
+    // the id is there from the publish on; git has the commit once the mirror has written it
+    if (commit && spawnSync('git', ['--git-dir', path.join(server.dataDir, 'lineage.git'), 'cat-file', '-e', `${commit}^{commit}`]).status === 0) {
       const text = execFileSync('git', ['--git-dir', path.join(server.dataDir, 'lineage.git'), 'show', `${commit}:models/${name}/versions/${version}.json`], { encoding: 'utf8' });
       return JSON.parse(text);
     }

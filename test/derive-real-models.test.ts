@@ -11,7 +11,7 @@
 // git, and /healthz latency while a job runs.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -259,7 +259,9 @@ describe('LOCAL CHECK: derive on the real models in ../shared/models (skipped wh
       const deadline = Date.now() + 30_000;
       do {
         history = (await call(server.url, 'GET', '/v1/models/ppocr-det/history')).body;
-        if (history.events.every((e: any) => e.commit)) break;
+        // the ids are there from the publish on; git has the commits once the mirror has written them
+        const newest = history.events[0]?.commit;
+        if (newest && spawnSync('git', ['--git-dir', path.join(dataDir, 'lineage.git'), 'cat-file', '-e', `${newest}^{commit}`]).status === 0) break;
         await new Promise((r) => setTimeout(r, 100));
       } while (Date.now() < deadline);
       const commit = history.events.find((e: any) => e.version === '1.0.0-int8').commit;

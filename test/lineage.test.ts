@@ -327,7 +327,9 @@ describe('lineage mirror failures', () => {
       assert.equal(ready.body.mirror.pending, 2);
       assert.match(ready.body.mirror.last_error, /ENOSPC/);
       const hist = await json(`${server.url}/v1/models/m/history`);
-      assert.equal(hist.body.events[0].commit, null, 'not yet mirrored');
+      // the commit ids exist from the publish on, whether git has them yet or not
+      const recorded = hist.body.events.map((e: any) => e.commit);
+      for (const c of recorded) assert.match(c, /^[0-9a-f]{40}$/);
       // the version is fully usable meanwhile
       assert.equal(await (await fetch(`${server.url}/v1/models/m/versions/prod/files/a`)).text(), '2');
 
@@ -343,6 +345,8 @@ describe('lineage mirror failures', () => {
         for (const e of h.body.events) assert.match(e.commit, /^[0-9a-f]{40}$/);
         const log = await git(restarted.cairn.mirror.gitdir, 'log', '--format=%s');
         assert.equal(log, 'alias m@prod -> 2\npublish m@2\npublish m@1\n', 'no event written twice');
+        assert.deepEqual(h.body.events.map((e: any) => e.commit), recorded, 'git has the ids recorded at publish');
+        assert.equal((await git(restarted.cairn.mirror.gitdir, 'log', '--format=%H')).trim().split('\n').join(), recorded.join());
       } finally {
         await restarted.stop();
       }

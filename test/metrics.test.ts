@@ -152,6 +152,7 @@ describe('metrics and request logs', () => {
     assert.equal(metrics.get('cairn_upload_sessions_open'), 1);
     assert.ok(metrics.get('cairn_lineage_mirror_pending_events')! >= 0);
     assert.ok(metrics.get('cairn_lineage_mirror_oldest_pending_seconds')! >= 0);
+    assert.equal(metrics.get('cairn_lineage_commit_mismatches'), 0);
     assert.ok(metrics.get('process_resident_memory_bytes')! > 1024 * 1024);
     const start = metrics.get('process_start_time_seconds')!;
     assert.ok(start <= Date.now() / 1000 && start > Date.now() / 1000 - process.uptime() - 5);

@@ -26,12 +26,14 @@ describe('model cards, alias events at publish, the model list, whoami', () => {
   const auth = (token: string) => ({ authorization: `Bearer ${token}` });
   const st = validSafetensors().bytes;
 
-  /** Waits until every event of `name` has its commit; returns them newest first. */
-  function mirrored(name: string): Promise<any[]> {
-    return waitFor(`a commit for every event of ${name}`, async () => {
-      const res = await call(srv.url, 'GET', `/v1/models/${name}/history?limit=100`, undefined, auth(admin));
-      return res.body.events.every((e: any) => e.commit) && res.body.events;
+  /** Waits until git has every event of `name` (each has its commit id from the start); returns them newest first. */
+  async function mirrored(name: string): Promise<any[]> {
+    await waitFor(`the git mirror to write every event of ${name}`, async () => {
+      await srv.cairn.mirror.kick();
+      return srv.cairn.mirror.status().pending === 0;
     }, 20_000, 50);
+    const res = await call(srv.url, 'GET', `/v1/models/${name}/history?limit=100`, undefined, auth(admin));
+    return res.body.events;
   }
   const git = async (...args: string[]) => (await run('git', ['--git-dir', srv.cairn.mirror.gitdir, ...args])).stdout;
 

@@ -442,6 +442,8 @@ describe('web UI in a headless browser', { skip }, () => {
     assert.equal(moved.alias, 'production');
     assert.equal(moved.version, '1.1');
     assert.equal(moved.author, 'admin');
+    // the commit id is there from the change on; git has it once the mirror has written it
+    for (let i = 0; server.cairn.mirror.status().pending > 0 && i < 200; i++) await server.cairn.mirror.kick();
     const log = (await run('git', ['--git-dir', server.cairn.mirror.gitdir, 'log', '--format=%H %s'])).stdout;
     assert.ok(log.includes(moved.commit), `the alias commit ${moved.commit} is in git log:\n${log}`);
     await open(page, base, '#/models/llama-base', 'model');

@@ -180,7 +180,15 @@ export type GcReport = Static<typeof GcReport>;
 export const Health = Type.Object({ status: Type.Literal('ok') }, { $id: 'Health' });
 export type Health = Static<typeof Health>;
 
-export const MirrorStatus = Type.Object({ pending: Type.Integer(), oldest_pending: nullable(Type.String()), last_error: nullable(Type.String()) }, { $id: 'MirrorStatus' });
+export const MirrorStatus = Type.Object(
+  {
+    pending: Type.Integer(),
+    oldest_pending: nullable(Type.String()),
+    last_error: nullable(Type.String()),
+    mismatched_commits: Type.Integer({ description: 'events whose recorded commit id the git writer could not reproduce (it stops there until `cairn lineage rebuild`); 0 normally' }),
+  },
+  { $id: 'MirrorStatus' },
+);
 export type MirrorStatus = Static<typeof MirrorStatus>;
 
 export const Readiness = Type.Object(

@@ -139,6 +139,7 @@ export class Metrics {
     const oldest = mirror.oldest_pending ? Math.max(0, (now - Date.parse(mirror.oldest_pending)) / 1000) : 0;
     gauge(out, 'cairn_lineage_mirror_pending_events', 'Events not yet written to the lineage git repository.', mirror.pending);
     gauge(out, 'cairn_lineage_mirror_oldest_pending_seconds', 'Age of the oldest event not yet mirrored to git (0: none pending).', oldest);
+    gauge(out, 'cairn_lineage_commit_mismatches', 'Events whose recorded commit id the git writer could not reproduce (it stops there until cairn lineage rebuild).', mirror.mismatched_commits);
     gauge(out, 'process_resident_memory_bytes', 'Resident memory size in bytes.', process.memoryUsage.rss());
     gauge(out, 'process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', Math.round(PROCESS_START_SECONDS * 1000) / 1000);
     return `${out.join('\n')}\n`;

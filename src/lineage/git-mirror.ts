@@ -1,55 +1,56 @@
 // The git mirror: one serial writer that drains the events outbox into a bare
-// repository with isomorphic-git's object-level API (blobs, trees, commits,
-// refs — no index, no working tree). Each event's `changes` say exactly which
-// files it writes or removes, so replaying the events in order from an empty
-// repository reproduces every commit id (rebuild).
+// repository. Every event's commit id was computed when it was recorded
+// (./event-recorder.ts); the writer runs its own CommitChain over the same
+// events from what git holds, gets the same objects, checks each commit id
+// against the recorded one, and writes a batch of events as one pack
+// (./pack-file.ts), their tags, the branch once, and one SQLite commit
+// marking them mirrored. Replaying every event from an empty repository
+// reproduces every commit id (rebuild).
 //
-// Git is a mirror: a failed write is logged, the event stays pending and the
+// Git is a mirror: a failed write is logged, the events stay pending and the
 // writer retries with backoff; publishing never waits for it.
 import { execFile } from 'node:child_process';
 import nodeFs from 'node:fs';
-import { promisify } from 'node:util';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import git from 'isomorphic-git';
+import type { MirrorStatus } from '../api/index.ts';
 import type { Logger } from '../log.ts';
 import type { EventQueries, EventRow } from '../metadata/events.ts';
+import { CommitChain, type LoadedEntry } from './commit-chain.ts';
+import { PackBuilder } from './pack-file.ts';
+
+export { commitMessage } from './commit-chain.ts';
+export type { MirrorStatus };
 
 export const MAIN_BRANCH = 'main';
-/** events written between two repacks of the repository */
-const REPACK_EVERY = 500;
-const execFileAsync = promisify(execFile);
 const MAIN_REF = `refs/heads/${MAIN_BRANCH}`;
 const TRAILER = 'Cairn-Event';
+/** events in one pack at most */
+const BATCH_EVENTS = 1000;
+/** a batch stops growing past this many pack bytes */
+const BATCH_BYTES = 64 << 20;
+/** while events keep coming, batches are at least this far apart (fewer, larger packs) */
+const COALESCE_MS = 100;
+/** the writer yields to the event loop after this much work in one go */
+const SLICE_MS = 8;
+/** packs written between two `git repack --geometric` (which merges them) */
+const REPACK_EVERY_PACKS = 24;
+const execFileAsync = promisify(execFile);
 
 type FsClient = typeof nodeFs;
-
-interface TreeEntry {
-  mode: string;
-  path: string;
-  oid: string;
-  type: 'blob' | 'tree' | 'commit';
-}
-
-export interface MirrorStatus {
-  pending: number;
-  oldest_pending: string | null;
-  last_error: string | null;
-}
 
 export interface GitMirrorOptions {
   gitdir: string;
   events: EventQueries;
   log: Logger;
-  /** the file system isomorphic-git writes through (tests inject faults here) */
+  /** the file system the writer writes through (tests inject faults here) */
   fs?: FsClient;
   /** first retry delay after a failure; doubles up to 30 s */
   retryMs?: number;
-}
-
-export function commitMessage(event: EventRow): string {
-  const body = event.message.trim();
-  return `${event.subject}\n\n${body ? `${body}\n\n` : ''}${TRAILER}: ${event.id}\n`;
 }
 
 function eventIdOf(message: string): number | undefined {
@@ -57,13 +58,12 @@ function eventIdOf(message: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function signature(event: EventRow) {
-  return {
-    name: event.actor,
-    email: `${event.actor}@cairn`,
-    timestamp: Math.floor(Date.parse(event.time) / 1000),
-    timezoneOffset: 0,
-  };
+/** A batch of events as git objects, their tags and the branch's new head. */
+interface Batch {
+  pack: PackBuilder;
+  tags: Array<[tag: string, commit: string]>;
+  first: number;
+  last: { id: number; commit: string } | undefined;
 }
 
 export class GitMirror {
@@ -78,9 +78,14 @@ export class GitMirror {
   private failures = 0;
   private lastError: string | null = null;
   private stopped = false;
-  /** parsed trees by oid; trees are immutable so this never goes stale */
-  private readonly trees = new Map<string, TreeEntry[]>();
-  private sinceRepack = 0;
+  /** the writer's chain: at what git holds (undefined: read it from git again) */
+  private chain: CommitChain | undefined;
+  /** events whose recorded commit id differs from the one the writer computes */
+  private readonly mismatched = new Set<number>();
+  private packsSinceRepack = 0;
+  private lastBatchAt = 0;
+  /** ref directories known to exist */
+  private readonly refDirs = new Set<string>();
 
   constructor(options: GitMirrorOptions) {
     this.gitdir = options.gitdir;
@@ -96,7 +101,16 @@ export class GitMirror {
 
   status(): MirrorStatus {
     const lag = this.events.lag();
-    return { pending: lag.pending, oldest_pending: lag.oldest, last_error: this.lastError };
+    return { pending: lag.pending, oldest_pending: lag.oldest, last_error: this.lastError, mismatched_commits: this.mismatched.size };
+  }
+
+  /**
+   * The chain at the repository's head (checked against SQLite), for the
+   * event recorder to carry on from. Call before the first kick.
+   */
+  async committedChain(): Promise<CommitChain> {
+    this.chain ??= await this.load();
+    return this.chain.clone();
   }
 
   /** Ask the writer to drain the outbox; resolves when this round is done (errors are kept, not thrown). */
@@ -124,22 +138,28 @@ export class GitMirror {
 
   private async drain(): Promise<void> {
     try {
-      let head = await this.reconcile(await this.head());
+      // a branch moved behind the writer's back is found out (load refuses it), not overwritten
+      if (this.chain && (await this.head()) !== this.chain.head) this.chain = undefined;
+      this.chain ??= await this.load();
       for (;;) {
-        const batch = this.events.pending(200);
+        let batch = this.events.unmirrored(this.chain.lastEventId, BATCH_EVENTS);
         if (batch.length === 0) break;
-        for (const event of batch) {
-          if (this.stopped) return;
-          head = await this.apply(event, head);
-          this.events.markMirrored(event.id, head);
-          this.sinceRepack += 1;
+        // events keep coming: let them gather a moment, into one pack
+        const wait = this.lastBatchAt + COALESCE_MS - performance.now();
+        if (batch.length < BATCH_EVENTS && wait > 0) {
+          await sleep(wait);
+          batch = this.events.unmirrored(this.chain.lastEventId, BATCH_EVENTS);
         }
+        if (this.stopped) return;
+        await this.write(batch);
+        this.lastBatchAt = performance.now();
       }
-      if (this.sinceRepack >= REPACK_EVERY) await this.repack();
+      if (this.packsSinceRepack >= REPACK_EVERY_PACKS) await this.repack();
       if (this.failures > 0) this.log.info('lineage mirror caught up', { after_failures: this.failures });
       this.failures = 0;
       this.lastError = null;
     } catch (err) {
+      this.chain = undefined; // whatever it got to, git may not have: start again from git's head
       this.failures += 1;
       this.lastError = (err as Error).message;
       const delay = Math.min(this.retryMs * 2 ** (this.failures - 1), 30_000);
@@ -152,18 +172,75 @@ export class GitMirror {
   }
 
   /**
-   * isomorphic-git writes loose objects; thousands of them make clones slow
-   * and waste disk. Packing them (and the tag refs) is the writer's own job,
-   * done between drains so it never races a write. Pack contents do not
-   * change object ids, so rebuild equality holds.
+   * Writes events as one pack, tags and branch, then marks them mirrored.
+   * An event whose commit differs from the recorded id stops the writer
+   * there (the events before it are written): the id clients were given is
+   * never silently replaced; `cairn lineage rebuild` settles it.
    */
-  private async repack(): Promise<void> {
+  private async write(events: EventRow[]): Promise<void> {
+    const chain = this.chain!;
+    const batch: Batch = { pack: new PackBuilder(), tags: [], first: events[0]!.id, last: undefined };
+    let mismatch: Error | undefined;
+    let slice = performance.now();
+    for (const event of events) {
+      const commit = chain.append(event, batch.pack.add);
+      if (commit !== event.commit_id) {
+        this.mismatched.add(event.id);
+        mismatch = new Error(
+          `lineage commit mismatch at event ${event.id} (${event.subject}): recorded ${event.commit_id ?? 'none'}, the events give ${commit}; ` +
+            "the writer stops here: run 'cairn lineage rebuild'",
+        );
+        break;
+      }
+      batch.last = { id: event.id, commit };
+      if (event.tag) batch.tags.push([event.tag, commit]);
+      if (batch.pack.bytes > BATCH_BYTES) break;
+      if (performance.now() - slice > SLICE_MS) {
+        await yieldToLoop();
+        slice = performance.now();
+      }
+    }
+    if (batch.last) {
+      await this.persist(batch);
+      this.events.markMirrored(batch.first, batch.last.id);
+    }
+    if (mismatch) throw mismatch;
+  }
+
+  /** The batch's pack, then its tags, then the branch: a reader never sees a ref to an object not there yet. */
+  private async persist(batch: Batch): Promise<void> {
+    await batch.pack.write(this.fs, this.gitdir);
+    this.packsSinceRepack += 1;
+    for (let i = 0; i < batch.tags.length; i += 32) {
+      await Promise.all(batch.tags.slice(i, i + 32).map(([tag, commit]) => this.writeRef(`refs/tags/${tag}`, commit)));
+    }
+    await this.writeRef(MAIN_REF, batch.last!.commit);
+  }
+
+  /** A loose ref, replaced atomically (written as `<ref>.lock`, then renamed, as git does). */
+  private async writeRef(ref: string, oid: string): Promise<void> {
+    const file = path.join(this.gitdir, ref);
+    const dir = path.dirname(file);
+    if (!this.refDirs.has(dir)) {
+      await this.fs.promises.mkdir(dir, { recursive: true });
+      this.refDirs.add(dir);
+    }
+    await this.fs.promises.writeFile(`${file}.lock`, `${oid}\n`);
+    await this.fs.promises.rename(`${file}.lock`, file);
+  }
+
+  /**
+   * Merges the small packs (geometric: each repack touches mostly the small
+   * ones) and packs the tag refs. Done between batches, so it never races a
+   * write; pack contents do not change object ids.
+   */
+  async repack(): Promise<void> {
     try {
-      await execFileAsync('git', ['--git-dir', this.gitdir, 'repack', '-d', '-q']);
+      await execFileAsync('git', ['--git-dir', this.gitdir, 'repack', '-d', '-q', '--geometric=2']);
       await execFileAsync('git', ['--git-dir', this.gitdir, 'pack-refs', '--all']);
-      this.sinceRepack = 0;
+      this.packsSinceRepack = 0;
     } catch (err) {
-      // a mirror nicety: keep the loose objects and try again after the next drain
+      // a mirror nicety: keep the packs as they are and try again after the next drain
       this.log.warn('lineage repack failed', { error: (err as Error).message });
     }
   }
@@ -178,91 +255,86 @@ export class GitMirror {
   }
 
   /**
-   * Checks the branch against the last commit SQLite recorded. A crash between
-   * writing the ref and recording the commit id leaves events git already has:
-   * they are found on the branch and recorded instead of written twice. Any
-   * other difference means the repository was changed behind our back; the
-   * writer stops (events stay queued) until `cairn lineage rebuild`.
+   * The chain at the branch's head, which must be the last commit SQLite
+   * recorded as mirrored. A crash between writing the branch and recording
+   * leaves events git already has: they are found on the branch (by their
+   * trailer) and recorded instead of written twice. Any other difference
+   * means the repository was changed behind our back; the writer stops
+   * (events stay queued) until `cairn lineage rebuild`.
    */
-  private async reconcile(head: string | null): Promise<string | null> {
-    const last = this.events.lastMirrored();
-    if (head === (last?.commit ?? null)) return head;
-    const found: Array<[number, string]> = [];
-    let oid: string | undefined = head ?? undefined;
-    while (oid && oid !== last?.commit) {
-      const { commit } = await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid });
-      const id = eventIdOf(commit.message);
-      if (id === undefined || id <= (last?.id ?? 0)) break;
-      found.push([id, oid]);
-      oid = commit.parent[0];
+  private async load(): Promise<CommitChain> {
+    const head = await this.head();
+    let last = this.events.lastMirrored();
+    if (head !== (last?.commit ?? null)) {
+      const found: Array<[number, string]> = [];
+      let oid: string | undefined = head ?? undefined;
+      while (oid && oid !== last?.commit) {
+        const { commit } = await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid });
+        const id = eventIdOf(commit.message);
+        if (id === undefined || id <= (last?.id ?? 0)) break;
+        found.push([id, oid]);
+        oid = commit.parent[0];
+      }
+      const pending = new Map(this.events.unmirrored(last?.id ?? 0, found.length).map((e) => [e.id, e.commit_id]));
+      const consistent = found.every(([id, commit]) => pending.has(id) && (pending.get(id) ?? commit) === commit);
+      if ((oid ?? null) !== (last?.commit ?? null) || !consistent) {
+        throw new Error(
+          `lineage branch ${MAIN_REF} is at ${head ?? 'nothing'} but the last recorded commit is ${last?.commit ?? 'none'}: ` +
+            "the repository was changed outside Cairn; run 'cairn lineage rebuild'",
+        );
+      }
+      this.events.markMirroredAs(found.reverse());
+      last = this.events.lastMirrored();
     }
-    if ((oid ?? null) !== (last?.commit ?? null)) {
-      throw new Error(
-        `lineage branch ${MAIN_REF} is at ${head ?? 'nothing'} but the last recorded commit is ${last?.commit ?? 'none'}: ` +
-          "the repository was changed outside Cairn; run 'cairn lineage rebuild'",
-      );
-    }
-    for (const [id, commit] of found.reverse()) this.events.markMirrored(id, commit);
-    return head;
+    if (!head || !last) return CommitChain.empty();
+    const { commit } = await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid: head });
+    return CommitChain.load(head, last.id, commit.tree, (oid) => this.readTree(oid));
   }
 
-  /** Writes one event as one commit on main (and its tag); returns the commit id. */
-  async apply(event: EventRow, parent: string | null): Promise<string> {
-    const changes = JSON.parse(event.changes) as Record<string, string | null>;
-    let tree: string | null = parent
-      ? (await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid: parent })).commit.tree
-      : null;
-    for (const [file, content] of Object.entries(changes).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const blob = content === null ? null : await git.writeBlob({ fs: this.fs, gitdir: this.gitdir, blob: Buffer.from(content, 'utf8') });
-      tree = await this.updateTree(tree, file.split('/'), blob);
-    }
-    tree ??= await git.writeTree({ fs: this.fs, gitdir: this.gitdir, tree: [] });
-    const commit = await git.writeCommit({
-      fs: this.fs,
-      gitdir: this.gitdir,
-      commit: {
-        message: commitMessage(event),
-        tree,
-        parent: parent ? [parent] : [],
-        author: signature(event),
-        committer: signature(event),
-      },
+  private async readTree(oid: string): Promise<LoadedEntry[]> {
+    const { tree } = await git.readTree({ fs: this.fs, gitdir: this.gitdir, oid });
+    return tree.map((e) => {
+      if (e.type === 'commit') throw new Error(`lineage tree ${oid} holds a submodule (${e.path})`);
+      if ((e.type === 'tree') !== (e.mode === '040000') || (e.type === 'blob' && e.mode !== '100644')) throw new Error(`lineage tree ${oid}: ${e.path} has mode ${e.mode}`);
+      return { name: e.path, type: e.type, oid: e.oid };
     });
-    if (event.tag) await git.writeRef({ fs: this.fs, gitdir: this.gitdir, ref: `refs/tags/${event.tag}`, value: commit, force: true });
-    await git.writeRef({ fs: this.fs, gitdir: this.gitdir, ref: MAIN_REF, value: commit, force: true });
-    return commit;
   }
 
-  private async readTree(oid: string): Promise<TreeEntry[]> {
-    let entries = this.trees.get(oid);
-    if (!entries) {
-      entries = (await git.readTree({ fs: this.fs, gitdir: this.gitdir, oid })).tree as TreeEntry[];
-      if (this.trees.size > 50_000) this.trees.clear();
-      this.trees.set(oid, entries);
+  /**
+   * Every event again from an empty repository (rebuild). A recorded commit id
+   * the events do not give back is reported (logged, counted) and replaced by
+   * the one now in git.
+   */
+  async replayAll(): Promise<{ events: number; mismatched: number; head: string | null }> {
+    const chain = CommitChain.empty();
+    let count = 0;
+    let mismatched = 0;
+    for (;;) {
+      const events = this.events.after(chain.lastEventId, BATCH_EVENTS);
+      if (events.length === 0) break;
+      const batch: Batch = { pack: new PackBuilder(), tags: [], first: events[0]!.id, last: undefined };
+      const commits: Array<[number, string]> = [];
+      for (const event of events) {
+        const commit = chain.append(event, batch.pack.add);
+        if (event.commit_id !== null && event.commit_id !== commit) {
+          mismatched += 1;
+          this.log.error('rebuild: an event gives another commit than the one recorded; the rebuilt one replaces it', {
+            event: event.id,
+            subject: event.subject,
+            recorded: event.commit_id,
+            rebuilt: commit,
+          });
+        }
+        commits.push([event.id, commit]);
+        batch.last = { id: event.id, commit };
+        if (event.tag) batch.tags.push([event.tag, commit]);
+        count += 1;
+      }
+      await this.persist(batch);
+      this.events.markMirroredAs(commits);
     }
-    return entries;
-  }
-
-  /** Returns the new tree oid with `segments` set to `blob` (or removed when null); null for an empty tree. */
-  private async updateTree(tree: string | null, segments: string[], blob: string | null): Promise<string | null> {
-    const [name, ...rest] = segments as [string, ...string[]];
-    const entries = tree ? [...(await this.readTree(tree))] : [];
-    const index = entries.findIndex((e) => e.path === name);
-    const current = index >= 0 ? entries[index] : undefined;
-    let replacement: TreeEntry | undefined;
-    if (rest.length === 0) {
-      replacement = blob ? { mode: '100644', path: name, oid: blob, type: 'blob' } : undefined;
-    } else {
-      const sub = await this.updateTree(current?.type === 'tree' ? current.oid : null, rest, blob);
-      replacement = sub ? { mode: '040000', path: name, oid: sub, type: 'tree' } : undefined;
-    }
-    // unchanged (an event rewrote a file with the same bytes): nothing to write
-    if (replacement && current && replacement.oid === current.oid && replacement.mode === current.mode) return tree;
-    if (index >= 0) entries.splice(index, 1);
-    if (replacement) entries.push(replacement);
-    if (entries.length === 0) return null;
-    const oid = await git.writeTree({ fs: this.fs, gitdir: this.gitdir, tree: entries });
-    return oid;
+    if (count > 0) await this.repack();
+    return { events: count, mismatched, head: chain.head };
   }
 }
 
@@ -280,27 +352,13 @@ export async function rebuildRepository(options: { gitdir: string; events: Event
   await fsp.rm(fresh, { recursive: true, force: true });
   const mirror = new GitMirror({ gitdir: fresh, events: options.events, log: options.log });
   await mirror.init();
-  let head: string | null = null;
-  let count = 0;
-  let mismatched = 0;
-  let last = 0;
-  for (;;) {
-    const batch = options.events.after(last, 500);
-    if (batch.length === 0) break;
-    for (const event of batch) {
-      head = await mirror.apply(event, head);
-      if (event.commit_id && event.commit_id !== head) mismatched += 1;
-      options.events.markMirrored(event.id, head);
-      count += 1;
-      last = event.id;
-    }
-  }
+  const result = await mirror.replayAll();
   const old = `${options.gitdir}.old-${process.pid}`;
   const hadOld = nodeFs.existsSync(options.gitdir);
   if (hadOld) await fsp.rename(options.gitdir, old);
   await fsp.rename(fresh, options.gitdir);
   if (hadOld) await fsp.rm(old, { recursive: true, force: true });
-  return { events: count, mismatched, head };
+  return result;
 }
 
 export function lineageDir(dataDir: string): string {

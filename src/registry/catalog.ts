@@ -10,6 +10,7 @@ import type { FileFormat } from '../formats/types.ts';
 import { checkName, checkRef, isDigest, LATEST } from '../identifiers.ts';
 import type { BlobIndex } from '../metadata/blobs.ts';
 import type { Database } from '../metadata/db.ts';
+import type { EventRecorder } from '../lineage/event-recorder.ts';
 import type { EventKind, EventQueries } from '../metadata/events.ts';
 import type { LineageQueries } from '../metadata/lineage.ts';
 import type { FileRow, ModelQueries, ModelRow, VersionRow } from '../metadata/models.ts';
@@ -21,6 +22,8 @@ export interface CatalogDeps {
   models: ModelQueries;
   blobs: BlobIndex;
   events: EventQueries;
+  /** inserts events with their lineage commit ids */
+  recorder: EventRecorder;
   lineage: LineageQueries;
   /** called after each committed change (wakes the git mirror and the webhooks) */
   onEvent?: () => void;
@@ -49,6 +52,7 @@ export class Catalog {
   readonly lineage: LineageQueries;
   readonly cursors: PageCursors;
   readonly now: () => Date;
+  private readonly recorder: EventRecorder;
   private readonly onEvent: () => void;
 
   constructor(deps: CatalogDeps) {
@@ -56,6 +60,7 @@ export class Catalog {
     this.models = deps.models;
     this.blobs = deps.blobs;
     this.events = deps.events;
+    this.recorder = deps.recorder;
     this.lineage = deps.lineage;
     this.onEvent = deps.onEvent ?? (() => {});
     this.now = deps.now ?? (() => new Date());
@@ -144,9 +149,13 @@ export class Catalog {
     return canonicalJsonFile({ name: model.name, description: model.description, aliases });
   }
 
-  /** Appends to the outbox/history; call inside the transaction of the change. */
-  record(model: ModelRow, event: ChangeEvent): void {
-    this.events.insert({
+  /**
+   * Appends to the outbox/history, with the event's lineage commit id
+   * (returned); call inside `commit`, in the transaction of the change. Every
+   * change that records an event goes through here.
+   */
+  record(model: ModelRow, event: ChangeEvent): string {
+    return this.recorder.record({
       model_id: model.id,
       kind: event.kind,
       version: event.version ?? null,
@@ -157,12 +166,12 @@ export class Catalog {
       subject: event.subject,
       changes: JSON.stringify(event.changes),
       tag: event.tag ?? null,
-    });
+    }).commit;
   }
 
-  /** `change` in one transaction, then the mirror and the webhooks are woken. */
+  /** `change` in one transaction (its events' commit ids taken back if it fails), then the mirror and the webhooks are woken. */
   commit<T>(change: () => T): T {
-    const result = this.db.transaction(change);
+    const result = this.recorder.atomically(() => this.db.transaction(change));
     this.onEvent();
     return result;
   }

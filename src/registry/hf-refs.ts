@@ -40,8 +40,6 @@ export class HubRepos {
     private readonly catalog: Catalog,
     private readonly versions: Versions,
     private readonly aliases: Aliases,
-    /** lets the git mirror write what is queued; resolves when it has tried */
-    private readonly catchUpMirror: () => Promise<void>,
   ) {}
 
   /**
@@ -98,14 +96,8 @@ export class HubRepos {
     const list = `hf-commits:${model.id}`;
     const upTo = catalog.events.publishEventId(model.id, version.version)!;
     const beforeId = Math.min(catalog.cursors.decode<number>(list, query.cursor, 'number') ?? Number.MAX_SAFE_INTEGER, upTo + 1);
-    const read = () => catalog.events.history(model.id, { beforeId, limit: limit + 1 });
-    let rows = read();
-    if (rows.some((e) => !e.commit_id)) {
-      await this.catchUpMirror();
-      rows = read();
-    }
-    const pending = rows.find((e) => !e.commit_id);
-    if (pending) throw new CairnError('COMMIT_PENDING', `event ${pending.id} of ${name} has no lineage commit yet (the git mirror is behind: see /readyz); try again shortly`);
+    // every event's commit id is recorded with it: nothing waits for the git mirror
+    const rows = catalog.events.history(model.id, { beforeId, limit: limit + 1 });
     const page = rows.slice(0, limit);
     return { commits: page.map(hubCommit), next_cursor: rows.length > limit ? catalog.cursors.encode(list, page[page.length - 1]!.id) : null };
   }

@@ -4,6 +4,7 @@
 import type { ChunkStore } from '../blobs/chunk-store.ts';
 import type { StorageDriver } from '../blobs/driver.ts';
 import type { AnalysisPool } from '../formats/analysis-pool.ts';
+import type { EventRecorder } from '../lineage/event-recorder.ts';
 import type { GitMirror } from '../lineage/git-mirror.ts';
 import type { Logger } from '../log.ts';
 import { GarbageCollector } from '../maintenance/gc.ts';
@@ -74,6 +75,8 @@ export interface RegistryDeps {
   /** format analysis, in worker threads */
   analysis: AnalysisPool;
   mirror: GitMirror;
+  /** records events with their lineage commit ids (EventRecorder.open) */
+  recorder: EventRecorder;
   webhooks: WebhookQueries;
   dispatcher: WebhookDispatcher;
   /** false: CAIRN_AUTH=off, no tokens */
@@ -100,6 +103,7 @@ export function createServices(deps: RegistryDeps): Services {
     models: new ModelQueries(db),
     blobs: deps.blobs,
     events: deps.events,
+    recorder: deps.recorder,
     lineage: new LineageQueries(db),
     // each committed change: the git mirror and the webhooks have work
     onEvent: () => {
@@ -121,11 +125,10 @@ export function createServices(deps: RegistryDeps): Services {
     onUploadExpired: (id) => uploads.forget(id),
     blobsBeingRead: () => chunks.blobsBeingRead(),
   });
-  const catchUpMirror = () => mirror.kick();
-  const versions = new Versions({ catalog, chunks, catchUpMirror, presignSeconds: deps.presignSeconds });
+  const versions = new Versions({ catalog, chunks, presignSeconds: deps.presignSeconds });
   const publishing = new Publishing({ catalog, chunks, analysis: deps.analysis, unsafePolicy: deps.unsafePolicy });
   const aliases = new Aliases(catalog);
-  const hubRepos = new HubRepos(catalog, versions, aliases, catchUpMirror);
+  const hubRepos = new HubRepos(catalog, versions, aliases);
   oci = new Oci({ catalog, chunks, queries: new OciQueries(db), publishing, log, imageJob: deps.ociImageJob ?? false });
   const tokens = new Tokens(deps.auth ? new TokenQueries(db) : undefined);
   return {

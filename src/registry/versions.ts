@@ -15,8 +15,6 @@ import { type Catalog, fileDoc } from './catalog.ts';
 export interface VersionsDeps {
   catalog: Catalog;
   chunks: ChunkStore;
-  /** lets the git mirror write what is queued (a version's publish commit); resolves when it has tried */
-  catchUpMirror: () => Promise<void>;
   /** lifetime of the URLs in chunk maps (default DEFAULT_PRESIGN_SECONDS) */
   presignSeconds?: number;
 }
@@ -26,13 +24,11 @@ export const DEFAULT_PRESIGN_SECONDS = 300;
 export class Versions {
   private readonly catalog: Catalog;
   private readonly chunks: ChunkStore;
-  private readonly catchUpMirror: () => Promise<void>;
   private readonly presignSeconds: number;
 
   constructor(deps: VersionsDeps) {
     this.catalog = deps.catalog;
     this.chunks = deps.chunks;
-    this.catchUpMirror = deps.catchUpMirror;
     this.presignSeconds = deps.presignSeconds ?? DEFAULT_PRESIGN_SECONDS;
   }
 
@@ -56,38 +52,34 @@ export class Versions {
   /**
    * A version as Hugging Face clients name it — `main` (the latest version),
    * the id of its publish commit in the lineage repository (what those
-   * clients pin to and cache under), or any ref — with that commit. The
-   * mirror is usually only moments behind: it gets one chance to catch up,
-   * then the answer is COMMIT_PENDING.
+   * clients pin to and cache under), or any ref — with that commit. The id
+   * was recorded with the publish: no wait for the git mirror.
    */
-  async atRevision(name: string, revision: string, caller: Caller): Promise<{ version: VersionDoc; commit: string }> {
-    let found = this.revision(name, revision, caller);
-    if (!found.commit) {
-      await this.catchUpMirror();
-      found = this.revision(name, revision, caller);
-    }
-    if (!found.commit) {
-      throw new CairnError('COMMIT_PENDING', `${name}@${found.version.version} has no lineage commit yet (the git mirror is behind: see /readyz); try again shortly`);
-    }
+  atRevision(name: string, revision: string, caller: Caller): { version: VersionDoc; commit: string } {
+    const found = this.revision(name, revision, caller);
+    // every event has its id from the transaction that recorded it (older ones get theirs at startup)
+    if (!found.commit) throw new CairnError('COMMIT_PENDING', `${name}@${found.version.version} has no lineage commit recorded`);
     return { version: found.version, commit: found.commit };
   }
 
   /**
-   * The publish commits of versions of a model (the commit ids Hugging Face
-   * clients see), as atRevision finds them: the mirror gets one chance to
-   * catch up, then a version still without one is COMMIT_PENDING.
+   * The id of the lineage commit that published `name@version`, recorded in
+   * the publish's own transaction (the git mirror may write it a moment
+   * later): what a Hugging Face commit returns as its `commitOid`.
    */
-  async commitsOf(name: string, versions: readonly string[]): Promise<Map<string, string>> {
+  publishCommit(name: string, version: string): string {
     const model = this.catalog.requireModel(name);
-    const lookup = () => new Map(versions.map((v) => [v, this.catalog.events.publishCommit(model.id, v)] as const));
-    let found = lookup();
-    if ([...found.values()].some((c) => !c)) {
-      await this.catchUpMirror();
-      found = lookup();
-    }
-    const pending = [...found].find(([, c]) => !c);
-    if (pending) throw new CairnError('COMMIT_PENDING', `${name}@${pending[0]} has no lineage commit yet (the git mirror is behind: see /readyz); try again shortly`);
-    return found as Map<string, string>;
+    const commit = this.catalog.events.publishCommit(model.id, version);
+    if (!commit) throw new CairnError('VERSION_NOT_FOUND', `${name}@${version} was never published`);
+    return commit;
+  }
+
+  /**
+   * The publish commits of versions of a model (the commit ids Hugging Face
+   * clients see): recorded with each publish, so none is ever pending.
+   */
+  commitsOf(name: string, versions: readonly string[]): Map<string, string> {
+    return new Map(versions.map((v) => [v, this.publishCommit(name, v)] as const));
   }
 
   private revision(name: string, revision: string, caller: Caller): { version: VersionDoc; commit: string | null } {
