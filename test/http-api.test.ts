@@ -925,7 +925,7 @@ for (const kind of storageKinds) {
 
       test('q that matches nothing; q with LIKE wildcards is literal; no q lists everything', async () => {
         const none = await call(base, 'GET', '/v1/models?q=zzz-nothing');
-        assert.deepEqual(none.body, { models: [], next_cursor: null });
+        assert.deepEqual(none.body, { models: [], next_cursor: null, total: 0 });
         for (const q of ['%', '_', 'pg_m']) {
           const res = await call(base, 'GET', `/v1/models?q=${encodeURIComponent(q)}`);
           assert.deepEqual(res.body.models, [], `q=${q} is not a wildcard`);
