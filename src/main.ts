@@ -2,7 +2,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { ChunkStore } from './blobs/chunk-store.ts';
-import { CodecPool } from './blobs/codec-pool.ts';
+import { CodecPool } from './codecs/codec-pool.ts';
 import type { StorageDriver } from './blobs/driver.ts';
 import { FsDriver } from './blobs/fs-driver.ts';
 import { createS3Client, ensureBucket, S3Driver } from './blobs/s3-driver.ts';

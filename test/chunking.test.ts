@@ -1,11 +1,11 @@
-// Content-defined chunking (src/blobs/chunker.ts), chunk codecs
-// (src/blobs/codec.ts) and the worker-thread codec pool (src/blobs/codec-pool.ts).
+// Content-defined chunking (src/codecs/chunker.ts), chunk codecs
+// (src/codecs/codec.ts) and the worker-thread codec pool (src/codecs/codec-pool.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from '../src/blobs/chunker.ts';
-import { CodecPool } from '../src/blobs/codec-pool.ts';
+import { Chunker, DEFAULT_CHUNKING, type ChunkerOptions } from '../src/codecs/chunker.ts';
+import { CodecPool } from '../src/codecs/codec-pool.ts';
 import type { Worker } from 'node:worker_threads';
-import { ChunkCorruptError, codecOf, decodeChunk, encodeChunk, sha256 } from '../src/blobs/codec.ts';
+import { ChunkCorruptError, codecOf, decodeChunk, encodeChunk, sha256 } from '../src/codecs/codec.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 
 /** Chunks `data`, pushed in pieces of `piece` bytes (or pieces from `sizes`, cycling), with optional forced cuts. */

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { ChunkMap } from '../src/api/index.ts';
-import { decodeChunk, encodeChunk } from '../src/blobs/codec.ts';
+import { decodeChunk, encodeChunk } from '../src/codecs/codec.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
 import { main } from '../src/cli.ts';
 import { partialPath } from '../src/cli/direct-pull.ts';

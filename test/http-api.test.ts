@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
-import { Chunker, DEFAULT_CHUNKING } from '../src/blobs/chunker.ts';
+import { Chunker, DEFAULT_CHUNKING } from '../src/codecs/chunker.ts';
 import { canonicalJson } from '../src/canonical-json.ts';
 import { compressibleBytes, digestOf, KiB, MiB, randomBytesFor, randomStream } from './support/bytes.ts';
 import { modelSpec, safetensorsHeader, safetensorsStream } from './support/tensors.ts';

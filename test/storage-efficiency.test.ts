@@ -1,5 +1,5 @@
 // Storage efficiency (issue 6): byte-grouped codecs for float data
-// (src/blobs/codec.ts) and tensor-boundary cuts for safetensors / GGUF
+// (src/codecs/codec.ts) and tensor-boundary cuts for safetensors / GGUF
 // (src/registry/tensor-layout.ts, src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compress } from 'zstd-napi';
 import { ChunkStore } from '../src/blobs/chunk-store.ts';
-import type { ChunkerOptions } from '../src/blobs/chunker.ts';
-import { CodecPool } from '../src/blobs/codec-pool.ts';
-import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/blobs/codec.ts';
+import type { ChunkerOptions } from '../src/codecs/chunker.ts';
+import { CodecPool } from '../src/codecs/codec-pool.ts';
+import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/codecs/codec.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
 import { forcedCuts, HintCursor, type TensorLayout } from '../src/blobs/tensor-layout.ts';

@@ -3,7 +3,7 @@
 // metadata/blobs.ts): the bytes know nothing of the catalogue. The store
 // records chunks only; a blob (a file's content as an ordered chunk list) is
 // recorded by whoever stored it (the registry), from what `store` returns.
-import type { CodecName } from './codec.ts';
+import type { CodecName } from '../codecs/codec.ts';
 
 /** A chunk's place in a byte stream or blob. */
 export interface ChunkRef {

@@ -7,12 +7,12 @@
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from './chunk-index.ts';
-import { DEFAULT_CHUNKING, type ChunkerOptions } from './chunker.ts';
-import { ChunkCorruptError, sha256, type ChunkHint } from './codec.ts';
-import type { ChunkStream, CodecPool, RawChunk, RunningHash } from './codec-pool.ts';
+import { DEFAULT_CHUNKING, type ChunkerOptions } from '../codecs/chunker.ts';
+import { ChunkCorruptError, sha256, type ChunkHint } from '../codecs/codec.ts';
+import type { ChunkStream, CodecPool, RawChunk, RunningHash } from '../codecs/codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
-import { collectYoungGarbage } from './young-gc.ts';
+import { collectYoungGarbage } from '../codecs/young-gc.ts';
 import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from './tensor-layout.ts';
 
 export interface StoredContent {

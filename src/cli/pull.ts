@@ -10,7 +10,7 @@ import type { FileDoc } from '../api/index.ts';
 import { type CairnClient, ClientError } from '../client.ts';
 import { CairnError } from '../errors.ts';
 import { checkPathShape } from '../identifiers.ts';
-import { CodecPool } from '../blobs/codec-pool.ts';
+import { CodecPool } from '../codecs/codec-pool.ts';
 import { CliError, type Command, formatBytes, parseNameRef, printJson, say, shortDigest, sleep, str, UsageError } from './common.ts';
 import { directUnavailable, downloadDirect, mismatch, type Source } from './direct-pull.ts';
 import { Progress } from './progress.ts';

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Caller } from '../access.ts';
 import type { BlobDoc, UploadDoc } from '../api/index.ts';
 import type { ChunkStore } from '../blobs/chunk-store.ts';
-import type { RunningHash } from '../blobs/codec-pool.ts';
+import type { RunningHash } from '../codecs/codec-pool.ts';
 import { CairnError } from '../errors.ts';
 import { checkDigest } from '../identifiers.ts';
 import type { UploadQueries } from '../metadata/uploads.ts';

@@ -78,11 +78,17 @@ describe('every route answers as its declared access says', () => {
         const res = await fetch(srv.url + url, { method: r.method.toUpperCase(), headers: token ? bearer(token) : {}, redirect: 'manual' });
         const body = r.method === 'head' ? undefined : await res.text();
         const what = `${r.method.toUpperCase()} ${url} (${r.path}) with ${who}: ${res.status} ${body?.slice(0, 200)}`;
-        if (allowed(r, scope, limited)) {
+        if (r.access === 'open' && r.doc.errors?.includes('FORBIDDEN')) {
+          // open to any caller but carrying its own credential (the Hub's signed LFS upload
+          // links): a made-up link is refused by the route whoever calls
+          assert.ok(res.status !== 401, what);
+        } else if (allowed(r, scope, limited)) {
           assert.ok(res.status !== 401 && res.status !== 403, what);
         } else {
           assert.equal(res.status, token ? 403 : 401, what);
-          if (body) assert.equal(JSON.parse(body).error.code, token ? 'FORBIDDEN' : 'UNAUTHORIZED', what);
+          // Cairn's error body, or the Hub's shape under /hf (error a string, the code beside it)
+          const parsed = body ? JSON.parse(body) : undefined;
+          if (parsed) assert.equal(typeof parsed.error === 'string' ? parsed.code : parsed.error.code, token ? 'FORBIDDEN' : 'UNAUTHORIZED', what);
         }
         checked++;
       }

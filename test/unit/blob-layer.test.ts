@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ChunkStore } from '../../src/blobs/chunk-store.ts';
-import { CodecPool } from '../../src/blobs/codec-pool.ts';
-import { sha256 } from '../../src/blobs/codec.ts';
+import { CodecPool } from '../../src/codecs/codec-pool.ts';
+import { sha256 } from '../../src/codecs/codec.ts';
 import { isDriverError } from '../../src/blobs/driver.ts';
 import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../../src/blobs/layout.ts';
 import { withStorageErrors } from '../../src/blobs/storage-errors.ts';

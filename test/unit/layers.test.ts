@@ -71,7 +71,7 @@ describe('the check catches', () => {
     assert.equal(files, 7);
     assert.deepEqual(problems.sort(), [
       'import cycle: src/errors.ts → src/identifiers.ts → src/errors.ts',
-      'src/blobs/chunk-store.ts imports src/metadata/db.ts: blobs may not import metadata (blobs may import: errors.ts, threads)',
+      'src/blobs/chunk-store.ts imports src/metadata/db.ts: blobs may not import metadata (blobs may import: codecs, errors.ts)',
       'src/http/routes/tokens.ts imports src/metadata/db.ts: http may not import metadata (http may import: registry, api, shared)',
       'src/stray.ts belongs to no part of the layer table (scripts/check-layers.ts): add it, with what it may import',
     ]);
