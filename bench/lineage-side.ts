@@ -2,7 +2,7 @@
 // source tree at <root> (this checkout, or an older commit extracted by the
 // bench), on a temporary data dir with fs storage.
 //
-//   node --import tsx bench/lineage-side.ts <root> <dataDir> <events> <concurrency> <backlog>
+//   node --import tsx bench/lineage-side.ts <root> <dataDir> <events> <concurrency> <backlog> [<models>]
 //
 // burst    <events> JSON publishes over HTTP at <concurrency> (each names one
 //          stored file: the cost is the registry's and the lineage's), while one
@@ -17,6 +17,9 @@
 //          server's process: nothing else runs then; `git repack` children not
 //          counted) is that on a machine of its own.
 // check    `git clone --bare` over HTTP: one commit per event.
+// <models> (default 1) spreads the publishes over that many models, round
+// robin: each publish rewrites its model's versions/ directory in git, so
+// one model of 10,000 versions is the heaviest case.
 // Prints one JSON document on stdout.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -28,7 +31,9 @@ import type { Logger } from '../src/log.ts';
 import type { startServer as StartServer } from '../src/main.ts';
 import { stallableFs } from '../test/support/stallable-fs.ts';
 
-const [root, dataDir, eventsText, concurrencyText, backlogText] = process.argv.slice(2) as [string, string, string, string, string];
+const [root, dataDir, eventsText, concurrencyText, backlogText, modelsText = '1'] = process.argv.slice(2) as [string, string, string, string, string, string?];
+const modelCount = Math.max(1, Number(modelsText));
+const modelOf = (i: number) => (i % modelCount === 0 ? 'bench' : `bench${i % modelCount}`);
 const events = Number(eventsText);
 const concurrency = Number(concurrencyText);
 const backlog = Number(backlogText);
@@ -68,7 +73,7 @@ async function main(): Promise<void> {
         if (i >= total) return;
         const version = `${prefix}${i}`;
         const t0 = performance.now();
-        const res = await fetch(`${url}/v1/models/bench/versions`, {
+        const res = await fetch(`${url}/v1/models/${modelOf(i)}/versions`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ version, files: [{ path: 'w.bin', digest }] }),
@@ -76,7 +81,7 @@ async function main(): Promise<void> {
         await res.arrayBuffer();
         if (res.status !== 201) throw new Error(`publish ${version}: ${res.status}`);
         latencies?.push(performance.now() - t0);
-        newest = version;
+        if (modelOf(i) === 'bench') newest = version;
       }
     };
 

@@ -3,7 +3,7 @@
 // read latency during the burst, and the mirror's events/s, side by side,
 // with the after/before ratios.
 //
-//   node --import tsx bench/lineage.ts [--events 10000] [--backlog 10000] [--concurrency 4]
+//   node --import tsx bench/lineage.ts [--events 10000] [--backlog 10000] [--concurrency 4] [--models 1]
 //                                      [--before <git rev>] [--sides before,after] [--json] [--keep]
 //
 // "after" is this checkout; "before" is <git rev> (default f74e57f, the last
@@ -26,6 +26,7 @@ const { values } = parseArgs({
   options: {
     events: { type: 'string', default: '10000' },
     backlog: { type: 'string', default: '10000' },
+    models: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '4' },
     before: { type: 'string', default: 'f74e57f' },
     sides: { type: 'string', default: 'before,after' },
@@ -65,7 +66,7 @@ function runSide(root: string, dataDir: string): Promise<SideResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', path.join(ROOT, 'bench', 'lineage-side.ts'), root, dataDir, String(events), String(concurrency), String(backlog)],
+      ['--import', 'tsx', path.join(ROOT, 'bench', 'lineage-side.ts'), root, dataDir, String(events), String(concurrency), String(backlog), String(values.models)],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
