@@ -21,6 +21,17 @@ export class PageCursors {
     return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
   }
 
+  /**
+   * A page of `list` from rows read with one more than `limit`: the first
+   * `limit` rows, and a cursor at the last of them when the extra row shows
+   * that more follow.
+   */
+  page<R>(list: string, rows: readonly R[], limit: number, positionOf: (row: R) => string | number): { page: R[]; next_cursor: string | null } {
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { page, next_cursor: rows.length > limit && last !== undefined ? this.encode(list, positionOf(last)) : null };
+  }
+
   /** The position in a cursor of `list`; undefined without one (the first page). */
   decode<T extends string | number>(list: string, cursor: unknown, type: 'string' | 'number'): T | undefined {
     if (cursor === undefined || cursor === '') return undefined;

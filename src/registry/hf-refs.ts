@@ -98,8 +98,8 @@ export class HubRepos {
     const beforeId = Math.min(catalog.cursors.decode<number>(list, query.cursor, 'number') ?? Number.MAX_SAFE_INTEGER, upTo + 1);
     // every event's commit id is recorded with it: nothing waits for the git mirror
     const rows = catalog.events.history(model.id, { beforeId, limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    return { commits: page.map(hubCommit), next_cursor: rows.length > limit ? catalog.cursors.encode(list, page[page.length - 1]!.id) : null };
+    const { page, next_cursor } = catalog.cursors.page(list, rows, limit, (last) => last.id);
+    return { commits: page.map(hubCommit), next_cursor };
   }
 
   /**

@@ -13,8 +13,8 @@ export class History {
     const limit = parseLimit(query.limit);
     const list = `history:${model.id}`;
     const rows = catalog.events.history(model.id, { beforeId: catalog.cursors.decode<number>(list, query.cursor, 'number'), limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    return { events: page.map(historyEntry), next_cursor: rows.length > limit ? catalog.cursors.encode(list, page[page.length - 1]!.id) : null };
+    const { page, next_cursor } = catalog.cursors.page(list, rows, limit, (last) => last.id);
+    return { events: page.map(historyEntry), next_cursor };
   }
 }
 

@@ -82,13 +82,10 @@ export class Models {
     const position = this.catalog.cursors.decode<string>(sort === 'name' ? 'models' : list, query.cursor, 'string');
     const after = position === undefined ? undefined : sort === 'name' ? { name: position } : afterUpdated(position);
     const rows = this.catalog.models.listModels({ ...filter, sort, after, limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      models: page.map(modelSummary),
-      next_cursor: rows.length > limit && last ? (sort === 'name' ? this.catalog.cursors.encode('models', last.name) : this.catalog.cursors.encode(list, JSON.stringify([last.updated_at, last.name]))) : null,
-      total: this.catalog.models.countModels(filter),
-    };
+    const { page, next_cursor } = sort === 'name'
+      ? this.catalog.cursors.page('models', rows, limit, (last) => last.name)
+      : this.catalog.cursors.page(list, rows, limit, (last) => JSON.stringify([last.updated_at, last.name]));
+    return { models: page.map(modelSummary), next_cursor, total: this.catalog.models.countModels(filter) };
   }
 
   /**

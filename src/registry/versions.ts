@@ -42,11 +42,8 @@ export class Versions {
     const limit = parseLimit(query.limit);
     const list = `versions:${model.id}`;
     const rows = this.catalog.models.listVersions(model.id, { beforeNumber: this.catalog.cursors.decode<number>(list, query.cursor, 'number'), limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    return {
-      versions: page.map((r) => this.catalog.summary(r)),
-      next_cursor: rows.length > limit ? this.catalog.cursors.encode(list, page[page.length - 1]!.number) : null,
-    };
+    const { page, next_cursor } = this.catalog.cursors.page(list, rows, limit, (last) => last.number);
+    return { versions: page.map((r) => this.catalog.summary(r)), next_cursor };
   }
 
   /**
