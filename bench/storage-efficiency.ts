@@ -29,7 +29,7 @@ import { CodecPool } from '../src/codecs/codec-pool.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
-import { findTensorLayout } from '../src/registry/tensor-layout.ts';
+import { findTensorLayout } from '../src/formats/tensor-layout.ts';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
 import { bytesUnder, option, parseSize } from './support.ts';
 

@@ -1,6 +1,6 @@
 // Storage efficiency (issue 6): byte-grouped codecs for float data
 // (src/codecs/codec.ts) and tensor-boundary cuts for safetensors / GGUF
-// (src/registry/tensor-layout.ts, src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
+// (src/formats/tensor-layout.ts, src/codecs/tensor-layout.ts, src/blobs/chunk-store.ts).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,11 +13,11 @@ import { CodecPool } from '../src/codecs/codec-pool.ts';
 import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/codecs/codec.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
-import { forcedCuts, HintCursor, type TensorLayout } from '../src/blobs/tensor-layout.ts';
+import { forcedCuts, HintCursor, type TensorLayout } from '../src/codecs/tensor-layout.ts';
 import type { ChunkRef } from '../src/blobs/chunk-index.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
-import { findTensorLayout } from '../src/registry/tensor-layout.ts';
+import { findTensorLayout } from '../src/formats/tensor-layout.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { safetensorsHeader, safetensorsStream, type TensorSpec, tensorBytes } from './support/tensors.ts';
 

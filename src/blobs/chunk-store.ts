@@ -13,7 +13,7 @@ import type { ChunkStream, CodecPool, RawChunk, RunningHash } from '../codecs/co
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from '../codecs/young-gc.ts';
-import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from './tensor-layout.ts';
+import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from '../codecs/tensor-layout.ts';
 
 export interface StoredContent {
   digest: string;

@@ -1,6 +1,6 @@
 // Queries for resumable upload sessions.
 import type { Database } from './db.ts';
-import type { TensorLayout } from '../blobs/tensor-layout.ts';
+import type { TensorLayout } from '../codecs/tensor-layout.ts';
 import type { ChunkRef } from '../blobs/chunk-index.ts';
 
 export interface UploadRow {

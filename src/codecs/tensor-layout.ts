@@ -4,7 +4,7 @@
 // header before it changes size) and hints the codec at float element widths
 // (byte-grouped zstd). What a file's bytes mean is not the chunk store's to
 // know: a LayoutFinder, given the first bytes of the stream, reads the layout
-// from them (src/registry/tensor-layout.ts, with the format parsers) and
+// from them (src/formats/tensor-layout.ts, with the format parsers) and
 // hands it over as plain data. An upload session keeps the layout it was
 // given (uploads.layout) and resumes with it.
 
