@@ -24,6 +24,10 @@ import type {
   TokenList,
   TokenRequest,
   UploadDoc,
+  MissingChunks,
+  StagingRequest,
+  StagingUrls,
+  ChunkListRequest,
   VerifyReport,
   VersionDiff,
   VersionDoc,
@@ -395,6 +399,21 @@ export class CairnClient {
   /** Ends a session: the server checks the digest of everything received (`400 DIGEST_MISMATCH`). */
   finishUpload(id: string, digest: string): Promise<BlobDoc> {
     return this.json('PUT', `/v1/uploads/${seg(id)}`, { query: { digest } });
+  }
+
+  /** Of these chunk digests, those a direct push must upload (409 DIRECT_UNAVAILABLE: the server's storage takes none). */
+  missingChunks(digests: string[]): Promise<MissingChunks> {
+    return this.json('POST', '/v1/chunks/missing', { json: { digests } });
+  }
+
+  /** Presigned PUTs into a session's staging area, one per chunk, each for exactly its stored size. */
+  stageChunks(id: string, chunks: StagingRequest['chunks']): Promise<StagingUrls> {
+    return this.json('POST', `/v1/uploads/${seg(id)}/staging`, { json: { chunks } });
+  }
+
+  /** Appends chunks by digest at `offset` (the session's); the server reads each back and checks it. */
+  appendChunks(id: string, offset: number, chunks: ChunkListRequest['chunks']): Promise<UploadDoc> {
+    return this.json('POST', `/v1/uploads/${seg(id)}/chunks`, { json: { offset, chunks } });
   }
 
   async cancelUpload(id: string): Promise<void> {
