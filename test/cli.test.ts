@@ -278,9 +278,10 @@ for (const storage of storageKinds) {
       const digest = await sha256File(big);
       const states = path.join(work, 'state', 'cairn', 'uploads');
 
+      // Through the server (a direct push resumes by chunks: direct-push.test.ts).
       // Small parts and a rate limit, so that progress is observable; killed
       // without warning once the server holds some of the bytes.
-      const first = spawnCairn(['push', `${model}@2.0.0`, 'big.bin', '--json', '--limit-rate', '8M'], { ...env, CAIRN_PUSH_PART_SIZE: '1M' }, work);
+      const first = spawnCairn(['push', `${model}@2.0.0`, 'big.bin', '--json', '--limit-rate', '8M', '--via-server'], { ...env, CAIRN_PUSH_PART_SIZE: '1M' }, work);
       const record = await waitFor('the upload state file', async () => {
         const names = await fs.readdir(states).catch(() => []);
         const name = names.find((n) => n.endsWith('.json'));
@@ -296,7 +297,7 @@ for (const storage of storageKinds) {
       const killed = await first.done;
       assert.equal(killed.code, null, 'the first push was killed mid-upload');
 
-      const out = await cairnJson(['push', `${model}@2.0.0`, 'big.bin'], env, work);
+      const out = await cairnJson(['push', `${model}@2.0.0`, 'big.bin', '--via-server'], env, work);
       const [file] = out.files;
       assert.equal(file.status, 'uploaded');
       assert.ok(file.resumed_from > 0, `resumed from a non-zero offset (got ${file.resumed_from})`);
