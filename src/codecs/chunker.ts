@@ -13,12 +13,26 @@ export interface ChunkerOptions {
   minSize: number;
   avgSize: number;
   maxSize: number;
+  /**
+   * Tensor files: a tensor of at least this many bytes starts and ends
+   * chunks of its own; runs of smaller tensors are grouped into chunks of
+   * about this size (forcedCuts in blobs/tensor-layout.ts). Below the
+   * content-defined minSize on purpose: a changed tensor re-stores at most
+   * its group, not a minSize's worth of unchanged neighbours. When absent,
+   * minSize.
+   */
+  tensorGroupSize?: number;
 }
 
+// Part of the storage format (see the top), tensorGroupSize included. 64 KiB
+// keeps what a changed small tensor drags along under 128 KiB, while only
+// tiny tensors (biases, norms) share chunks; chosen on
+// bench/storage-efficiency.ts --v2-of (issue 17).
 export const DEFAULT_CHUNKING: Readonly<ChunkerOptions> = Object.freeze({
   minSize: 512 * 1024,
   avgSize: 2 * 1024 * 1024,
   maxSize: 8 * 1024 * 1024,
+  tensorGroupSize: 64 * 1024,
 });
 
 // 256 pseudo-random 32-bit values derived from a fixed seed: stable forever.
