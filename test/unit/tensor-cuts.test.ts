@@ -32,7 +32,7 @@ function mixedSizes(seed: string, count: number): number[] {
     const x = (r >>> 8) / 2 ** 24;
     if (kind < 4) return 2 * (32 + Math.floor(x * 2000)); // biases, norms: 64 B .. 4 KiB
     if (kind < 7) return 2 * (2048 + Math.floor(x * 28_000)); // small kernels: 4 KiB .. 60 KiB
-    if (kind < 9) return 2 * (32_768 + Math.floor(x * 200_000)); // mid: 64 KiB .. 460 KiB
+    if (kind < 9) return 2 * (32_768 + Math.floor(x * 200_000)); // mid-size: 64 KiB .. 460 KiB
     return 2 * (300_000 + Math.floor(x * 1_000_000)); // large: 600 KiB .. 2.5 MiB
   });
 }
