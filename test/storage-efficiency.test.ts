@@ -191,7 +191,7 @@ describe('tensor layout', () => {
     assert.equal((await findTensorLayout(header.subarray(0, 40), false)).state, 'need');
   });
 
-  test('forced cuts: header end, every boundary of a large tensor, tiny tensors grouped up to minSize', () => {
+  test('forced cuts: header end, every boundary of a large tensor, tiny tensors grouped up to minSize (no tensorGroupSize given)', () => {
     const layout = {
       format: 'safetensors' as const,
       dataStart: 100,
@@ -204,7 +204,7 @@ describe('tensor layout', () => {
         { begin: 1170, end: 2170, width: 4 }, // big
       ],
     };
-    assert.deepEqual(forcedCuts(layout, 50), [100, 1100, 1150, 1170, 2170]);
+    assert.deepEqual(forcedCuts(layout, { minSize: 50, avgSize: 64, maxSize: 128 }), [100, 1100, 1150, 1170, 2170]);
     const cursor = new HintCursor(layout);
     assert.deepEqual(cursor.hint(0, 100), { width: 1 });
     assert.deepEqual(cursor.hint(100, 501), { width: 2, skip: 0 });

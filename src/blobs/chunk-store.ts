@@ -161,7 +161,7 @@ export class ChunkStore {
     let headBytes = 0;
     let want = 8;
     let hints = known ? new HintCursor(known) : undefined;
-    let cuts = known ? forcedCuts(known, this.chunking.minSize) : undefined;
+    let cuts = known ? forcedCuts(known, this.chunking) : undefined;
     const probe = async (ended: boolean): Promise<Uint8Array | undefined> => {
       const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
       const found = await findLayout!(bytes, ended);
@@ -174,7 +174,7 @@ export class ChunkStore {
       head = [];
       headBytes = 0;
       if (found.state === 'found') {
-        cuts = forcedCuts(found.layout, this.chunking.minSize);
+        cuts = forcedCuts(found.layout, this.chunking);
         hints = new HintCursor(found.layout);
         options.onLayout?.(found.layout);
       }
