@@ -90,7 +90,7 @@ export async function cutFile(local: string, pool: CodecPool, progress: Progress
       const end = await empty.end();
       return { digest: end.digest, size: 0, chunks: [], layout };
     }
-    const stream = pool.openStream(DEFAULT_CHUNKING, { start: 0, cuts: layout ? forcedCuts(layout, DEFAULT_CHUNKING.minSize) : undefined });
+    const stream = pool.openStream(DEFAULT_CHUNKING, { start: 0, cuts: layout ? forcedCuts(layout, DEFAULT_CHUNKING) : undefined });
     const chunks: CutChunk[] = [];
     let offset = 0;
     const take = (cut: Array<{ data: Uint8Array; digest: string }>) => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { forcedCuts, type TensorLayout, type TensorSpan } from '../../src/blobs/tensor-layout.ts';
+import { forcedCuts, type TensorLayout, type TensorSpan } from '../../src/codecs/tensor-layout.ts';
 import { Chunker, DEFAULT_CHUNKING } from '../../src/codecs/chunker.ts';
 import { KiB, MiB, randomBytesFor } from '../support/bytes.ts';
 
