@@ -25,9 +25,7 @@ import type {
   TokenRequest,
   UploadDoc,
   MissingChunks,
-  StagingRequest,
   StagingUrls,
-  ChunkListRequest,
   VerifyReport,
   VersionDiff,
   VersionDoc,
@@ -401,18 +399,14 @@ export class CairnClient {
     return this.json('PUT', `/v1/uploads/${seg(id)}`, { query: { digest } });
   }
 
-  /** Of these chunk digests, those a direct push must upload (409 DIRECT_UNAVAILABLE: the server's storage takes none). */
+  // A direct push (README "Direct transfers"): missing chunks, presigned PUTs, chunks appended by digest.
   missingChunks(digests: string[]): Promise<MissingChunks> {
     return this.json('POST', '/v1/chunks/missing', { json: { digests } });
   }
-
-  /** Presigned PUTs into a session's staging area, one per chunk, each for exactly its stored size. */
-  stageChunks(id: string, chunks: StagingRequest['chunks']): Promise<StagingUrls> {
+  stageChunks(id: string, chunks: Array<{ digest: string; stored_size: number }>): Promise<StagingUrls> {
     return this.json('POST', `/v1/uploads/${seg(id)}/staging`, { json: { chunks } });
   }
-
-  /** Appends chunks by digest at `offset` (the session's); the server reads each back and checks it. */
-  appendChunks(id: string, offset: number, chunks: ChunkListRequest['chunks']): Promise<UploadDoc> {
+  appendChunks(id: string, offset: number, chunks: Array<{ digest: string; size: number }>): Promise<UploadDoc> {
     return this.json('POST', `/v1/uploads/${seg(id)}/chunks`, { json: { offset, chunks } });
   }
 

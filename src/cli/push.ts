@@ -30,6 +30,7 @@ import {
 } from './common.ts';
 import { cutFile, directPushUnavailable, pushDirect, type CutFile } from './direct-push.ts';
 import { Progress } from './progress.ts';
+import { RateLimiter } from './rate-limiter.ts';
 import { stateDir, UploadStates } from './upload-state.ts';
 
 const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
@@ -130,22 +131,6 @@ export async function gatherFiles(args: string[], cwd: string): Promise<LocalFil
 }
 
 // ---- bytes ------------------------------------------------------------------------
-
-/** A token bucket: at most `rate` bytes a second, bursts of up to a quarter second's worth. */
-class RateLimiter {
-  private allowance = 0;
-  private last = Date.now();
-
-  constructor(private readonly rate: number) {}
-
-  async take(n: number): Promise<void> {
-    const now = Date.now();
-    this.allowance = Math.min(this.rate / 4, this.allowance + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
-    this.allowance -= n;
-    if (this.allowance < 0) await sleep((-this.allowance / this.rate) * 1000);
-  }
-}
 
 async function* metered(source: AsyncIterable<Buffer>, limiter: RateLimiter | undefined, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {

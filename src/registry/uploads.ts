@@ -16,6 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Caller } from '../access.ts';
 import { MAX_DIRECT_CHUNKS, type BlobDoc, type MissingChunks, type StagingUrls, type UploadDoc } from '../api/index.ts';
 import type { ChunkStore } from '../blobs/chunk-store.ts';
+import { Staging } from '../blobs/staging.ts';
 import type { RunningHash } from '../codecs/codec-pool.ts';
 import { CairnError } from '../errors.ts';
 import { checkDigest } from '../identifiers.ts';
@@ -33,13 +34,17 @@ export class Uploads {
   private readonly busy = new Set<string>();
   /** The running sha256 of each session this process has seen from its first byte on. */
   private readonly hashes = new Map<string, RunningHash>();
+  /** where direct pushes put their chunks before they are checked */
+  private readonly staging: Staging;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly uploads: UploadQueries,
     private readonly chunks: ChunkStore,
     private readonly options: { presignSeconds?: number } = {},
-  ) {}
+  ) {
+    this.staging = new Staging(chunks, catalog.blobs);
+  }
 
   create(caller: Caller): UploadDoc {
     const id = randomBytes(16).toString('base64url');
@@ -118,7 +123,7 @@ export class Uploads {
     });
     const seconds = this.options.presignSeconds ?? DEFAULT_PRESIGN_SECONDS;
     const expires = new Date(Date.now() + seconds * 1000).toISOString();
-    const urls = await Promise.all(chunks.map(async (c) => ({ digest: c.digest, url: await this.chunks.stagingUrl(id, c.digest, c.storedSize, seconds) })));
+    const urls = await Promise.all(chunks.map(async (c) => ({ digest: c.digest, url: await this.staging.url(id, c.digest, c.storedSize, seconds) })));
     return { expires_at: expires, urls };
   }
 
@@ -148,7 +153,7 @@ export class Uploads {
       if (!hash && row.size === 0) this.hashes.set(id, (hash = this.chunks.runningHash()));
       const staged = this.uploads.staged(id);
       const mine = new Set(this.uploads.chunks(id).map((c) => c.digest));
-      await this.chunks.adopt(id, pushed, {
+      await this.staging.adopt(id, pushed, {
         startOffset: row.size,
         staged,
         usable: (digest) => mine.has(digest) || this.catalog.usableChunk(digest, caller),
@@ -164,7 +169,7 @@ export class Uploads {
   }
 
   private requireDirect(): void {
-    if (!this.chunks.direct) {
+    if (!this.staging.direct) {
       throw new CairnError('DIRECT_UNAVAILABLE', 'this server stores content on its own disk: clients cannot put chunks into storage; upload the bytes (PATCH /v1/uploads/{id})');
     }
   }
@@ -199,7 +204,7 @@ export class Uploads {
         this.uploads.delete(id);
       });
       this.forget(id);
-      await this.chunks.dropStaged(id, staged.keys());
+      await this.staging.drop(id, staged.keys());
       return { digest: actual, size: row.size };
     });
   }
@@ -209,7 +214,7 @@ export class Uploads {
       const staged = this.uploads.staged(id);
       this.uploads.delete(id);
       this.forget(id);
-      await this.chunks.dropStaged(id, staged.keys());
+      await this.staging.drop(id, staged.keys());
     });
   }
 
