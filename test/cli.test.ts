@@ -153,7 +153,18 @@ for (const storage of storageKinds) {
       }
       assert.deepEqual(out.files.map((f: { status: string }) => f.status), out.files.map(() => 'uploaded'));
       const total = Object.values(TREE).reduce((n, b) => n + b.length, 0);
-      assert.equal(out.summary.bytes_sent, total);
+      assert.deepEqual(out.files.map((f: { direct: boolean }) => f.direct), out.files.map(() => storage === 's3'), 'S3: straight into the bucket');
+      if (storage === 's3') {
+        // the encoded chunk objects went, no more
+        let stored = 0;
+        for (const f of out.files as Array<{ path: string }>) {
+          const map = (await (await fetch(`${server.url}/v1/models/${model}/versions/1.0.0/files/${f.path.split('/').map(encodeURIComponent).join('/')}/chunks`)).json()) as { chunks: Array<{ stored_size: number }> };
+          stored += map.chunks.reduce((n, c) => n + c.stored_size, 0);
+        }
+        assert.equal(out.summary.bytes_sent, stored);
+      } else {
+        assert.equal(out.summary.bytes_sent, total);
+      }
       // nothing left in the resume state once finished
       assert.deepEqual(await fs.readdir(path.join(work, 'state', 'cairn', 'uploads')).catch(() => []), []);
     });
