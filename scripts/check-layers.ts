@@ -39,16 +39,18 @@ export type ImportGraph = Map<string, Import[]>;
  */
 export const LAYERS: readonly Layer[] = [
   { part: 'wiring', files: ['main.ts', 'config.ts'], may: ['*'], says: 'the one composition root; configuration from the environment' },
-  // codecs: a direct pull decodes and verifies chunks fetched from S3 as the server would
-  { part: 'cli', files: ['cli.ts', 'cli/'], may: ['wiring', 'infer', 'client', 'api', 'shared', 'codecs'], says: 'the CLI: a client of the REST API (serve and lineage rebuild go through main.ts)' },
+  // codecs: a direct pull decodes and verifies chunks fetched from S3 as the server would, and a
+  // direct push cuts and encodes them as the server would; formats: the tensor layout that cutting follows
+  { part: 'cli', files: ['cli.ts', 'cli/'], may: ['wiring', 'infer', 'client', 'api', 'shared', 'codecs', 'formats'], says: 'the CLI: a client of the REST API (serve and lineage rebuild go through main.ts)' },
   { part: 'infer', files: ['infer/'], may: ['client', 'api', 'log.ts'], says: 'cairn infer: a separate server, a client of the registry' },
   { part: 'client', files: ['client.ts'], may: ['api', 'shared'], says: 'the REST client the CLI and infer use' },
   { part: 'http', files: ['http/'], may: ['registry', 'api', 'shared'], says: 'express app, one route table, front doors; routes call services only' },
   { part: 'registry', files: ['registry/', 'maintenance/', 'webhooks/'], may: ['derive', 'lineage', 'formats', 'metadata', 'blobs', 'codecs', 'api', 'shared', 'threads'], says: 'the services: they coordinate the layers below' },
   { part: 'derive', files: ['derive/'], may: ['formats', 'api', 'shared', 'threads'], says: 'derived files (cast, quantize, prune) over the format parsers, in a worker thread' },
   { part: 'lineage', files: ['lineage/'], may: ['metadata', 'api', 'shared'], says: 'the git mirror and smart HTTP' },
-  { part: 'formats', files: ['formats/'], may: ['shared', 'threads'], says: 'detectors, safety scan, header parsers; they read sources, not storage' },
-  { part: 'metadata', files: ['metadata/'], may: ['blobs', 'api', 'shared'], says: 'SQLite and its queries; implements the index blobs/ declares' },
+  // codecs: the tensor layout a file's header gives is the plain data that chunk cutting follows
+  { part: 'formats', files: ['formats/'], may: ['shared', 'threads', 'codecs'], says: 'detectors, safety scan, header parsers; they read sources, not storage' },
+  { part: 'metadata', files: ['metadata/'], may: ['blobs', 'codecs', 'api', 'shared'], says: 'SQLite and its queries; implements the index blobs/ declares' },
   { part: 'blobs', files: ['blobs/'], may: ['codecs', 'errors.ts'], says: 'stored bytes: drivers, the chunk store, its index and key layout' },
   { part: 'codecs', files: ['codecs/'], may: ['threads'], says: 'chunk bytes, no storage: cutting, encoding, decoding, their worker pool' },
   { part: 'api', files: ['api/'], may: ['shared'], says: 'the REST wire types, once' },

@@ -24,6 +24,8 @@ import type {
   TokenList,
   TokenRequest,
   UploadDoc,
+  MissingChunks,
+  StagingUrls,
   VerifyReport,
   VersionDiff,
   VersionDoc,
@@ -395,6 +397,17 @@ export class CairnClient {
   /** Ends a session: the server checks the digest of everything received (`400 DIGEST_MISMATCH`). */
   finishUpload(id: string, digest: string): Promise<BlobDoc> {
     return this.json('PUT', `/v1/uploads/${seg(id)}`, { query: { digest } });
+  }
+
+  // A direct push (README "Direct transfers"): missing chunks, presigned PUTs, chunks appended by digest.
+  missingChunks(digests: string[]): Promise<MissingChunks> {
+    return this.json('POST', '/v1/chunks/missing', { json: { digests } });
+  }
+  stageChunks(id: string, chunks: Array<{ digest: string; stored_size: number }>): Promise<StagingUrls> {
+    return this.json('POST', `/v1/uploads/${seg(id)}/staging`, { json: { chunks } });
+  }
+  appendChunks(id: string, offset: number, chunks: Array<{ digest: string; size: number }>): Promise<UploadDoc> {
+    return this.json('POST', `/v1/uploads/${seg(id)}/chunks`, { json: { offset, chunks } });
   }
 
   async cancelUpload(id: string): Promise<void> {

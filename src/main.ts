@@ -8,7 +8,7 @@ import { FsDriver } from './blobs/fs-driver.ts';
 import { createS3Client, ensureBucket, S3Driver } from './blobs/s3-driver.ts';
 import { withStorageErrors } from './blobs/storage-errors.ts';
 import type { Config } from './config.ts';
-import { findTensorLayout } from './registry/tensor-layout.ts';
+import { findTensorLayout } from './formats/tensor-layout.ts';
 import { createApp } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { BlobIndex } from './metadata/blobs.ts';

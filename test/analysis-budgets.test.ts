@@ -6,10 +6,10 @@
 // (support/hostile-detectors.ts); the attacks of the issue with real files
 // through the server (support/analysis-bombs.ts; the load test with all of
 // them at once is analysis-load.test.ts). Also: the upload-time tensor layout
-// (src/registry/tensor-layout.ts) stays bounded on hostile headers.
+// (src/formats/tensor-layout.ts) stays bounded on hostile headers.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { findTensorLayout, MAX_LAYOUT_TENSORS, MAX_SAFETENSORS_LAYOUT_HEADER } from '../src/registry/tensor-layout.ts';
+import { findTensorLayout, MAX_LAYOUT_TENSORS, MAX_SAFETENSORS_LAYOUT_HEADER } from '../src/formats/tensor-layout.ts';
 import { AnalysisPool, InvalidVersionFileError, type AnalysisLimits, type FileToAnalyze } from '../src/formats/analysis-pool.ts';
 import { stoppedAnalysis, summarize } from '../src/formats/analyze.ts';
 import { bufferSource } from '../src/formats/sources.ts';

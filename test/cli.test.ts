@@ -153,7 +153,18 @@ for (const storage of storageKinds) {
       }
       assert.deepEqual(out.files.map((f: { status: string }) => f.status), out.files.map(() => 'uploaded'));
       const total = Object.values(TREE).reduce((n, b) => n + b.length, 0);
-      assert.equal(out.summary.bytes_sent, total);
+      assert.deepEqual(out.files.map((f: { direct: boolean }) => f.direct), out.files.map(() => storage === 's3'), 'S3: straight into the bucket');
+      if (storage === 's3') {
+        // the encoded chunk objects went, no more
+        let stored = 0;
+        for (const f of out.files as Array<{ path: string }>) {
+          const map = (await (await fetch(`${server.url}/v1/models/${model}/versions/1.0.0/files/${f.path.split('/').map(encodeURIComponent).join('/')}/chunks`)).json()) as { chunks: Array<{ stored_size: number }> };
+          stored += map.chunks.reduce((n, c) => n + c.stored_size, 0);
+        }
+        assert.equal(out.summary.bytes_sent, stored);
+      } else {
+        assert.equal(out.summary.bytes_sent, total);
+      }
       // nothing left in the resume state once finished
       assert.deepEqual(await fs.readdir(path.join(work, 'state', 'cairn', 'uploads')).catch(() => []), []);
     });
@@ -278,9 +289,10 @@ for (const storage of storageKinds) {
       const digest = await sha256File(big);
       const states = path.join(work, 'state', 'cairn', 'uploads');
 
+      // Through the server (a direct push resumes by chunks: direct-push.test.ts).
       // Small parts and a rate limit, so that progress is observable; killed
       // without warning once the server holds some of the bytes.
-      const first = spawnCairn(['push', `${model}@2.0.0`, 'big.bin', '--json', '--limit-rate', '8M'], { ...env, CAIRN_PUSH_PART_SIZE: '1M' }, work);
+      const first = spawnCairn(['push', `${model}@2.0.0`, 'big.bin', '--json', '--limit-rate', '8M', '--via-server'], { ...env, CAIRN_PUSH_PART_SIZE: '1M' }, work);
       const record = await waitFor('the upload state file', async () => {
         const names = await fs.readdir(states).catch(() => []);
         const name = names.find((n) => n.endsWith('.json'));
@@ -296,7 +308,7 @@ for (const storage of storageKinds) {
       const killed = await first.done;
       assert.equal(killed.code, null, 'the first push was killed mid-upload');
 
-      const out = await cairnJson(['push', `${model}@2.0.0`, 'big.bin'], env, work);
+      const out = await cairnJson(['push', `${model}@2.0.0`, 'big.bin', '--via-server'], env, work);
       const [file] = out.files;
       assert.equal(file.status, 'uploaded');
       assert.ok(file.resumed_from > 0, `resumed from a non-zero offset (got ${file.resumed_from})`);

@@ -1370,7 +1370,7 @@ for (const kind of storageKinds) {
       const starts = new Set(parts.map((c) => c.offset));
       let at = header;
       for (const t of specs) {
-        if (t.elements * 2 >= DEFAULT_CHUNKING.minSize) assert.ok(starts.has(at), `${t.name} starts a chunk`);
+        if (t.elements * 2 >= DEFAULT_CHUNKING.tensorGroupSize!) assert.ok(starts.has(at), `${t.name} starts a chunk`);
         at += t.elements * 2;
       }
       const back = await pull(srv!.url, 'parts-st', '1', 'f.bin');

@@ -1,6 +1,6 @@
 // Storage efficiency (issue 6): byte-grouped codecs for float data
 // (src/codecs/codec.ts) and tensor-boundary cuts for safetensors / GGUF
-// (src/registry/tensor-layout.ts, src/blobs/tensor-layout.ts, src/blobs/chunk-store.ts).
+// (src/formats/tensor-layout.ts, src/codecs/tensor-layout.ts, src/blobs/chunk-store.ts).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,11 +13,11 @@ import { CodecPool } from '../src/codecs/codec-pool.ts';
 import { codecOf, decodeChunk, encodeChunk, groupBytes, sha256, ungroupBytes } from '../src/codecs/codec.ts';
 import { FsDriver } from '../src/blobs/fs-driver.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
-import { forcedCuts, HintCursor, type TensorLayout } from '../src/blobs/tensor-layout.ts';
+import { forcedCuts, HintCursor, type TensorLayout } from '../src/codecs/tensor-layout.ts';
 import type { ChunkRef } from '../src/blobs/chunk-index.ts';
 import { BlobIndex } from '../src/metadata/blobs.ts';
 import { Database } from '../src/metadata/db.ts';
-import { findTensorLayout } from '../src/registry/tensor-layout.ts';
+import { findTensorLayout } from '../src/formats/tensor-layout.ts';
 import { compressibleBytes, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { safetensorsHeader, safetensorsStream, type TensorSpec, tensorBytes } from './support/tensors.ts';
 
@@ -191,7 +191,7 @@ describe('tensor layout', () => {
     assert.equal((await findTensorLayout(header.subarray(0, 40), false)).state, 'need');
   });
 
-  test('forced cuts: header end, every boundary of a large tensor, tiny tensors grouped up to minSize', () => {
+  test('forced cuts: header end, every boundary of a large tensor, tiny tensors grouped up to minSize (no tensorGroupSize given)', () => {
     const layout = {
       format: 'safetensors' as const,
       dataStart: 100,
@@ -204,7 +204,7 @@ describe('tensor layout', () => {
         { begin: 1170, end: 2170, width: 4 }, // big
       ],
     };
-    assert.deepEqual(forcedCuts(layout, 50), [100, 1100, 1150, 1170, 2170]);
+    assert.deepEqual(forcedCuts(layout, { minSize: 50, avgSize: 64, maxSize: 128 }), [100, 1100, 1150, 1170, 2170]);
     const cursor = new HintCursor(layout);
     assert.deepEqual(cursor.hint(0, 100), { width: 1 });
     assert.deepEqual(cursor.hint(100, 501), { width: 2, skip: 0 });

@@ -18,6 +18,67 @@ export type UploadDoc = Static<typeof UploadDoc>;
 export const BlobDoc = Type.Object({ digest: Digest, size: Type.Integer() }, { $id: 'Blob' });
 export type BlobDoc = Static<typeof BlobDoc>;
 
+// ---- direct pushes (README "Direct transfers") ---------------------------------
+
+/** Chunk digests per request of a direct push. */
+export const MAX_DIRECT_CHUNKS = 1024;
+
+export const MissingChunksRequest = Type.Object(
+  { digests: Type.Array(Digest, { maxItems: MAX_DIRECT_CHUNKS, description: 'sha256 of each chunk\'s raw bytes' }) },
+  { $id: 'MissingChunksRequest' },
+);
+export type MissingChunksRequest = Static<typeof MissingChunksRequest>;
+
+export const MissingChunks = Type.Object(
+  {
+    missing: Type.Array(Digest, {
+      description: 'the digests asked about that the caller must upload: not stored, or stored only in content the caller may not read (tenancy: it cannot tell which)',
+    }),
+  },
+  { $id: 'MissingChunks' },
+);
+export type MissingChunks = Static<typeof MissingChunks>;
+
+export const StagingRequest = Type.Object(
+  {
+    chunks: Type.Array(
+      Type.Object({
+        digest: Digest,
+        stored_size: Type.Integer({ minimum: 1, description: 'bytes of the encoded object (codec byte and payload) the client will PUT' }),
+      }),
+      { maxItems: MAX_DIRECT_CHUNKS },
+    ),
+  },
+  { $id: 'StagingRequest' },
+);
+export type StagingRequest = Static<typeof StagingRequest>;
+
+export const StagingUrls = Type.Object(
+  {
+    expires_at: Timestamp('when the URLs stop working'),
+    urls: Type.Array(
+      Type.Object({
+        digest: Digest,
+        url: Type.String({ description: 'a presigned S3 PUT of exactly `stored_size` bytes into the session\'s staging area; needs no other credential' }),
+      }),
+    ),
+  },
+  { $id: 'StagingUrls' },
+);
+export type StagingUrls = Static<typeof StagingUrls>;
+
+export const ChunkListRequest = Type.Object(
+  {
+    offset: Type.Integer({ minimum: 0, description: 'where these chunks start in the file: must be the session\'s offset' }),
+    chunks: Type.Array(
+      Type.Object({ digest: Digest, size: Type.Integer({ minimum: 1, description: 'raw bytes' }) }),
+      { minItems: 1, maxItems: MAX_DIRECT_CHUNKS, description: 'the next chunks of the file, in order' },
+    ),
+  },
+  { $id: 'ChunkListRequest' },
+);
+export type ChunkListRequest = Static<typeof ChunkListRequest>;
+
 // ---- tokens -------------------------------------------------------------------
 
 export const SCOPES = ['read', 'write', 'admin'] as const;
@@ -167,6 +228,7 @@ export const GcReport = Type.Object(
     orphan_objects_deleted: Type.Integer({ description: 'objects deleted that had no record' }),
     orphan_bytes_freed: Type.Integer(),
     orphan_objects_pending: Type.Integer({ description: 'unrecorded objects seen, waiting for the grace period to pass' }),
+    staged_objects_deleted: Type.Integer({ description: 'objects clients put into staging/ for a direct push whose upload session is gone' }),
     blobs_deleted: Type.Integer(),
     uploads_expired: Type.Integer(),
     seconds: Type.Number(),

@@ -8,12 +8,13 @@ import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from './chunk-index.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from '../codecs/chunker.ts';
-import { ChunkCorruptError, sha256, type ChunkHint } from '../codecs/codec.ts';
+import { ChunkCorruptError, codecOf, sha256, type ChunkHint } from '../codecs/codec.ts';
 import type { ChunkStream, CodecPool, RawChunk, RunningHash } from '../codecs/codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
+import { ChunkRecorder } from './chunk-recorder.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from '../codecs/young-gc.ts';
-import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from './tensor-layout.ts';
+import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from '../codecs/tensor-layout.ts';
 
 export interface StoredContent {
   digest: string;
@@ -55,7 +56,6 @@ export interface ChunkStoreOptions {
 }
 
 const noop = () => {};
-const RECORD_BATCH = 16;
 /** Bytes per trip to the chunking worker, and trips in flight beyond the one being stored. */
 const FEED_BYTES = 1024 * 1024;
 const FEEDS_AHEAD = 2;
@@ -129,17 +129,7 @@ export class ChunkStore {
     const inflight: Array<Promise<ChunkRef & { record?: ChunkRecord }>> = [];
     const feeds: Array<Promise<RawChunk[]>> = [];
     const chunks: ChunkRef[] = [];
-    // Records go to SQLite in batches: one synchronous commit per chunk
-    // would stall the event loop on fsync.
-    let records: ChunkRecord[] = [];
-    let batch: ChunkRef[] = [];
-    const flush = () => {
-      if (batch.length === 0) return;
-      const [r, b] = [records, batch];
-      records = [];
-      batch = [];
-      this.index.recordChunks(r, () => options.onChunks?.(b));
-    };
+    const recorder = new ChunkRecorder(this.index, options.onChunks);
     let offset = streamStart;
     let size = 0;
 
@@ -154,7 +144,7 @@ export class ChunkStore {
     let headBytes = 0;
     let want = 8;
     let hints = known ? new HintCursor(known) : undefined;
-    let cuts = known ? forcedCuts(known, this.chunking.minSize) : undefined;
+    let cuts = known ? forcedCuts(known, this.chunking) : undefined;
     const probe = async (ended: boolean): Promise<Uint8Array | undefined> => {
       const bytes = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
       const found = await findLayout!(bytes, ended);
@@ -167,7 +157,7 @@ export class ChunkStore {
       head = [];
       headBytes = 0;
       if (found.state === 'found') {
-        cuts = forcedCuts(found.layout, this.chunking.minSize);
+        cuts = forcedCuts(found.layout, this.chunking);
         hints = new HintCursor(found.layout);
         options.onLayout?.(found.layout);
       }
@@ -218,9 +208,7 @@ export class ChunkStore {
         const { record, ...chunk } = await inflight.shift()!;
         collectYoungGarbage(); // the chunk's buffers, now written, are garbage
         chunks.push(chunk);
-        batch.push(chunk);
-        if (record) records.push(record);
-        if (batch.length >= RECORD_BATCH) flush();
+        recorder.add(chunk, record);
       }
     };
     /** Stores the chunks of every feed but the last `keep` (still being cut). */
@@ -274,7 +262,7 @@ export class ChunkStore {
       await Promise.allSettled([...feeds, ...inflight]);
       throw err;
     } finally {
-      flush(); // whatever is durable in storage gets recorded, even on failure
+      recorder.flush(); // whatever is durable in storage gets recorded, even on failure
     }
     if (sourceError !== undefined) throw sourceError;
     if (!ended || ended.size !== size) throw new Error(`chunk stream: the worker saw ${ended?.size} bytes, the store ${size}`);
@@ -297,17 +285,23 @@ export class ChunkStore {
   private async storeChunk(raw: RawChunk, hint?: ChunkHint): Promise<{ record?: ChunkRecord }> {
     if (this.index.hasChunk(raw.digest)) return {};
     const encoded = await this.pool.encode(raw.data, hint, raw.digest);
-    const key = chunkKey(raw.digest);
-    let storedSize = encoded.stored.byteLength;
+    return { record: await this.putChunk(raw.digest, encoded.stored, encoded.rawSize, encoded.storedSha256) };
+  }
+
+  /** Writes a verified chunk object create-only; returns the record to commit. */
+  async putChunk(digest: string, stored: Uint8Array, rawSize: number, storedSha256?: string): Promise<ChunkRecord> {
+    const key = chunkKey(digest);
+    const codec = codecOf(stored);
+    let storedSize = stored.byteLength;
     try {
-      await this.driver.put(key, encoded.stored, { sha256: encoded.storedSha256 });
+      await this.driver.put(key, stored, { sha256: storedSha256 });
     } catch (err) {
       // Content addressing: an existing object already holds these bytes
       // (a concurrent upload, or a crash between write and record).
       if (!isDriverError(err, 'exists')) throw err;
       storedSize = (await this.driver.stat(key))?.size ?? storedSize;
     }
-    return { record: { digest: raw.digest, rawSize: encoded.rawSize, storedSize, codec: encoded.codec } };
+    return { digest, rawSize, storedSize, codec };
   }
 
   /** Fetches, decodes and verifies one chunk. */
@@ -424,6 +418,19 @@ export class ChunkStore {
       release();
       throw err;
     }
+  }
+
+  /** The largest chunk the chunker cuts: a client that cuts for a direct push cuts no larger. */
+  get maxChunkSize(): number {
+    return this.chunking.maxSize;
+  }
+
+  /**
+   * Checks an object from an untrusted source (a direct push's staged
+   * chunk) in the codec workers: see CodecPool.verify.
+   */
+  verifyObject(stored: Uint8Array, digest: string, size: number): Promise<{ raw: Uint8Array; stored: Uint8Array }> {
+    return this.pool.verify(stored, digest, size);
   }
 
   /**

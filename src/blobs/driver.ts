@@ -41,6 +41,12 @@ export interface StorageDriver {
    * bytes straight from the bucket. Drivers that cannot leave it out.
    */
   presignGet?(key: string, seconds: number): Promise<string>;
+  /**
+   * A URL that lets whoever holds it PUT exactly `size` bytes at `key` for
+   * `seconds` (the length is signed: any other is refused by storage).
+   * Drivers that cannot leave it out.
+   */
+  presignPut?(key: string, size: number, seconds: number): Promise<string>;
 }
 
 export type DriverErrorKind = 'not_found' | 'exists' | 'unavailable';

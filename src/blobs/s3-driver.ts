@@ -163,6 +163,20 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  async presignPut(key: string, size: number, seconds: number): Promise<string> {
+    const objectKey = this.objectKey(key);
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`presignPut ${key}: bad size ${size}`);
+    try {
+      // Content-Length is a signed header: a body of any other length fails the signature
+      return await getSignedUrl(this.client, new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, ContentLength: size }), {
+        expiresIn: seconds,
+        signableHeaders: new Set(['content-length']),
+      });
+    } catch (err) {
+      this.fail(err, key);
+    }
+  }
+
   async stat(key: string): Promise<{ size: number } | undefined> {
     const objectKey = this.objectKey(key); // an unsafe key is a caller bug, not an outage
     try {

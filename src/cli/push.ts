@@ -1,12 +1,16 @@
 // `cairn push <name>@<version> <file|dir|path=local>…`: hash each file
 // (streaming), skip content the server already stores, upload the rest through
-// resumable sessions, then publish the version from the digests.
+// resumable sessions, then publish the version from the digests. With S3
+// storage the bytes go straight into the bucket (direct-push.ts: the CLI
+// cuts the file and sends only the chunks the server lacks); through the
+// server otherwise, or with --via-server.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Relation, UploadDoc, VersionDoc } from '../api/index.ts';
 import { ClientError, type CairnClient } from '../client.ts';
+import { CodecPool } from '../codecs/codec-pool.ts';
 import { checkAlias, checkFilePath, VersionPaths } from '../identifiers.ts';
 import {
   check,
@@ -24,7 +28,9 @@ import {
   table,
   UsageError,
 } from './common.ts';
+import { cutFile, directPushUnavailable, pushDirect, type CutFile } from './direct-push.ts';
 import { Progress } from './progress.ts';
+import { RateLimiter } from './rate-limiter.ts';
 import { stateDir, UploadStates } from './upload-state.ts';
 
 const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
@@ -45,6 +51,8 @@ export interface PushedFile {
   digest: string;
   /** `skipped`: the server already stored this content; nothing was sent */
   status: 'uploaded' | 'skipped';
+  /** the chunks went straight to storage (S3), encoded: `bytes_sent` counts stored bytes */
+  direct: boolean;
   /** bytes the server already held when this run picked up an earlier session; null for a fresh session */
   resumed_from: number | null;
   bytes_sent: number;
@@ -124,22 +132,6 @@ export async function gatherFiles(args: string[], cwd: string): Promise<LocalFil
 
 // ---- bytes ------------------------------------------------------------------------
 
-/** A token bucket: at most `rate` bytes a second, bursts of up to a quarter second's worth. */
-class RateLimiter {
-  private allowance = 0;
-  private last = Date.now();
-
-  constructor(private readonly rate: number) {}
-
-  async take(n: number): Promise<void> {
-    const now = Date.now();
-    this.allowance = Math.min(this.rate / 4, this.allowance + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
-    this.allowance -= n;
-    if (this.allowance < 0) await sleep((-this.allowance / this.rate) * 1000);
-  }
-}
-
 async function* metered(source: AsyncIterable<Buffer>, limiter: RateLimiter | undefined, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
     if (limiter) await limiter.take(chunk.length);
@@ -194,8 +186,8 @@ interface UploadOptions {
   label: string;
 }
 
-/** Uploads one file through a resumable session, resuming one recorded by an earlier run. */
-async function uploadFile(file: LocalFile, digest: string, size: number, o: UploadOptions): Promise<{ resumed_from: number | null; bytes_sent: number }> {
+/** The session an earlier run recorded for this content, if the server still has it and `fits` it; else a new one, recorded. */
+async function openSession(file: LocalFile, digest: string, size: number, o: UploadOptions, fits: (session: UploadDoc) => boolean) {
   const { client, states, progress } = o;
   const url = client.url;
   const onRetry = (err: unknown, attempt: number) =>
@@ -209,7 +201,7 @@ async function uploadFile(file: LocalFile, digest: string, size: number, o: Uplo
     } catch (err) {
       if (!(err instanceof ClientError && err.status === 404)) throw err;
     }
-    if (session && session.offset > size) {
+    if (session && !fits(session)) {
       await client.cancelUpload(session.id).catch(() => undefined);
       session = undefined;
     }
@@ -220,6 +212,64 @@ async function uploadFile(file: LocalFile, digest: string, size: number, o: Uplo
     session = await withRetries(() => client.createUpload(), onRetry);
     await states.save({ url, digest, size, upload_id: session.id, source: file.local, created_at: new Date().toISOString() });
   }
+  return { session, resumedFrom, onRetry };
+}
+
+/** Ends a session whose bytes are all there: the server checks the digest. */
+async function finishSession(file: LocalFile, id: string, digest: string, size: number, o: UploadOptions, onRetry: (err: unknown, attempt: number) => void) {
+  const { client, states } = o;
+  try {
+    await withRetries(async () => {
+      try {
+        await client.finishUpload(id, digest);
+      } catch (err) {
+        // an earlier attempt finished it and only the answer was lost
+        if (err instanceof ClientError && err.code === 'UPLOAD_NOT_FOUND' && (await client.hasBlob(digest))) return;
+        throw err;
+      }
+    }, onRetry);
+  } catch (err) {
+    if (err instanceof ClientError && err.code === 'DIGEST_MISMATCH') {
+      await client.cancelUpload(id).catch(() => undefined);
+      await states.remove(client.url, digest, size);
+      throw new ClientError(err.status, err.code, `${file.local} changed while it was being pushed: ${err.message}`, err.details);
+    }
+    throw err;
+  }
+  await states.remove(client.url, digest, size);
+}
+
+/**
+ * Pushes one cut file straight into storage through a resumable session
+ * (direct-push.ts), resuming one recorded by an earlier run where it stands
+ * (after the chunks the server has checked).
+ */
+async function uploadFileDirect(file: LocalFile, cut: CutFile, pool: CodecPool, o: UploadOptions): Promise<{ resumed_from: number | null; bytes_sent: number }> {
+  const boundaries = new Set(cut.chunks.map((c) => c.offset));
+  const fits = (s: UploadDoc) => s.offset === cut.size || boundaries.has(s.offset);
+  const { session, resumedFrom, onRetry } = await openSession(file, cut.digest, cut.size, o, fits);
+  o.progress.start(`${o.label} (direct)`, cut.size, session.offset);
+  try {
+    const sent = await pushDirect(o.client, session, file.local, cut, pool, o.progress, o.limiter);
+    await finishSession(file, session.id, cut.digest, cut.size, o, onRetry);
+    return { resumed_from: resumedFrom, bytes_sent: sent.bytes_sent };
+  } catch (err) {
+    if (directPushUnavailable(err)) {
+      // the file goes through the server instead, in a session of its own
+      await o.client.cancelUpload(session.id).catch(() => undefined);
+      await o.states.remove(o.client.url, cut.digest, cut.size);
+    }
+    throw err;
+  } finally {
+    o.progress.finish();
+  }
+}
+
+/** Uploads one file through a resumable session, resuming one recorded by an earlier run. */
+async function uploadFile(file: LocalFile, digest: string, size: number, o: UploadOptions): Promise<{ resumed_from: number | null; bytes_sent: number }> {
+  const { client, states, progress } = o;
+  const url = client.url;
+  const { session, resumedFrom, onRetry } = await openSession(file, digest, size, o, (s) => s.offset <= size);
   const id = session.id;
   let offset = session.offset;
   let sent = 0;
@@ -256,26 +306,10 @@ async function uploadFile(file: LocalFile, digest: string, size: number, o: Uplo
     throw new CliError('UPLOAD_TOO_LONG', `${file.local}: the server holds ${offset} bytes of a ${size}-byte file; did the file change? Run the push again`);
   }
   try {
-    await withRetries(async () => {
-      try {
-        await client.finishUpload(id, digest);
-      } catch (err) {
-        // an earlier attempt finished it and only the answer was lost
-        if (err instanceof ClientError && err.code === 'UPLOAD_NOT_FOUND' && (await client.hasBlob(digest))) return;
-        throw err;
-      }
-    }, onRetry);
-  } catch (err) {
-    if (err instanceof ClientError && err.code === 'DIGEST_MISMATCH') {
-      await client.cancelUpload(id).catch(() => undefined);
-      await states.remove(url, digest, size);
-      throw new ClientError(err.status, err.code, `${file.local} changed while it was being pushed: ${err.message}`, err.details);
-    }
-    throw err;
+    await finishSession(file, id, digest, size, o, onRetry);
   } finally {
     progress.finish();
   }
-  await states.remove(url, digest, size);
   return { resumed_from: resumedFrom, bytes_sent: sent };
 }
 
@@ -310,8 +344,13 @@ Options:
       --parent <name@ref>  a version this one comes from (repeatable)
       --relation <rel>     how it relates to its parents: fine-tuned-from, quantized-from,
                            pruned-from, distilled-from, converted-from (default derived-from)
-      --part-size <size>   bytes per upload request (default 64M; env CAIRN_PUSH_PART_SIZE)
-      --limit-rate <size>  upload at most this many bytes a second (e.g. 20M)`,
+      --part-size <size>   bytes per upload request through the server (default 64M; env CAIRN_PUSH_PART_SIZE)
+      --limit-rate <size>  upload at most this many bytes a second (e.g. 20M)
+      --via-server         send the bytes through the server even when storage is S3
+
+With S3 storage the file is cut into chunks here and only the chunks the server
+lacks are sent, encoded, straight into the bucket; the server checks each one
+before it keeps it (README "Direct transfers").`,
   options: {
     message: { type: 'string', short: 'm' },
     alias: { type: 'string', short: 'a', multiple: true },
@@ -320,6 +359,7 @@ Options:
     relation: { type: 'string' },
     'part-size': { type: 'string' },
     'limit-rate': { type: 'string' },
+    'via-server': { type: 'boolean' },
   },
   async run(ctx, args, values) {
     const [target, ...sources] = args;
@@ -363,20 +403,47 @@ Options:
     process.once('SIGINT', onInterrupt);
     const pushed: PushedFile[] = [];
     let published: VersionDoc;
+    // Straight into storage when the server takes it (S3); asked once, with nothing to upload.
+    let direct = values['via-server'] !== true && (await client.missingChunks([]).then(
+      () => true,
+      (err: unknown) => {
+        if (directPushUnavailable(err)) return false;
+        throw err;
+      },
+    ));
+    let pool: CodecPool | undefined; // cuts, hashes and encodes chunks for a direct push
     try {
       for (const [i, file] of files.entries()) {
         const label = `[${i + 1}/${files.length}] ${file.path}`;
         const st = await fs.stat(file.local);
-        progress.start(`${label} (hashing)`, st.size);
-        const { digest, size } = await hashFile(file.local, progress);
+        const o = { client, states, partSize, limiter, progress, label };
+        let cut: CutFile | undefined;
+        if (direct) {
+          pool ??= new CodecPool();
+          progress.start(`${label} (cutting)`, st.size);
+          cut = await cutFile(file.local, pool, progress);
+        } else {
+          progress.start(`${label} (hashing)`, st.size);
+        }
+        const { digest, size } = cut ?? (await hashFile(file.local, progress));
         progress.finish();
         if (await client.hasBlob(digest)) {
           await states.remove(client.url, digest, size); // a session an earlier run left behind, if any
-          pushed.push({ path: file.path, size, digest, status: 'skipped', resumed_from: null, bytes_sent: 0 });
+          pushed.push({ path: file.path, size, digest, status: 'skipped', direct: false, resumed_from: null, bytes_sent: 0 });
           continue;
         }
-        const result = await uploadFile(file, digest, size, { client, states, partSize, limiter, progress, label });
-        pushed.push({ path: file.path, size, digest, status: 'uploaded', ...result });
+        if (cut) {
+          try {
+            pushed.push({ path: file.path, size, digest, status: 'uploaded', direct: true, ...(await uploadFileDirect(file, cut, pool!, o)) });
+            continue;
+          } catch (err) {
+            if (!directPushUnavailable(err)) throw err;
+            progress.note(`cairn: ${(err as Error).message}; sending the bytes through the server instead`);
+            direct = false;
+          }
+        }
+        const result = await uploadFile(file, digest, size, o);
+        pushed.push({ path: file.path, size, digest, status: 'uploaded', direct: false, ...result });
       }
       published = await client.publish(name, {
         version,
@@ -389,6 +456,7 @@ Options:
     } finally {
       progress.finish();
       process.removeListener('SIGINT', onInterrupt);
+      await pool?.close();
     }
 
     const uploaded = pushed.filter((f) => f.status === 'uploaded');

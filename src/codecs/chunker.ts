@@ -13,12 +13,28 @@ export interface ChunkerOptions {
   minSize: number;
   avgSize: number;
   maxSize: number;
+  /**
+   * Tensor files: a tensor of at least this many bytes starts and ends
+   * chunks of its own; runs of smaller tensors are grouped into chunks of
+   * about this size (forcedCuts in blobs/tensor-layout.ts). Below the
+   * content-defined minSize on purpose: a changed tensor re-stores at most
+   * its group, not a minSize's worth of unchanged neighbours. When absent,
+   * minSize.
+   */
+  tensorGroupSize?: number;
 }
 
+// Part of the storage format (see the top), tensorGroupSize included. 32 KiB:
+// a changed small tensor re-stores < 64 KiB of neighbours, and only tensors
+// under 32 KiB (biases, norms, small kernels) share chunks; LLM-sized models
+// get no more chunks than with grouping by minSize. Chosen on
+// bench/storage-efficiency.ts --v2-of (issue 17; bench/README.md has the
+// trade-off against the number of chunks).
 export const DEFAULT_CHUNKING: Readonly<ChunkerOptions> = Object.freeze({
   minSize: 512 * 1024,
   avgSize: 2 * 1024 * 1024,
   maxSize: 8 * 1024 * 1024,
+  tensorGroupSize: 32 * 1024,
 });
 
 // 256 pseudo-random 32-bit values derived from a fixed seed: stable forever.

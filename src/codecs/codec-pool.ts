@@ -58,6 +58,17 @@ export class RunningHash {
     return r.missing ? undefined : { digest: r.digest as string, size: r.size as number };
   }
 
+  /**
+   * Feeds it the bytes at offset `at` of the content (transferred: `data` is
+   * unusable afterwards). Updates are applied in the order they are called;
+   * one that does not continue exactly where the hash stands loses it.
+   */
+  update(data: Uint8Array, at: number): Promise<void> {
+    if (!this.pool.holds(this.slot)) return Promise.resolve();
+    const own = ownBuffer(data);
+    return this.pool.send(this.slot, { op: 'hash-update', key: this.key, at, data: own }, [own.buffer as ArrayBuffer]).then(noop);
+  }
+
   /** Frees it in its worker. */
   drop(): void {
     if (this.pool.holds(this.slot)) this.pool.send(this.slot, { op: 'hash-drop', key: this.key }, []).catch(noop);
@@ -125,6 +136,20 @@ export class CodecPool {
   decode(stored: Uint8Array, digest: string): Promise<Uint8Array> {
     const own = ownBuffer(stored);
     return this.send(undefined, { op: 'decode', data: own, digest }, [own.buffer as ArrayBuffer]).then((r) => r.raw as Uint8Array);
+  }
+
+  /**
+   * Verifies an object from an untrusted source: its headers must declare
+   * exactly `size` raw bytes (checked before decoding: no bomb is inflated)
+   * and they must hash to `digest`. Resolves with the raw bytes and the
+   * object itself (transferred there and back).
+   */
+  verify(stored: Uint8Array, digest: string, size: number): Promise<{ raw: Uint8Array; stored: Uint8Array }> {
+    const own = ownBuffer(stored);
+    return this.send(undefined, { op: 'decode', data: own, digest, size, keep: true }, [own.buffer as ArrayBuffer]).then((r) => ({
+      raw: r.raw as Uint8Array,
+      stored: r.stored as Uint8Array,
+    }));
   }
 
   /** A new running hash (see RunningHash), on the least busy worker; it starts with the first stream that feeds it. */

@@ -3,13 +3,14 @@
 // Requests carry an `id`; every request gets one reply, in order:
 // { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
 //   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
-//   decode        { data, digest }          → { raw }  (verified)
+//   decode        { data, digest, size?, keep? } → { raw, stored? }  (verified; `keep`: the object back too)
 //   stream-open   { stream, chunking, start?, cuts?, hash?: { key, at, replay? } }
 //   stream-feed   { stream, data }          → { chunks: [{ data, digest }] }
 //   stream-end    { stream }                → { chunks, digest, size }
 //   stream-abort  { stream }
 //   hash-digest   { key }                   → { digest, size } | { missing: true }
 //   hash-drop     { key }
+//   hash-update   { key, at, data }         (bytes at offset `at` of the content: lost unless it has seen exactly `at`)
 // A stream is one upload being cut into chunks: its bytes arrive in order,
 // and the stream's whole-content sha256 and each chunk's sha256 are computed
 // here. A running hash is the sha256 of a resumable upload, kept across its
@@ -24,13 +25,14 @@ import { collectYoungGarbage } from './young-gc.ts';
 
 export type CodecRequest = { id: number } & (
   | { op: 'encode'; data: Uint8Array; hint?: ChunkHint; digest?: string }
-  | { op: 'decode'; data: Uint8Array; digest: string }
+  | { op: 'decode'; data: Uint8Array; digest: string; size?: number; keep?: boolean }
   | { op: 'stream-open'; stream: number; chunking: ChunkerOptions; start?: number; cuts?: number[]; hash?: { key: number; at: number; replay?: number } }
   | { op: 'stream-feed'; stream: number; data: Uint8Array }
   | { op: 'stream-end'; stream: number }
   | { op: 'stream-abort'; stream: number }
   | { op: 'hash-digest'; key: number }
   | { op: 'hash-drop'; key: number }
+  | { op: 'hash-update'; key: number; at: number; data: Uint8Array }
 );
 
 export type CodecReply = { id: number; ok: true; op: string; [field: string]: unknown } | { id: number; ok: false; corrupt: boolean; message: string };
@@ -123,8 +125,10 @@ function handle(req: CodecRequest): void {
       }
       case 'decode': {
         // The raw codec decodes to a view of the request's own buffer: send it back.
-        const raw = transferable(decodeChunk(req.data, req.digest));
-        return reply(req.id, req.op, { raw }, [raw.buffer as ArrayBuffer]);
+        const raw = transferable(decodeChunk(req.data, req.digest, req.size));
+        if (!req.keep) return reply(req.id, req.op, { raw }, [raw.buffer as ArrayBuffer]);
+        const both = new Set([raw.buffer as ArrayBuffer, req.data.buffer as ArrayBuffer]);
+        return reply(req.id, req.op, { raw, stored: req.data }, [...both]);
       }
       case 'stream-open':
         openStream(req);
@@ -151,6 +155,17 @@ function handle(req: CodecRequest): void {
       case 'hash-drop':
         hashes.delete(req.key);
         return reply(req.id, req.op, {});
+      case 'hash-update': {
+        let running = hashes.get(req.key);
+        if (!running && req.at === 0) hashes.set(req.key, (running = { hash: createHash('sha256'), size: 0 }));
+        if (running && running.size === req.at) {
+          running.hash.update(req.data);
+          running.size += req.data.byteLength;
+        } else {
+          hashes.delete(req.key); // it missed bytes: lost, and its digest says so
+        }
+        return reply(req.id, req.op, {});
+      }
       default:
         throw new Error(`unknown op ${(req as { op: unknown }).op}`);
     }

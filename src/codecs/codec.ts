@@ -452,10 +452,39 @@ function decodePayload(stored: Uint8Array): Uint8Array {
   return ungroupedPayload(stored.subarray(1), codec === 'zstd-bg2' ? 2 : 4);
 }
 
-/** Decode and verify: throws ChunkCorruptError unless the result hashes to `digest`. */
-export function decodeChunk(stored: Uint8Array, digest: string): Uint8Array {
+/**
+ * The raw size an object's headers declare, read without decoding: a chunk
+ * from an untrusted source (a client's direct push) is checked against the
+ * size it claims before anything is allocated for it.
+ */
+export function declaredRawSize(stored: Uint8Array): number {
+  const codec = codecOf(stored);
+  const payload = stored.subarray(1);
+  if (codec === 'raw') return payload.byteLength;
+  if (codec === 'zstd') return frameContentSize(payload);
+  if (payload.length < 7) throw new ChunkCorruptError('bad byte-grouped header');
+  const lenA = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(2, true);
+  if (7 + lenA > payload.length) throw new ChunkCorruptError('byte-grouped section A overruns the object');
+  const size = (mode: number | undefined, bytes: Uint8Array) => {
+    if (mode === 0) return bytes.byteLength;
+    if (mode === 1) return frameContentSize(bytes);
+    throw new ChunkCorruptError(`bad section mode ${mode}`);
+  };
+  return size(payload[1], payload.subarray(6, 6 + lenA)) + size(payload[6 + lenA], payload.subarray(7 + lenA));
+}
+
+/**
+ * Decode and verify: throws ChunkCorruptError unless the result hashes to
+ * `digest` (and, given `size`, unless its headers declare exactly that many
+ * bytes, checked before decoding).
+ */
+export function decodeChunk(stored: Uint8Array, digest: string, size?: number): Uint8Array {
   let raw: Uint8Array;
   try {
+    if (size !== undefined) {
+      const declared = declaredRawSize(stored);
+      if (declared !== size) throw new ChunkCorruptError(`chunk ${digest} declares ${declared} bytes, not ${size}`);
+    }
     raw = decodePayload(stored);
   } catch (err) {
     if (err instanceof ChunkCorruptError) throw err;

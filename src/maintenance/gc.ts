@@ -26,6 +26,9 @@
 //     seen unrecorded for at least the grace period. An upload in flight
 //     writes its objects before their records (batched), so this is what
 //     keeps a running upload from being robbed.
+//  4. Objects under staging/ (chunks a client put into the bucket for a
+//     direct push, not yet verified) whose upload session is gone: finished,
+//     cancelled, or expired in step 1. Those of a live session stay.
 //
 // Known limit: an upload that dedups against an old unreferenced chunk in the
 // moment between step 1 and step 2 (it finds the object still there, `put`
@@ -36,7 +39,7 @@
 // records (see the report of the gc work).
 import { CairnError } from '../errors.ts';
 import type { StorageDriver } from '../blobs/driver.ts';
-import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../blobs/layout.ts';
+import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX, stagedOfKey, STAGING_PREFIX } from '../blobs/layout.ts';
 import type { Logger } from '../log.ts';
 import type { BlobIndex } from '../metadata/blobs.ts';
 import type { MaintenanceQueries } from '../metadata/maintenance.ts';
@@ -67,6 +70,8 @@ export interface GcReport {
   orphan_bytes_freed: number;
   /** unrecorded objects seen, waiting for the grace period to pass */
   orphan_objects_pending: number;
+  /** staged objects of direct pushes whose session is gone */
+  staged_objects_deleted: number;
   blobs_deleted: number;
   uploads_expired: number;
   seconds: number;
@@ -167,6 +172,18 @@ export class GarbageCollector {
     });
     if (!dryRun) queries.saveOrphans(seenNow);
 
+    // 4. staged objects of sessions that are gone
+    let stagedDeleted = 0;
+    const stale: string[] = [];
+    for await (const key of driver.list(STAGING_PREFIX)) {
+      const staged = stagedOfKey(key);
+      if (staged && !queries.uploadExists(staged.session)) stale.push(key);
+    }
+    await eachLimited(stale, 8, async (key) => {
+      if (!dryRun) await driver.delete(key);
+      stagedDeleted++;
+    });
+
     const report: GcReport = {
       dry_run: dryRun,
       grace_seconds: graceSeconds,
@@ -176,6 +193,7 @@ export class GarbageCollector {
       orphan_objects_deleted: orphansDeleted,
       orphan_bytes_freed: orphanBytes,
       orphan_objects_pending: seenNow.size,
+      staged_objects_deleted: stagedDeleted,
       blobs_deleted: sweep.blobs.length,
       uploads_expired: sweep.uploads.length,
       seconds: (Date.now() - started) / 1000,

@@ -35,6 +35,11 @@ export class BlobIndex implements ChunkIndex {
     });
   }
 
+  /** Up to `limit` blobs that hold a chunk. */
+  blobsHolding(chunk: string, limit: number): string[] {
+    return this.db.all<{ blob_digest: string }>('SELECT DISTINCT blob_digest FROM blob_chunks WHERE chunk_digest = ? LIMIT ?', [chunk, limit]).map((r) => r.blob_digest);
+  }
+
   getBlob(digest: string): BlobRow | undefined {
     return this.db.first<BlobRow>('SELECT * FROM blobs WHERE digest = ?', [digest]);
   }

@@ -118,6 +118,10 @@ export class MaintenanceQueries {
   }
 
   /** Objects seen without a record by an earlier gc: key → first_seen. */
+  uploadExists(id: string): boolean {
+    return this.db.first('SELECT 1 FROM uploads WHERE id = ?', [id]) !== undefined;
+  }
+
   orphans(): Map<string, string> {
     return new Map(this.db.all<{ key: string; first_seen: string }>('SELECT key, first_seen FROM gc_orphans').map((r) => [r.key, r.first_seen]));
   }

@@ -1,6 +1,6 @@
 // Queries for resumable upload sessions.
 import type { Database } from './db.ts';
-import type { TensorLayout } from '../blobs/tensor-layout.ts';
+import type { TensorLayout } from '../codecs/tensor-layout.ts';
 import type { ChunkRef } from '../blobs/chunk-index.ts';
 
 export interface UploadRow {
@@ -73,6 +73,39 @@ export class UploadQueries {
       'SELECT chunk_digest, offset, size FROM upload_chunks WHERE upload_id = ? ORDER BY seq',
       [id],
     ).map((r) => ({ digest: r.chunk_digest, offset: r.offset, size: r.size }));
+  }
+
+  /**
+   * Records presigned PUTs handed out to a session (digest → stored size; a
+   * digest asked for again is signed for its new size) and returns the bytes
+   * they add up to.
+   */
+  stage(id: string, chunks: Array<{ digest: string; storedSize: number }>): number {
+    return this.db.transaction(() => {
+      for (const c of chunks) {
+        this.db.run(
+          'INSERT INTO upload_staged (upload_id, chunk_digest, stored_size) VALUES (?, ?, ?) ON CONFLICT (upload_id, chunk_digest) DO UPDATE SET stored_size = excluded.stored_size',
+          [id, c.digest, c.storedSize],
+        );
+      }
+      return this.stagedBytes(id);
+    });
+  }
+
+  unstage(id: string, digests: string[]): void {
+    this.db.transaction(() => {
+      for (const d of digests) this.db.run('DELETE FROM upload_staged WHERE upload_id = ? AND chunk_digest = ?', [id, d]);
+    });
+  }
+
+  stagedBytes(id: string): number {
+    return this.db.first<{ n: number }>('SELECT coalesce(sum(stored_size), 0) AS n FROM upload_staged WHERE upload_id = ?', [id])!.n;
+  }
+
+  /** The chunks a session was handed presigned PUTs for, with the size each was signed for. */
+  staged(id: string): Map<string, number> {
+    const rows = this.db.all<{ chunk_digest: string; stored_size: number }>('SELECT chunk_digest, stored_size FROM upload_staged WHERE upload_id = ?', [id]);
+    return new Map(rows.map((r) => [r.chunk_digest, r.stored_size]));
   }
 
   delete(id: string): void {

@@ -44,6 +44,9 @@ export interface ChangeEvent {
   tag?: string | null;
 }
 
+/** Blobs looked at per chunk by usableChunk: a chunk in more blobs than this the caller cannot name is re-uploaded, no more. */
+const CHUNK_HOLDERS_CHECKED = 32;
+
 export class Catalog {
   readonly db: Database;
   readonly models: ModelQueries;
@@ -141,6 +144,18 @@ export class Catalog {
     if (!blob || mayRead(caller, '*')) return blob;
     if (caller.principal !== undefined && this.blobs.hasGrant(digest, caller.principal)) return blob;
     return this.models.liveVersionHolds(digest, caller.models) ? blob : undefined;
+  }
+
+  /**
+   * Whether the caller may build on a stored chunk (a direct push skips
+   * uploading it): it is recorded, and one of the first blobs holding it is
+   * one the caller may name (usableBlob). To anyone else it is absent, as
+   * blobs are: which chunks other tenants store is no one else's to probe.
+   */
+  usableChunk(digest: string, caller: Caller): boolean {
+    if (!this.blobs.hasChunk(digest)) return false;
+    if (mayRead(caller, '*')) return true;
+    return this.blobs.blobsHolding(digest, CHUNK_HOLDERS_CHECKED).some((blob) => this.usableBlob(blob, caller) !== undefined);
   }
 
   /** The lineage file `models/<name>/model.json` as it stands now. */

@@ -113,7 +113,7 @@ export function createServices(deps: RegistryDeps): Services {
     },
     now: deps.now,
   });
-  const uploads = new Uploads(catalog, new UploadQueries(db), chunks);
+  const uploads = new Uploads(catalog, new UploadQueries(db), chunks, { presignSeconds: deps.presignSeconds });
   const queries = new MaintenanceQueries(db);
   // gc and verify see storage failures as STORAGE_UNAVAILABLE, like every content read (the chunk store's wrapped driver)
   const collector = new GarbageCollector({

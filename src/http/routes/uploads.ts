@@ -1,8 +1,9 @@
 // Resumable upload sessions and blob presence.
 import type { Request, Response } from 'express';
-import { BlobDoc, UploadDoc } from '../../api/index.ts';
+import { BlobDoc, ChunkListRequest, MissingChunks, MissingChunksRequest, StagingRequest, StagingUrls, UploadDoc } from '../../api/index.ts';
 import { CairnError } from '../../errors.ts';
 import { callerOf } from '../auth.ts';
+import { jsonBodyParser } from '../json-body.ts';
 import { BINARY, header, LOCATION, query } from '../openapi.ts';
 import { parseContentRange } from '../ranges.ts';
 import { route } from '../route.ts';
@@ -77,6 +78,10 @@ const sessionHeaders = {
 };
 const SESSION_ID = { name: 'id', in: 'path', description: 'upload session id' } as const;
 const WRITE = { scope: 'write' } as const;
+// a direct push's lists: up to MAX_DIRECT_CHUNKS entries of ~120 bytes
+const chunkListBody = jsonBodyParser('256kb');
+const DIRECT =
+  ' A direct push (README "Direct transfers"): with S3 storage, Cairn\'s own clients cut and encode chunks themselves, upload the missing ones straight into the bucket and append the file as a chunk list; the server reads every chunk back and checks it before recording anything. With fs storage: 409 DIRECT_UNAVAILABLE (upload the bytes with PATCH).';
 
 // a session is its starting token's: to any other it answers 404, as if it did not exist
 export const uploadRoutes = [
@@ -177,6 +182,69 @@ export const uploadRoutes = [
     handle: ({ services }) => async (req, res) => {
       await services.uploads.cancel(req.params.id, callerOf(req));
       res.status(204).end();
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/chunks/missing',
+    access: WRITE,
+    doc: {
+      id: 'missingChunks',
+      tag: 'uploads',
+      summary: 'Which of these chunks a direct push must upload',
+      description:
+        'Needs write. The answer names every digest asked about that is not stored — or is stored only in content the caller may not read: to a token limited to some models, other tenants\' chunks are absent, as their blobs are.' +
+        DIRECT,
+      body: { required: true, content: { 'application/json': { schema: MissingChunksRequest } } },
+      responses: { 200: { description: 'the chunks to upload', schema: MissingChunks } },
+      errors: ['INVALID_ARGUMENT', 'INVALID_DIGEST', 'DIRECT_UNAVAILABLE'],
+    },
+    before: () => [chunkListBody],
+    handle: ({ services }) => (req, res) => {
+      res.json(services.uploads.missingChunks(req.body, callerOf(req)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/uploads/:id/staging',
+    access: WRITE,
+    doc: {
+      id: 'stageChunks',
+      tag: 'uploads',
+      summary: "Presigned PUTs into a session's staging area (direct push)",
+      description:
+        'One URL per chunk, valid for CAIRN_PRESIGN_SECONDS (default 300), that PUTs exactly `stored_size` bytes (the length is signed: storage refuses any other) to the staged object of that digest in this session. A session may have at most 2 GiB staged and not yet appended (413 STAGING_LIMIT). Nothing staged is trusted: appending the chunks checks them.' +
+        DIRECT,
+      params: [SESSION_ID],
+      body: { required: true, content: { 'application/json': { schema: StagingRequest } } },
+      responses: { 200: { description: 'the URLs', schema: StagingUrls } },
+      errors: ['INVALID_ARGUMENT', 'INVALID_DIGEST', 'UPLOAD_NOT_FOUND', 'STAGING_LIMIT', 'DIRECT_UNAVAILABLE', 'STORAGE_UNAVAILABLE'],
+    },
+    before: () => [chunkListBody],
+    handle: ({ services }) => async (req, res) => {
+      res.json(await services.uploads.stage(req.params.id, req.body, callerOf(req)));
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/v1/uploads/:id/chunks',
+    access: WRITE,
+    doc: {
+      id: 'appendChunks',
+      tag: 'uploads',
+      summary: 'Append chunks by digest (direct push)',
+      description:
+        'The next chunks of the file, in order, starting at the session offset (409 UPLOAD_OFFSET_MISMATCH otherwise). Each must be staged for this session or already stored and readable by the caller (400 CHUNK_MISSING). A staged chunk is read back from storage, its headers must declare the claimed size and it must decode to bytes with the claimed sha256 — else 400 CHUNK_MISMATCH and the staged object is deleted; only then is it written to the chunk store, create-only. Chunks already stored are read back and checked too: they make up the bytes whose digest finishing checks. The chunks checked before a failing one stay appended (the error\'s session offset says where it stands). Finish with PUT ?digest= as for any session.' +
+        DIRECT,
+      params: [SESSION_ID],
+      body: { required: true, content: { 'application/json': { schema: ChunkListRequest } } },
+      responses: { 202: { description: 'appended', headers: sessionHeaders, schema: UploadDoc } },
+      errors: ['INVALID_ARGUMENT', 'INVALID_DIGEST', 'UPLOAD_NOT_FOUND', 'UPLOAD_OFFSET_MISMATCH', 'UPLOAD_BUSY', 'CHUNK_MISSING', 'CHUNK_MISMATCH', 'CONTENT_CORRUPT', 'DIRECT_UNAVAILABLE', 'STORAGE_UNAVAILABLE'],
+    },
+    before: () => [chunkListBody],
+    handle: ({ services }) => async (req, res) => {
+      const doc = await services.uploads.appendChunks(req.params.id, req.body, callerOf(req));
+      setSessionHeaders(res, doc).status(202).json(doc);
     },
   }),
   // 200 only for content the caller may name: uploaded by it, or in a version it may read

@@ -4,9 +4,10 @@
 // header before it changes size) and hints the codec at float element widths
 // (byte-grouped zstd). What a file's bytes mean is not the chunk store's to
 // know: a LayoutFinder, given the first bytes of the stream, reads the layout
-// from them (src/registry/tensor-layout.ts, with the format parsers) and
+// from them (src/formats/tensor-layout.ts, with the format parsers) and
 // hands it over as plain data. An upload session keeps the layout it was
 // given (uploads.layout) and resumes with it.
+import type { ChunkerOptions } from '../codecs/chunker.ts';
 
 /** A tensor's byte range in the file, [begin, end), and its element width in bytes (1 = not a float type we group). */
 export interface TensorSpan {
@@ -37,21 +38,25 @@ export type LayoutProbe =
 export type LayoutFinder = (head: Uint8Array, ended: boolean) => LayoutProbe | Promise<LayoutProbe>;
 
 /**
- * The forced cut points for a layout (absolute offsets): the end of the header,
- * and every tensor boundary — except that runs of tensors smaller than
- * `minSize` are grouped (cut once the group reaches `minSize`), so a model
- * with many tiny tensors (biases, norms) does not become thousands of tiny
- * objects. Grouping depends only on tensor sizes, so it is stable when values
- * change; the price is that a changed tiny tensor changes its whole group.
- * A tensor of at least `minSize` always starts and ends a chunk, so the
- * content-defined cuts inside it depend only on its own bytes.
+ * The forced cut points for a layout (absolute offsets): the end of the
+ * header, and every tensor boundary — except that runs of tensors smaller than
+ * the chunking's tensorGroupSize are grouped (cut once the group reaches it),
+ * so a model with many tiny tensors (biases, norms) does not become thousands
+ * of tiny objects. A tensor of at least tensorGroupSize always starts and ends
+ * a chunk, so the content-defined cuts inside it depend only on its own bytes,
+ * and a changed small tensor re-stores at most its group (< 2 × tensorGroupSize).
+ * Grouping depends only on tensor sizes and the distances between them: values
+ * changing or a header changing length shifts no group. Part of the storage
+ * format (the cut points), like the chunking options.
  */
-export function forcedCuts(layout: TensorLayout, minSize: number): number[] {
+export function forcedCuts(layout: TensorLayout, chunking: ChunkerOptions): number[] {
+  const groupSize = chunking.tensorGroupSize ?? chunking.minSize;
   const cuts: number[] = [];
   const { tensors } = layout;
   if (tensors.length === 0) return cuts;
   let last = tensors[0]!.begin;
   if (last > 0) cuts.push(last);
+  // a tensor's extent runs to the next one's start: padding belongs to the tensor before it
   for (let i = 0; i < tensors.length; i++) {
     const t = tensors[i]!;
     const next = tensors[i + 1];
@@ -59,12 +64,11 @@ export function forcedCuts(layout: TensorLayout, minSize: number): number[] {
       if (t.end < Number.MAX_SAFE_INTEGER) cuts.push(t.end);
       break;
     }
-    // gaps (padding) belong to the tensor before them: the boundary is the next start
-    const at = next.begin;
-    const big = (x: TensorSpan) => x.end - x.begin >= minSize;
-    if (big(t) || big(next) || at - last >= minSize) {
-      cuts.push(at);
-      last = at;
+    const extent = next.begin - t.begin;
+    const nextExtent = (tensors[i + 2]?.begin ?? next.end) - next.begin;
+    if (extent >= groupSize || nextExtent >= groupSize || next.begin - last >= groupSize) {
+      cuts.push(next.begin);
+      last = next.begin;
     }
   }
   return cuts;

@@ -1,6 +1,6 @@
 // The tensor layout of a file being uploaded, read from the first bytes of its
 // stream with the format parsers (formats/safetensors.ts, formats/gguf.ts) and
-// handed to the chunk store as plain data (blobs/tensor-layout.ts): where each
+// handed to the chunk store as plain data (codecs/tensor-layout.ts): where each
 // tensor starts and ends, and the element width of the float tensors whose
 // bytes the codec groups (F32: 4; F16, BF16: 2; anything else 1, not grouped).
 //
@@ -11,7 +11,7 @@
 // than MAX_LAYOUT_TENSORS tensors are not laid out. A header that is larger,
 // malformed, or not little-endian (the codec's byte planes assume it) simply
 // disables the optimisation: the file is then chunked by content only.
-import type { LayoutProbe, TensorLayout, TensorSpan } from '../blobs/tensor-layout.ts';
+import type { LayoutProbe, TensorLayout, TensorSpan } from '../codecs/tensor-layout.ts';
 import { GgufTruncatedError, ggufTensorLayout } from '../formats/gguf.ts';
 import { safetensorsHeaderTensors } from '../formats/safetensors.ts';
 import type { FileSource } from '../formats/types.ts';
