@@ -26,6 +26,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 /** The same driver, failing with domain errors only (see above). */
 export function withStorageErrors(driver: StorageDriver): StorageDriver {
   const presignGet = driver.presignGet?.bind(driver);
+  const presignPut = driver.presignPut?.bind(driver);
   return {
     name: driver.name,
     get: (key) => call(() => driver.get(key)),
@@ -42,5 +43,6 @@ export function withStorageErrors(driver: StorageDriver): StorageDriver {
     delete: (key) => call(() => driver.delete(key)),
     ping: () => call(() => driver.ping()),
     ...(presignGet && { presignGet: (key: string, seconds: number) => call(() => presignGet(key, seconds)) }),
+    ...(presignPut && { presignPut: (key: string, size: number, seconds: number) => call(() => presignPut(key, size, seconds)) }),
   };
 }
