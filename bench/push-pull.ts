@@ -6,6 +6,13 @@
 // Starts the real server (`node bin/cairn.js serve`) as a child process on a
 // temporary data dir and a free port, then for each size:
 //   cairn push      one streamed multipart/form-data POST /v1/models/bench/versions
+//   cairn-direct push  (s3) `cairn push` as a user runs it (node bin/cairn.js, a child
+//                   process): the CLI cuts the file and PUTs the chunks straight
+//                   into S3's staging area; the server reads each back and checks
+//                   it. Same generator and size, its own seed (the same bytes would
+//                   deduplicate against `cairn push`'s); the file is written to a
+//                   temp dir first, outside the clock. Then a second push of a v2
+//                   whose every 10th chunk changed: its bytes_sent vs the file size
 //   direct write    the same bytes straight to the backend: an S3 multipart upload
 //                   (lib-storage, 16 MiB parts, 4 in flight), or a plain fsynced file
 //   cairn pull      GET …/files/weights.bin, hashed as it arrives (sha256 checked)
@@ -66,12 +73,20 @@ import { parseArgs } from 'node:util';
 import { modelSpec, safetensorsSize, safetensorsStream, type TensorSpec } from '../test/support/tensors.ts';
 import { describeLink, parseLink, type LinkProxyMessage, type LinkSpec } from './link-proxy.ts';
 import { parseSize } from './support.ts';
+import { chunkKey } from '../src/blobs/layout.ts';
 
 const MiB = 1024 * 1024;
 const GEN_BUFFER = MiB;
 const MODEL = 'bench';
 const RSS_LIMIT_MIB = 300;
+/** v2 of the dedup figure: every V2_EVERY-th chunk of v1 gets V2_CHANGED_BYTES changed in its middle (cut points stay) */
+const V2_EVERY = 10;
+const V2_CHANGED_BYTES = 64 * 1024;
 const SAMPLE_MS = 50;
+/** Before each phase: the server counts as idle under this CPU (% of one core) over IDLE_SAMPLE_MS; waited for at most IDLE_WAIT_MS. */
+const IDLE_CPU_PCT = 5;
+const IDLE_SAMPLE_MS = 500;
+const IDLE_WAIT_MS = 180_000;
 const CLK_TCK = 100; // Linux USER_HZ; /proc times are in these ticks
 // ChunkStore's defaults (writeConcurrency, readAhead), mirrored by --object-baseline.
 const OBJECT_PUT_CONCURRENCY = 3;
@@ -740,15 +755,9 @@ async function hashStream(stream: AsyncIterable<Uint8Array>): Promise<{ digest: 
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
-/**
- * `cairn pull` as a user runs it, into a fresh directory under `workDir`: the
- * CLI fetches the chunks straight from S3 (it must: the phase fails if any
- * file came through the server). The file is hashed afterwards, outside the
- * phase's clock, and removed.
- */
-async function cliPull(base: string, version: string, fileName: string, workDir: string): Promise<() => Promise<{ digest: string; size: number }>> {
-  const out = await fsp.mkdtemp(path.join(workDir, 'pull-'));
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/cairn.js'), 'pull', `${MODEL}@${version}`, '-o', out, '--json'], {
+/** Runs `node bin/cairn.js <args> --json` against `base` as a user would; resolves with its JSON output and what it said on stderr. */
+async function runCli(base: string, args: string[], what: string): Promise<{ json: unknown; stderr: string }> {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/cairn.js'), ...args, '--json'], {
     env: { ...process.env, CAIRN_URL: base },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -757,9 +766,20 @@ async function cliPull(base: string, version: string, fileName: string, workDir:
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0) throw new Error(`cairn pull exited ${code}: ${stderr}${stdout}`.slice(0, 4000));
-  const result = JSON.parse(stdout) as { files: Array<{ via?: string }> };
-  if (!result.files.every((f) => f.via === 'storage')) throw new Error(`cairn pull did not fetch straight from storage: ${stdout.slice(0, 2000)}`);
+  if (code !== 0) throw new Error(`${what} exited ${code}: ${stderr}${stdout}`.slice(0, 4000));
+  return { json: JSON.parse(stdout), stderr };
+}
+
+/**
+ * `cairn pull` as a user runs it, into a fresh directory under `workDir`: the
+ * CLI fetches the chunks straight from S3 (it must: the phase fails if any
+ * file came through the server). The file is hashed afterwards, outside the
+ * phase's clock, and removed.
+ */
+async function cliPull(base: string, version: string, fileName: string, workDir: string): Promise<() => Promise<{ digest: string; size: number }>> {
+  const out = await fsp.mkdtemp(path.join(workDir, 'pull-'));
+  const result = (await runCli(base, ['pull', `${MODEL}@${version}`, '-o', out], 'cairn pull')).json as { files: Array<{ via?: string }> };
+  if (!result.files.every((f) => f.via === 'storage')) throw new Error(`cairn pull did not fetch straight from storage: ${JSON.stringify(result).slice(0, 2000)}`);
   return async () => {
     const file = path.join(out, fileName);
     try {
@@ -768,6 +788,87 @@ async function cliPull(base: string, version: string, fileName: string, workDir:
       await fsp.rm(out, { recursive: true, force: true });
     }
   };
+}
+
+/** Writes the payload to `file` (outside any phase's clock: `cairn push` reads a file), hashing it on the way. */
+async function writePayload(payload: Payload, file: string): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const handle = await fsp.open(file, 'w');
+  try {
+    for (const buf of payload.bytes()) {
+      hash.update(buf);
+      size += buf.length;
+      await handle.write(buf);
+    }
+  } finally {
+    await handle.close();
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+/**
+ * `cairn push` as a user runs it (a child process), on S3: it must go straight
+ * to storage (`files[].direct`) and upload, and the server must record `expected`.
+ * Resolves with the stored bytes it sent (`files[].bytes_sent`).
+ */
+async function cliPush(base: string, version: string, file: string, expected: { digest: string; size: number }): Promise<number> {
+  const { json, stderr } = await runCli(base, ['push', `${MODEL}@${version}`, file], 'cairn push');
+  const result = json as { files: Array<{ digest: string; size: number; status: string; direct: boolean; bytes_sent: number }> };
+  const got = result.files[0];
+  if (result.files.length !== 1 || !got) throw new Error(`cairn push: expected one file: ${JSON.stringify(result).slice(0, 2000)}`);
+  if (!got.direct || got.status !== 'uploaded') throw new Error(`cairn push did not upload straight to storage: ${JSON.stringify(got)}; it said: ${stderr.slice(-2000)}`);
+  if (got.digest !== expected.digest || got.size !== expected.size) throw new Error(`cairn push: recorded ${got.digest} (${got.size} B), expected ${expected.digest} (${expected.size} B)`);
+  return got.bytes_sent;
+}
+
+interface ChunkMapDoc {
+  chunks: Array<{ offset: number; size: number; digest: string }>;
+}
+
+/** The server's chunk map of a version's file (GET …/files/<file>/chunks, S3 only). */
+async function chunkMapOf(base: string, version: string, fileName: string): Promise<ChunkMapDoc> {
+  const res = await fetch(`${base}/v1/models/${MODEL}/versions/${encodeURIComponent(version)}/files/${fileName}/chunks`);
+  if (!res.ok) throw new Error(`chunk map of ${version}: HTTP ${res.status}: ${(await res.text()).slice(0, 2000)}`);
+  return (await res.json()) as ChunkMapDoc;
+}
+
+/** The keys (under the run's prefix) of a version's chunk objects. */
+async function chunkKeysOf(base: string, version: string, fileName: string): Promise<Set<string>> {
+  const map = await chunkMapOf(base, version, fileName);
+  return new Set(map.chunks.map((c) => chunkKey(c.digest)));
+}
+
+/**
+ * Turns the local copy of `version`'s file into a v2 that shares all but
+ * every V2_EVERY-th chunk with it: V2_CHANGED_BYTES in the middle of each of
+ * those chunks are inverted, well inside the chunk, so the chunker's cut
+ * points stay (barring a new cut point inside the changed bytes, which the
+ * bytes sent would show). Chunks come from the server's chunk map of the
+ * version; the first chunk (a safetensors header) is left alone.
+ */
+async function makeV2(base: string, version: string, fileName: string, file: string): Promise<{ digest: string; size: number; chunks: number; changedChunks: number; changedChunkBytes: number }> {
+  const map = await chunkMapOf(base, version, fileName);
+  const handle = await fsp.open(file, 'r+');
+  let changedChunks = 0;
+  let changedChunkBytes = 0;
+  try {
+    for (const [i, chunk] of map.chunks.entries()) {
+      if (i % V2_EVERY !== V2_EVERY / 2) continue;
+      const length = Math.min(V2_CHANGED_BYTES, Math.floor(chunk.size / 2));
+      const at = chunk.offset + Math.floor((chunk.size - length) / 2);
+      const bytes = Buffer.alloc(length);
+      await handle.read(bytes, 0, length, at);
+      for (let j = 0; j < length; j++) bytes[j] = bytes[j]! ^ 0xff;
+      await handle.write(bytes, 0, length, at);
+      changedChunks++;
+      changedChunkBytes += chunk.size;
+    }
+  } finally {
+    await handle.close();
+  }
+  const got = await hashStream(fs.createReadStream(file, { highWaterMark: MiB }));
+  return { ...got, chunks: map.chunks.length, changedChunks, changedChunkBytes };
 }
 
 function pullFile(base: string, version: string, fileName: string): Promise<{ digest: string; size: number }> {
@@ -1007,7 +1108,7 @@ async function fsUsage(dir: string): Promise<{ objects: number; bytes: number }>
 
 // ---- the run -----------------------------------------------------------------------
 
-type PhaseName = 'cairn push' | 'cairn pull' | 'cairn-direct pull' | 'direct write' | 'direct read' | 'hop push' | 'hop pull' | 'objects write' | 'objects read';
+type PhaseName = 'cairn push' | 'cairn-direct push' | 'cairn-direct push v2' | 'cairn pull' | 'cairn-direct pull' | 'direct write' | 'direct read' | 'hop push' | 'hop pull' | 'objects write' | 'objects read';
 
 interface PhaseResult extends PhaseStats {
   /** the nominal size (--sizes) */
@@ -1038,6 +1139,10 @@ interface SizeResult {
   version: string;
   /** what the server stored for it: chunk objects and their bytes */
   stored?: { objects: number; bytes: number };
+  /** (s3) the cairn-direct push's file and what it sent */
+  directPush?: { digest: string; bytes: number; bytesSent: number };
+  /** (s3) the second push: v2 shares all but every V2_EVERY-th chunk with the cairn-direct push's file */
+  secondPush?: { chunks: number; changedChunks: number; changedChunkBytes: number; bytesSent: number; fractionOfFile: number };
   phases: PhaseResult[];
 }
 
@@ -1073,6 +1178,22 @@ async function linkStats(link: Helper | undefined): Promise<Extract<LinkProxyMes
   return link.ask<Extract<LinkProxyMessage, { type: 'stats' }>>({ type: 'stats' }, 'stats');
 }
 
+/**
+ * Waits until the server process is idle (under IDLE_CPU_PCT of a core over IDLE_SAMPLE_MS): each
+ * publish starts background work (the version's OCI image form reads every byte of it once,
+ * src/registry/oci-images.ts) that would otherwise land in the next phase's numbers and on its link.
+ * Gives up after IDLE_WAIT_MS. Resolves with the seconds waited.
+ */
+async function serverIdle(pid: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const before = readCpuTicks(pid).total;
+    await new Promise((r) => setTimeout(r, IDLE_SAMPLE_MS));
+    const pct = (100 * (readCpuTicks(pid).total - before)) / CLK_TCK / (IDLE_SAMPLE_MS / 1000);
+    if (pct < IDLE_CPU_PCT || Date.now() - t0 > IDLE_WAIT_MS) return (Date.now() - t0) / 1000;
+  }
+}
+
 async function runPhase(
   processes: Processes,
   payload: Payload,
@@ -1088,7 +1209,8 @@ async function runPhase(
   const watched = phase.startsWith('hop') && hop ? { pid: hop.pid, name: 'hop server' } : { pid: server.pid, name: 'server' };
   const monitor = new PhaseMonitor(watched.pid);
   const name = `${formatSize(payload.nominalSize)} ${payload.data} ${label}`;
-  log(`  ${name} …`);
+  const waited = await serverIdle(server.pid);
+  log(`  ${name} …${waited >= 1 ? ` (after ${waited.toFixed(0)} s waiting for the server's background work)` : ''}`);
   const link0 = await linkStats(link);
   monitor.start();
   const t0 = process.hrtime.bigint();
@@ -1293,9 +1415,25 @@ async function main(): Promise<number> {
       let stored: SizeResult['stored'];
       let chunkObjects: Array<{ key: string; size: number }> = [];
       const fsBefore = admin ? undefined : await fsUsage(path.join(dataDir, 'blobs', 'chunks'));
+      // cairn-direct push: the CLI reads a file, written beforehand; bytes of their own seed, else
+      // they would deduplicate against cairn push's chunks (or the other way round)
+      let directPush: (SizeResult['directPush'] & { payload: Payload; file: string; version: string }) | undefined;
+      if (admin) {
+        const directPayload = payloadFor(data, `${seed}/direct`, size);
+        const file = path.join(await fsp.mkdtemp(path.join(dataDir, 'push-')), directPayload.fileName);
+        log(`${name}: writing the cairn-direct push's file (${directPayload.size.toLocaleString('en')} bytes, its own seed) …`);
+        const written = await writePayload(directPayload, file);
+        directPush = { digest: written.digest, bytes: written.size, bytesSent: 0, payload: directPayload, file, version: `${version}-direct` };
+      }
 
       await inTurn(
         () => runPhase(processes, payload, 'cairn push', 'cairn push', async () => check('push: the server recorded', await pushMultipart(server!.url, version, payload))),
+        directPush
+          ? () =>
+              runPhase(processes, directPush!.payload, 'cairn-direct push', 'cairn-direct push', async () => {
+                directPush!.bytesSent = await cliPush(server!.url, directPush!.version, directPush!.file, { digest: directPush!.digest, size: directPush!.bytes });
+              })
+          : undefined,
         () => runPhase(processes, payload, 'direct write', direct.label.write, () => direct.write(payload)),
         hopUrl
           ? () =>
@@ -1306,13 +1444,29 @@ async function main(): Promise<number> {
           : undefined,
       );
       if (admin) {
-        const objects = await listKeys(admin, bucket, `${prefix}chunks/`);
+        // cairn push's chunks only (the cairn-direct push stored its own next to them)
+        const own = await chunkKeysOf(server!.url, version, payload.fileName);
+        const objects = (await listKeys(admin, bucket, `${prefix}chunks/`)).filter((o) => own.has(o.key.slice(prefix.length)));
         chunkObjects = objects;
         stored = { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.size, 0) };
         if (objects.length === 0) log(`warning: no chunk objects under s3://${bucket}/${prefix}chunks/ — is CAIRN_S3_PREFIX honoured?`);
       } else {
         const after = await fsUsage(path.join(dataDir, 'blobs', 'chunks'));
         stored = { objects: after.objects - fsBefore!.objects, bytes: after.bytes - fsBefore!.bytes };
+      }
+      let secondPush: SizeResult['secondPush'];
+      if (directPush) {
+        const v2 = await makeV2(server!.url, directPush.version, directPush.payload.fileName, directPush.file);
+        log(`${name}: v2 changes ${v2.changedChunks} of ${v2.chunks} chunks (${(v2.changedChunkBytes / MiB).toFixed(1)} MiB of chunks)`);
+        let bytesSent = 0;
+        phases.push(
+          await runPhase(processes, directPush.payload, 'cairn-direct push v2', 'cairn-direct push v2', async () => {
+            bytesSent = await cliPush(server!.url, `${directPush!.version}-v2`, directPush!.file, v2);
+          }),
+        );
+        secondPush = { chunks: v2.chunks, changedChunks: v2.changedChunks, changedChunkBytes: v2.changedChunkBytes, bytesSent, fractionOfFile: bytesSent / v2.size };
+        log(`${name}: the v2 push sent ${(bytesSent / MiB).toFixed(1)} MiB, ${(100 * secondPush.fractionOfFile).toFixed(1)}% of the file`);
+        await fsp.rm(path.dirname(directPush.file), { recursive: true, force: true });
       }
       log(`${name}: server stored ${stored.objects} chunk objects, ${(stored.bytes / MiB).toFixed(1)} MiB (${((100 * stored.bytes) / payload.size).toFixed(1)}% of raw)`);
       await inTurn(
@@ -1327,7 +1481,7 @@ async function main(): Promise<number> {
         }));
         check('cairn-direct pull wrote', await written!());
       }
-      for (const [otherPhase, directPhase] of [['cairn push', 'direct write'], ['cairn pull', 'direct read'], ['cairn-direct pull', 'direct read'], ['hop push', 'direct write'], ['hop pull', 'direct read']] as const) {
+      for (const [otherPhase, directPhase] of [['cairn push', 'direct write'], ['cairn-direct push', 'direct write'], ['cairn pull', 'direct read'], ['cairn-direct pull', 'direct read'], ['hop push', 'direct write'], ['hop pull', 'direct read']] as const) {
         const other = phases.find((p) => p.phase === otherPhase);
         const d = phases.find((p) => p.phase === directPhase)!;
         if (other) other.ratio = other.mbPerSec / d.mbPerSec;
@@ -1358,7 +1512,8 @@ async function main(): Promise<number> {
         const deleted = await deletePrefix(admin, bucket, `${prefix}chunks/`);
         log(`${name}: deleted ${deleted} chunk objects`);
       }
-      results.push({ size, data, bytes: payload.size, digest, version, stored, phases });
+      const pushed = directPush && { digest: directPush.digest, bytes: directPush.bytes, bytesSent: directPush.bytesSent };
+      results.push({ size, data, bytes: payload.size, digest, version, stored, directPush: pushed, secondPush, phases });
     }
   } catch (err) {
     if (interrupted) return 130; // the phase failed because cleanup stopped the processes under it
@@ -1411,10 +1566,22 @@ async function main(): Promise<number> {
         const p = r.phases.find((x) => x.phase === phase);
         return p ? (p.serverCpuPct / 100) * p.seconds / (p.bytes / 1e9) : undefined;
       };
-      const proxied = cpuPerGB('cairn pull');
-      const direct = cpuPerGB('cairn-direct pull');
-      if (proxied !== undefined && direct !== undefined) {
-        out.push(`${formatSize(r.size)} ${r.data}: server CPU per GB pulled: cairn pull ${proxied.toFixed(2)} s, cairn-direct pull ${direct.toFixed(3)} s (${((100 * direct) / proxied).toFixed(1)}% of proxied)`);
+      for (const [verb, proxiedPhase, directPhase] of [['pulled', 'cairn pull', 'cairn-direct pull'], ['pushed', 'cairn push', 'cairn-direct push']] as const) {
+        const proxied = cpuPerGB(proxiedPhase);
+        const direct = cpuPerGB(directPhase);
+        if (proxied !== undefined && direct !== undefined) {
+          out.push(`${formatSize(r.size)} ${r.data}: server CPU per GB ${verb}: ${proxiedPhase} ${proxied.toFixed(2)} s, ${directPhase} ${direct.toFixed(3)} s (${((100 * direct) / proxied).toFixed(1)}% of proxied)`);
+        }
+      }
+      if (r.directPush) {
+        out.push(`${formatSize(r.size)} ${r.data}: cairn-direct push sent ${(r.directPush.bytesSent / MiB).toFixed(1)} MiB to storage for its ${(r.directPush.bytes / MiB).toFixed(1)} MiB file (${((100 * r.directPush.bytesSent) / r.directPush.bytes).toFixed(1)}%)`);
+      }
+      if (r.secondPush) {
+        const v2 = r.secondPush;
+        out.push(
+          `${formatSize(r.size)} ${r.data}: second push (v2: ${v2.changedChunks} of ${v2.chunks} chunks changed, ${(v2.changedChunkBytes / MiB).toFixed(1)} MiB of chunks): ` +
+            `bytes_sent ${(v2.bytesSent / MiB).toFixed(1)} MiB = ${(100 * v2.fractionOfFile).toFixed(1)}% of the file (goal ≤ 12%)`,
+        );
       }
     }
     if (problems.length) out.push(`server logged ${problems.length} warning/error line(s):\n${problems.slice(-20).join('\n')}`);

@@ -9,7 +9,11 @@
 //     object in storage (with its recorded size); every blob's chunk list is whole;
 //   - the interrupted push, run again, succeeds (201, or 409 with the bytes sent).
 // Plus: concurrent publishes of one name@version give exactly one 201, one 409.
+// And on S3, direct pushes by the `cairn push` CLI cut by a SIGKILL of the
+// server or of the CLI (see "direct pushes" below).
+import BetterSqlite3 from 'better-sqlite3';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -17,10 +21,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { digestOf, KiB, MiB, randomBytesFor } from './support/bytes.ts';
 import { filePath, sleep, streamedMultipart } from './support/http-client.ts';
-import { pieces, rawRequest, s3ChildEnv, spawnServer, type ChildServer, type RawResponse } from './support/child-server.ts';
+import { cairnBin } from './support/build.ts';
+import { freePort, pieces, rawRequest, s3ChildEnv, spawnServer, type ChildServer, type RawResponse } from './support/child-server.ts';
 import { prng } from './support/prng.ts';
 import { checkDataDir, emptyPrefix, fsChunks, s3Chunks, s3Driver, type ChunkExists } from './support/invariants.ts';
 import { storageKinds, TEST_BUCKET } from './support/server.ts';
+import { chunkDigestOfKey, CHUNKS_PREFIX, STAGING_PREFIX } from '../src/blobs/layout.ts';
 import type { S3Driver } from '../src/blobs/s3-driver.ts';
 
 const ROUNDS = Number(process.env.CAIRN_CRASH_ROUNDS ?? 18);
@@ -145,10 +151,10 @@ async function verifyVersion(base: string, push: Push, tally: Tally, pullBytes: 
   }
 }
 
-/** All versions the server lists, as `model@version`. */
-async function listed(base: string): Promise<Set<string>> {
+/** All versions the server lists of `models`, as `model@version`. */
+async function listedIn(base: string, models: readonly string[]): Promise<Set<string>> {
   const out = new Set<string>();
-  for (const model of MODELS) {
+  for (const model of models) {
     const res = await rawRequest(`${base}/v1/models/${model}/versions?limit=1000`, 'GET', {});
     if (res.status === 404) continue;
     assert.equal(res.status, 200, res.body.toString());
@@ -249,7 +255,7 @@ for (const kind of storageKinds) {
         }
 
         // invariants after the crash, before anything is re-run
-        const seen = await listed(now);
+        const seen = await listedIn(now, MODELS);
         tally.checks++;
         for (const k of seen) if (!attempted.has(k)) tally.violations.push(`round ${round}: ${k} is listed but was never pushed`);
         for (const k of acked) {
@@ -295,7 +301,7 @@ for (const kind of storageKinds) {
       }
 
       // final sweep: every acknowledged version, every byte; every invariant
-      const seen = await listed(server!.url);
+      const seen = await listedIn(server!.url, MODELS);
       for (const k of seen) {
         tally.checks++;
         if (!acked.has(k)) tally.violations.push(`final: ${k} listed but never acknowledged (all pushes were re-run to 201)`);
@@ -349,6 +355,312 @@ for (const kind of storageKinds) {
       const report = await checkDataDir(dataDir, chunks);
       assert.deepEqual(report.violations, []);
       t.diagnostic(`concurrent publish ${kind}: ${ones}/${reps} races gave exactly one 201 and one 409; stored bytes = the winner's`);
+    });
+  });
+}
+
+// ---- direct pushes (S3): `cairn push` puts chunks straight into the bucket ----
+//
+// The CLI (a child process) cuts each file, asks which chunks are missing,
+// PUTs them into its session's staging area and appends them by digest; the
+// server reads each back and checks it. A SIGKILL of the server or of the CLI
+// at a random moment of that must leave no partial version (a version is
+// listed whole, every file pulling back byte-identical, or not at all); the
+// same push run again completes; and once gc has run (grace 0, upload TTL 0;
+// twice: the first notes unrecorded objects, the second deletes them) every
+// object under chunks/ is recorded and used by a live version, and nothing is
+// left under staging/.
+
+const DIRECT_ROUNDS = Number(process.env.CAIRN_CRASH_DIRECT_ROUNDS ?? 8);
+const DIRECT_MODELS = ['direct-a', 'direct-b'];
+
+interface DirectPush {
+  model: string;
+  version: string;
+  /** the directory pushed: its files keep their paths */
+  dir: string;
+  files: PushFile[];
+}
+
+interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface CliPushed {
+  files: Array<{ path: string; digest: string; status: string; direct: boolean; resumed_from: number | null }>;
+}
+
+/** `cairn push <model>@<version> <dir> --json` as a user runs it; `kill` SIGKILLs it. */
+function startCliPush(base: string, push: DirectPush, stateHome: string): { done: Promise<CliRun>; kill(): void } {
+  const child = spawn(process.execPath, [cairnBin(), 'push', `${push.model}@${push.version}`, push.dir, '--json'], {
+    env: { ...process.env, CAIRN_URL: base, CAIRN_TOKEN: '', XDG_STATE_HOME: stateHome },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<CliRun>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+/**
+ * A push of 1–2 files of 4–16 MiB (a few chunks each). Half of them start
+ * from a file pushed before, with 64 KiB changed somewhere: most of their
+ * chunks are stored already, the rest must be sent.
+ */
+async function makeDirectPush(rng: () => number, root: string, model: string, version: string, earlier: PushFile[]): Promise<DirectPush> {
+  const dir = path.join(root, `${model}-${version}`);
+  const files: PushFile[] = [];
+  const n = 1 + Math.floor(rng() * 2);
+  for (let i = 0; i < n; i++) {
+    let data: Buffer;
+    const base = earlier.length > 0 && rng() < 0.5 ? earlier[Math.floor(rng() * earlier.length)]! : undefined;
+    if (base) {
+      data = Buffer.from(base.data);
+      const at = Math.floor(rng() * (data.length - 64 * KiB));
+      randomBytesFor(`direct-edit-${model}-${version}-${i}`, 64 * KiB).copy(data, at);
+    } else {
+      data = randomBytesFor(`direct-${model}-${version}-${i}`, Math.floor((4 + rng() * 12) * MiB));
+    }
+    const file = { path: i === 0 ? 'model.bin' : `shards/part-${i}.bin`, data, digest: digestOf(data) };
+    await fs.mkdir(path.dirname(path.join(dir, file.path)), { recursive: true });
+    await fs.writeFile(path.join(dir, file.path), data);
+    files.push(file);
+  }
+  return { model, version, dir, files };
+}
+
+/** Every object under chunks/ recorded and used by a live version's blob; nothing under staging/. */
+async function checkNoGarbage(dataDir: string, driver: S3Driver): Promise<{ violations: string[]; objects: number }> {
+  const violations: string[] = [];
+  const db = new BetterSqlite3(path.join(dataDir, 'registry.db'), { readonly: true, fileMustExist: true });
+  let recorded: Set<string>;
+  let used: Set<string>;
+  let objects = 0;
+  const holders = (digest: string) =>
+    JSON.stringify({
+      blobs: db.prepare('SELECT b.digest, b.created_at FROM blob_chunks bc JOIN blobs b ON b.digest = bc.blob_digest WHERE bc.chunk_digest = ?').all(digest),
+      uploads: db.prepare('SELECT u.id, u.updated_at FROM upload_chunks uc JOIN uploads u ON u.id = uc.upload_id WHERE uc.chunk_digest = ?').all(digest),
+      chunk: db.prepare('SELECT created_at FROM chunks WHERE digest = ?').get(digest),
+    });
+  try {
+    recorded = new Set((db.prepare('SELECT digest FROM chunks').all() as Array<{ digest: string }>).map((r) => r.digest));
+    used = new Set(
+      (
+        db
+          .prepare(
+            // a live version's blobs: its files', and those of its OCI manifests (config, manifest), which live while it does
+            `SELECT DISTINCT bc.chunk_digest AS digest FROM blob_chunks bc
+              WHERE bc.blob_digest IN (SELECT f.blob_digest FROM version_files f JOIN versions v ON v.id = f.version_id WHERE v.deleted_at IS NULL)
+                 OR bc.blob_digest IN (SELECT blob_digest FROM oci_live_blobs)`,
+          )
+          .all() as Array<{ digest: string }>
+      ).map((r) => r.digest),
+    );
+    for await (const key of driver.list(CHUNKS_PREFIX)) {
+      objects++;
+      const digest = chunkDigestOfKey(key);
+      if (!digest) violations.push(`${key}: not a chunk key`);
+      else if (!recorded.has(digest)) violations.push(`${key}: in storage, not recorded`);
+      else if (!used.has(digest)) violations.push(`${key}: recorded, but no live version's blob uses it (held by ${holders(digest)})`);
+    }
+  } finally {
+    db.close();
+  }
+  for await (const key of driver.list(STAGING_PREFIX)) violations.push(`${key}: left under staging/`);
+  return { violations, objects };
+}
+
+if (storageKinds.includes('s3')) {
+  describe('crash safety (s3): direct pushes by the cairn CLI, the server or the CLI SIGKILLed at random moments', { timeout: 300_000 }, () => {
+    let dataDir: string;
+    let work: string;
+    let server: ChildServer | undefined;
+    let port: number;
+    let driver: S3Driver;
+    let env: Record<string, string | undefined>;
+    const prefix = `crash-direct-${process.pid}-${randomBytes(4).toString('hex')}/`;
+
+    before(async () => {
+      dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-crash-direct-'));
+      work = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-crash-direct-files-'));
+      env = s3ChildEnv(TEST_BUCKET, prefix);
+      driver = s3Driver(TEST_BUCKET, prefix);
+      // one port for every restart: the CLI's retries and its recorded sessions (keyed by server URL) find the server again
+      port = await freePort();
+      server = await spawnServer({ dataDir, env, port });
+    });
+
+    after(async () => {
+      await server?.stop();
+      await emptyPrefix(driver).catch(() => 0);
+      await fs.rm(dataDir, { recursive: true, force: true });
+      await fs.rm(work, { recursive: true, force: true });
+    });
+
+    test(`${DIRECT_ROUNDS} direct pushes, each cut by a SIGKILL of the server or of the CLI; re-runs complete; gc leaves no garbage`, async (t) => {
+      const rng = prng(SEED + 17);
+      const stagedKeys = async () => {
+        const keys = new Set<string>();
+        for await (const k of driver.list(STAGING_PREFIX)) keys.add(k);
+        return keys;
+      };
+      const base = `http://127.0.0.1:${port}`;
+      const stateHome = path.join(work, 'state'); // the CLI's recorded sessions, kept across its runs
+      const tally: Tally = { checks: 0, violations: [] };
+      const attempted = new Map<string, DirectPush>();
+      const complete = new Set<string>();
+      const pushedFiles: PushFile[] = [];
+      const counts = { serverKills: 0, cliKills: 0, beforeKill: 0, throughRestart: 0, withStaged: 0, rerun: 0, rerunExisting: 0, resumed: 0, abandoned: 0, directFiles: 0 };
+      const asPush = (p: DirectPush): Push => ({ model: p.model, version: p.version, mode: 'session', files: p.files, sessions: new Map() });
+
+      /** A CLI run that must succeed: exit 0, every uploaded file went straight to storage. */
+      const expectPushed = (p: DirectPush, run: CliRun, what: string): CliPushed | undefined => {
+        tally.checks++;
+        if (run.code !== 0) {
+          tally.violations.push(`${what} ${key(p)}: cairn push exited ${run.code ?? run.signal}: ${run.stderr.slice(-600)}`);
+          return undefined;
+        }
+        const out = JSON.parse(run.stdout) as CliPushed;
+        for (const f of out.files) {
+          tally.checks++;
+          if (f.status === 'uploaded' && !f.direct) tally.violations.push(`${what} ${key(p)}/${f.path}: uploaded through the server, not straight to storage`);
+          if (f.status === 'uploaded') counts.directFiles++;
+          if (f.resumed_from !== null) counts.resumed++;
+        }
+        return out;
+      };
+
+      // A first push, not cut: it tells how long a push takes here (so does every push the kill came too late for), so the kills land all along one.
+      const first = await makeDirectPush(rng, work, DIRECT_MODELS[0]!, '0.0', pushedFiles);
+      const t0 = Date.now();
+      expectPushed(first, await startCliPush(base, first, stateHome).done, 'first push');
+      let pushMs = Date.now() - t0;
+      attempted.set(key(first), first);
+      complete.add(key(first));
+      pushedFiles.push(...first.files);
+
+      // until DIRECT_ROUNDS kills came during a push (a push may end before its kill)
+      for (let round = 1, kills = 0; kills < DIRECT_ROUNDS && round <= 2 * DIRECT_ROUNDS; round++) {
+        const victim = kills % 2 === 0 ? 'cli' : 'server';
+        const p = await makeDirectPush(rng, work, DIRECT_MODELS[round % DIRECT_MODELS.length]!, `1.${round}`, pushedFiles);
+        attempted.set(key(p), p);
+        const stagedBefore = await stagedKeys();
+        const cli = startCliPush(base, p, stateHome);
+        const started = Date.now();
+        let ended = false;
+        void cli.done.then(() => (ended = true));
+        // the kill comes after a random share of a push's time, or (half the rounds) once this push's chunks reach staging
+        const onStaging = rng() < 0.5;
+        const delay = onStaging ? Math.floor(rng() * 150) : Math.floor((0.3 + 0.7 * rng()) * pushMs);
+        const moment = (async () => {
+          if (onStaging) while (!ended && [...(await stagedKeys())].every((k) => stagedBefore.has(k))) await sleep(10);
+          await sleep(delay);
+        })();
+        const outcome = Promise.race([cli.done, moment.then(() => undefined)]);
+        let run = await outcome;
+        if (run !== undefined && run.code !== 0) {
+          tally.violations.push(`round ${round} ${key(p)}: cairn push failed before any kill: ${run.code ?? run.signal}: ${run.stderr.slice(-600)}`);
+        }
+        if (run !== undefined) {
+          counts.beforeKill++;
+          pushMs = Date.now() - started;
+        } else {
+          kills++;
+          if (victim === 'server') {
+            await server!.kill();
+            counts.serverKills++;
+            // back at once, on the same port: the CLI may carry on through its retries, or fail
+            server = await spawnServer({ dataDir, env, port });
+          } else {
+            cli.kill();
+            counts.cliKills++;
+          }
+          run = await cli.done;
+          if (run.code === 0) counts.throughRestart++; // the CLI's retries reached the restarted server
+          if ([...(await stagedKeys())].some((k) => !stagedBefore.has(k))) counts.withStaged++; // the kill came with this push's chunks in staging
+        }
+        if (run.code === 0 && expectPushed(p, run, `round ${round}`)) complete.add(key(p));
+
+        // after the kill, before any re-run: every listed version whole, nothing listed that was not pushed
+        const seen = await listedIn(base, DIRECT_MODELS);
+        for (const k of seen) {
+          tally.checks++;
+          if (!attempted.has(k)) tally.violations.push(`round ${round}: ${k} is listed but was never pushed`);
+          else await verifyVersion(base, asPush(attempted.get(k)!), tally, k === key(p) || rng() < 0.3, `round ${round} listed`);
+        }
+        for (const k of complete) {
+          tally.checks++;
+          if (!seen.has(k)) tally.violations.push(`round ${round}: ${k}, pushed to the end, is not listed`);
+        }
+        const report = await checkDataDir(dataDir, s3Chunks(driver));
+        tally.checks += report.checks;
+        for (const v of report.violations) tally.violations.push(`round ${round} after the ${victim} kill: ${v}`);
+
+        // the same push, run again, completes (or finds the version there, whole: the kill came after the publish
+        // was sent, and the server may have finished it after the listing above). Now and then from a machine
+        // that does not know the first run's session (a fresh state dir): that session is left to gc.
+        if (!complete.has(key(p))) {
+          const elsewhere = rng() < 0.35;
+          if (elsewhere) counts.abandoned++;
+          const again = await startCliPush(base, p, elsewhere ? path.join(work, `state-${round}`) : stateHome).done;
+          if (again.code !== 0 && /VERSION_EXISTS/.test(again.stderr + again.stdout)) {
+            counts.rerunExisting++;
+          } else if (expectPushed(p, again, `round ${round} re-run`)) {
+            counts.rerun++;
+          }
+          await verifyVersion(base, asPush(p), tally, true, `round ${round} re-run`);
+          complete.add(key(p));
+        }
+        pushedFiles.push(...p.files);
+        if (tally.violations.length > 20) break;
+      }
+
+      // A push given up: its CLI killed once chunks are in staging, never run again. Its session, staged
+      // objects and adopted chunks are garbage for gc to find.
+      const givenUp = await makeDirectPush(rng, work, DIRECT_MODELS[0]!, '9.0', []);
+      const stagedEarlier = await stagedKeys();
+      const doomed = startCliPush(base, givenUp, path.join(work, 'state-given-up'));
+      let ended = false;
+      void doomed.done.then(() => (ended = true));
+      while (!ended && [...(await stagedKeys())].every((k) => stagedEarlier.has(k))) await sleep(10);
+      doomed.kill();
+      await doomed.done;
+
+      // gc, twice, with no grace: whatever the kills left behind goes, and nothing a live version uses
+      const before = await checkNoGarbage(dataDir, driver); // what the kills left: staged objects, chunks of sessions never finished
+      for (let i = 0; i < 2; i++) {
+        const gc = await rawRequest(`${base}/v1/admin/gc`, 'POST', { 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ grace_seconds: 0, upload_ttl_seconds: 0 })));
+        assert.equal(gc.status, 200, `gc: ${gc.status} ${gc.body.toString()}`);
+      }
+      const garbage = await checkNoGarbage(dataDir, driver);
+      tally.checks += garbage.objects + 1;
+      tally.violations.push(...garbage.violations.slice(0, 20).map((v) => `after gc: ${v}`));
+      const report = await checkDataDir(dataDir, s3Chunks(driver));
+      tally.checks += report.checks;
+      for (const v of report.violations) tally.violations.push(`after gc: ${v}`);
+      const seen = await listedIn(base, DIRECT_MODELS);
+      for (const [k, p] of attempted) {
+        tally.checks++;
+        if (!seen.has(k)) tally.violations.push(`final: ${k} is not listed`);
+        else await verifyVersion(base, asPush(p), tally, true, 'final');
+      }
+      if (seen.has(key(givenUp))) await verifyVersion(base, asPush(givenUp), tally, true, 'final, given up');
+
+      const line =
+        `direct-push crash harness: ${counts.serverKills} server and ${counts.cliKills} CLI SIGKILLs during pushes (${counts.withStaged} with chunks in staging; ${counts.throughRestart} CLIs carried on through the server's restart), ` +
+        `${attempted.size} pushes (${counts.beforeKill} ended before their kill; the last took ${pushMs} ms), ` +
+        `${counts.rerun} re-runs completed (${counts.resumed} files resumed a recorded session; ${counts.abandoned} re-runs from a fresh state dir left the first session to gc), ${counts.rerunExisting} found their version already whole, ` +
+        `${counts.directFiles} files uploaded straight to storage; before gc ${before.violations.length} objects were garbage, after gc ${garbage.objects} chunk objects${garbage.violations.length === 0 ? ', all used' : ''}; ${tally.checks} checks, ${tally.violations.length} violations`;
+      t.diagnostic(line);
+      console.log(`# ${line}`);
+      assert.deepEqual(tally.violations, [], `invariant violations:\n${tally.violations.join('\n')}\n--- server log tail:\n${server!.logTail().slice(-3000)}`);
+      assert.ok(counts.serverKills + counts.cliKills > 0 && counts.directFiles > 0, 'the kills happened, and the pushes went straight to storage');
+      assert.ok(before.violations.length > 0, 'the given-up push left garbage for gc (else the check after gc proves nothing)');
     });
   });
 }

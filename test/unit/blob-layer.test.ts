@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { ChunkStore } from '../../src/blobs/chunk-store.ts';
 import { CodecPool } from '../../src/codecs/codec-pool.ts';
 import { sha256 } from '../../src/codecs/codec.ts';
-import { isDriverError } from '../../src/blobs/driver.ts';
+import { DriverError, isDriverError } from '../../src/blobs/driver.ts';
 import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../../src/blobs/layout.ts';
 import { withStorageErrors } from '../../src/blobs/storage-errors.ts';
 import { isCairnError } from '../../src/errors.ts';
@@ -64,7 +64,33 @@ describe('storage errors', () => {
     }
     assert.equal(storage.name, 'memory');
   });
+
+  test('presigning passes through (S3 hands out URLs: direct pulls and pushes need both), failing as STORAGE_UNAVAILABLE', async () => {
+    const raw = new PresigningDriver();
+    const storage = withStorageErrors(raw);
+    assert.equal(await storage.presignGet?.('k/a', 60), 'https://storage.example/k/a?get&60');
+    assert.equal(await storage.presignPut?.('k/a', 7, 60), 'https://storage.example/k/a?put&7&60');
+    raw.down = true;
+    await assert.rejects(storage.presignGet!('k/a', 60), (err) => isCairnError(err, 'STORAGE_UNAVAILABLE'));
+    await assert.rejects(storage.presignPut!('k/a', 7, 60), (err) => isCairnError(err, 'STORAGE_UNAVAILABLE'));
+    const plain = withStorageErrors(new SwitchableDriver());
+    assert.equal(plain.presignGet, undefined, 'a driver that cannot presign gets no presigning from the wrapper');
+    assert.equal(plain.presignPut, undefined);
+  });
 });
+
+/** The memory driver with presigned URLs, as S3's (what withStorageErrors must keep). */
+class PresigningDriver extends SwitchableDriver {
+  async presignGet(key: string, seconds: number): Promise<string> {
+    if (this.down) throw new DriverError('unavailable', key, 'backend down');
+    return `https://storage.example/${key}?get&${seconds}`;
+  }
+
+  async presignPut(key: string, size: number, seconds: number): Promise<string> {
+    if (this.down) throw new DriverError('unavailable', key, 'backend down');
+    return `https://storage.example/${key}?put&${size}&${seconds}`;
+  }
+}
 
 describe('chunk store over the memory driver (index in an in-memory SQLite)', () => {
   let db: Database;
