@@ -9,7 +9,7 @@ import { CairnError } from '../errors.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from './chunk-index.ts';
 import { DEFAULT_CHUNKING, type ChunkerOptions } from '../codecs/chunker.ts';
 import { ChunkCorruptError, codecOf, sha256, type ChunkHint } from '../codecs/codec.ts';
-import type { ChunkStream, CodecPool, RawChunk, RunningHash } from '../codecs/codec-pool.ts';
+import type { ChunkStream, CodecPool, RawChunk, RunningHash, VerifiedObject } from '../codecs/codec-pool.ts';
 import { isDriverError, type StorageDriver } from './driver.ts';
 import { ChunkRecorder } from './chunk-recorder.ts';
 import { chunkKey } from './layout.ts';
@@ -429,7 +429,7 @@ export class ChunkStore {
    * Checks an object from an untrusted source (a direct push's staged
    * chunk) in the codec workers: see CodecPool.verify.
    */
-  verifyObject(stored: Uint8Array, digest: string, size: number): Promise<{ raw: Uint8Array; stored: Uint8Array }> {
+  verifyObject(stored: Uint8Array, digest: string, size: number): Promise<VerifiedObject> {
     return this.pool.verify(stored, digest, size);
   }
 

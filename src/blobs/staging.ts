@@ -7,6 +7,7 @@
 // session ends, or by gc once the session is gone.
 import { CairnError } from '../errors.ts';
 import { ChunkCorruptError } from '../codecs/codec.ts';
+import type { VerifiedObject } from '../codecs/codec-pool.ts';
 import { collectYoungGarbage } from '../codecs/young-gc.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef } from './chunk-index.ts';
 import type { ChunkStore } from './chunk-store.ts';
@@ -113,14 +114,14 @@ export class Staging {
         throw new CairnError('CHUNK_MISMATCH', `the staged object of chunk ${chunk.digest} ${what}; it was deleted`, { digest: chunk.digest });
       };
       if (object.byteLength !== signed) return refuse(`is not the ${signed} bytes its URL was for`);
-      let verified: { raw: Uint8Array; stored: Uint8Array };
+      let verified: VerifiedObject;
       try {
         verified = await this.store.verifyObject(object, chunk.digest, chunk.size);
       } catch (err) {
         if (!(err instanceof ChunkCorruptError)) throw err;
         return refuse(`does not hold it (${err.message})`);
       }
-      const record = await this.store.putChunk(chunk.digest, verified.stored, chunk.size);
+      const record = await this.store.putChunk(chunk.digest, verified.stored, chunk.size, verified.storedSha256);
       adopted.add(chunk.digest);
       return { raw: verified.raw, record };
     };

@@ -13,6 +13,13 @@ import type { ChunkHint, CodecName, EncodedChunk } from './codec.ts';
 import { ChunkCorruptError } from './codec.ts';
 import type { CodecReply as Reply } from './codec-worker.ts';
 
+/** An object checked by CodecPool.verify: its raw bytes, and the object with its hex sha256. */
+export interface VerifiedObject {
+  raw: Uint8Array;
+  stored: Uint8Array;
+  storedSha256: string;
+}
+
 /** A chunk cut by a stream, with the sha256 of its bytes. */
 export interface RawChunk {
   data: Uint8Array;
@@ -142,13 +149,14 @@ export class CodecPool {
    * Verifies an object from an untrusted source: its headers must declare
    * exactly `size` raw bytes (checked before decoding: no bomb is inflated)
    * and they must hash to `digest`. Resolves with the raw bytes and the
-   * object itself (transferred there and back).
+   * object itself (transferred there and back) with its own sha256.
    */
-  verify(stored: Uint8Array, digest: string, size: number): Promise<{ raw: Uint8Array; stored: Uint8Array }> {
+  verify(stored: Uint8Array, digest: string, size: number): Promise<VerifiedObject> {
     const own = ownBuffer(stored);
     return this.send(undefined, { op: 'decode', data: own, digest, size, keep: true }, [own.buffer as ArrayBuffer]).then((r) => ({
       raw: r.raw as Uint8Array,
       stored: r.stored as Uint8Array,
+      storedSha256: r.storedSha256 as string,
     }));
   }
 

@@ -3,7 +3,7 @@
 // Requests carry an `id`; every request gets one reply, in order:
 // { id, ok: true, op, ... } or { id, ok: false, corrupt, message }.
 //   encode        { data, hint?, digest? }  → { digest, codec, rawSize, stored, storedSha256 }
-//   decode        { data, digest, size?, keep? } → { raw, stored? }  (verified; `keep`: the object back too)
+//   decode        { data, digest, size?, keep? } → { raw, stored?, storedSha256? }  (verified; `keep`: the object back too, and its sha256)
 //   stream-open   { stream, chunking, start?, cuts?, hash?: { key, at, replay? } }
 //   stream-feed   { stream, data }          → { chunks: [{ data, digest }] }
 //   stream-end    { stream }                → { chunks, digest, size }
@@ -127,8 +127,10 @@ function handle(req: CodecRequest): void {
         // The raw codec decodes to a view of the request's own buffer: send it back.
         const raw = transferable(decodeChunk(req.data, req.digest, req.size));
         if (!req.keep) return reply(req.id, req.op, { raw }, [raw.buffer as ArrayBuffer]);
+        // the object's own sha256 too: storing it then signs its payload with no hashing on the event loop
+        const storedSha256 = createHash('sha256').update(req.data).digest('hex');
         const both = new Set([raw.buffer as ArrayBuffer, req.data.buffer as ArrayBuffer]);
-        return reply(req.id, req.op, { raw, stored: req.data }, [...both]);
+        return reply(req.id, req.op, { raw, stored: req.data, storedSha256 }, [...both]);
       }
       case 'stream-open':
         openStream(req);
