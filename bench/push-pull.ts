@@ -73,7 +73,7 @@ const MODEL = 'bench';
 const RSS_LIMIT_MIB = 300;
 const SAMPLE_MS = 50;
 const CLK_TCK = 100; // Linux USER_HZ; /proc times are in these ticks
-// ChunkStore's defaults (writeConcurrency, readAhead), mirrored by --object-baseline.
+// In flight for --object-baseline's direct phases (ChunkStore writes 6 chunks at once and reads ahead by bytes, up to 32 MiB).
 const OBJECT_PUT_CONCURRENCY = 3;
 const OBJECT_GET_CONCURRENCY = 3;
 const HOST_CPUS = (() => {

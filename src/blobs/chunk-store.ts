@@ -47,8 +47,17 @@ export interface ChunkStoreOptions {
    * 63% busy with 3 in flight, 73% with 6 (bench/push-pull.ts --link 1gbit).
    */
   writeConcurrency?: number;
-  /** chunks fetched ahead, per download. 6: the same link 88% busy with 3, 95% with 6. */
-  readAhead?: number;
+  /**
+   * Bytes of chunks a download may hold fetched (and verified) ahead of the
+   * one it is sending; its next chunk is always fetched. Default
+   * DEFAULT_READ_AHEAD_BYTES.
+   */
+  readAheadBytes?: number;
+  /**
+   * Bytes fetched ahead by all downloads of this store together (see
+   * ReadAheadBudget). Default DEFAULT_READ_AHEAD_TOTAL_BYTES.
+   */
+  readAheadTotalBytes?: number;
   /** reads a tensor file's layout from the first bytes of a stream; without it, chunks are cut by content only */
   findLayout?: LayoutFinder;
   onCorrupt?: (info: { chunk: string; blob: string; message: string }) => void;
@@ -60,11 +69,50 @@ const RECORD_BATCH = 16;
 const FEED_BYTES = 1024 * 1024;
 const FEEDS_AHEAD = 2;
 const EMPTY_DIGEST = sha256(new Uint8Array(0));
+const MiB = 1024 * 1024;
+/**
+ * Per download: ~14 chunks of the default average size. Depth pays when S3
+ * is far (each GET then takes several round trips); a single 512 MiB pull
+ * peaked at 226-270 MiB of server RSS with it (bench/push-pull.ts), 288
+ * with 64 MiB.
+ */
+const DEFAULT_READ_AHEAD_BYTES = 32 * MiB;
+/** Per store (process): two downloads read ahead fully, more share it, and RSS stays bounded. */
+const DEFAULT_READ_AHEAD_TOTAL_BYTES = 64 * MiB;
+
+/**
+ * Bytes of chunks fetched ahead of downloads, shared by all of them: many
+ * concurrent downloads each get less read-ahead instead of multiplying the
+ * memory held. A download may always take its next chunk, past the limit
+ * (it must make progress); whatever it takes beyond that must fit.
+ */
+class ReadAheadBudget {
+  private used = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Bytes taken now. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Takes `bytes` if they fit under the limit, or anyway with `force`. */
+  take(bytes: number, force = false): boolean {
+    if (!force && this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
 
 export class ChunkStore {
   private readonly chunking: ChunkerOptions;
   private readonly writeConcurrency: number;
-  private readonly readAhead: number;
+  private readonly readAheadBytes: number;
+  private readonly readAheadBudget: ReadAheadBudget;
   private readonly findLayout: LayoutFinder | undefined;
   private readonly onCorrupt: NonNullable<ChunkStoreOptions['onCorrupt']>;
   /** blob digest → reads in progress (open streams, archives) */
@@ -79,7 +127,8 @@ export class ChunkStore {
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
     this.writeConcurrency = options.writeConcurrency ?? 6;
-    this.readAhead = options.readAhead ?? 6;
+    this.readAheadBytes = options.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
+    this.readAheadBudget = new ReadAheadBudget(options.readAheadTotalBytes ?? DEFAULT_READ_AHEAD_TOTAL_BYTES);
     this.findLayout = options.findLayout;
     this.onCorrupt = options.onCorrupt ?? noop;
   }
@@ -351,6 +400,11 @@ export class ChunkStore {
     };
   }
 
+  /** Bytes of chunks fetched ahead by downloads now (see ReadAheadBudget). */
+  readAheadInUse(): number {
+    return this.readAheadBudget.inUse;
+  }
+
   /** Blobs with a read in progress (gc must not collect them). */
   blobsBeingRead(): string[] {
     return [...this.reading.keys()];
@@ -371,26 +425,54 @@ export class ChunkStore {
     // held before the first await: gc's sweep (synchronous) either sees it or ran before getBlob
     const release = this.hold([digest]);
 
-    const pending: Array<Promise<Uint8Array>> = [];
+    // Chunks are fetched ahead within this download's byte allowance and the
+    // store's shared budget; each is held (counted) from its fetch until the
+    // body takes it to send, or until it settles once the download is over.
+    type Fetch = { data: Promise<Uint8Array>; bytes: number };
+    const budget = this.readAheadBudget;
+    const allowance = this.readAheadBytes;
+    const pending: Fetch[] = [];
+    const held = new Set<Fetch>();
+    let ahead = 0;
+    let over = false;
     let next = 0;
+    const free = (fetch: Fetch) => {
+      if (!held.delete(fetch)) return;
+      ahead -= fetch.bytes;
+      budget.give(fetch.bytes);
+    };
     const fill = () => {
-      while (pending.length < this.readAhead && next < chunks.length) {
-        const p = this.readChunk(chunks[next++]!.digest, digest);
-        p.catch(noop);
-        pending.push(p);
+      while (!over && next < chunks.length) {
+        const bytes = chunks[next]!.size;
+        // the next chunk to send always comes; more only within both budgets
+        if (pending.length > 0 && (ahead + bytes > allowance || !budget.take(bytes))) break;
+        if (pending.length === 0) budget.take(bytes, true);
+        ahead += bytes;
+        const fetch = { data: this.readChunk(chunks[next++]!.digest, digest), bytes };
+        fetch.data.catch(noop);
+        held.add(fetch);
+        pending.push(fetch);
       }
+    };
+    const finish = () => {
+      over = true;
+      release();
+      for (const fetch of held) fetch.data.then(() => free(fetch), () => free(fetch));
     };
     fill();
     try {
-      if (pending.length > 0) await pending[0];
+      if (pending.length > 0) await pending[0]!.data;
     } catch (err) {
-      release();
+      finish();
       throw err;
     }
 
     async function* body(): AsyncGenerator<Buffer> {
       for (const chunk of chunks) {
-        const raw = await pending.shift()!;
+        const fetch = pending.shift()!;
+        const raw = await fetch.data;
+        if (over) return; // the stream is closed: what it held is freed as it settles
+        free(fetch);
         collectYoungGarbage(); // the chunks already sent are garbage
         fill();
         const from = Math.max(start - chunk.offset, 0);
@@ -399,7 +481,7 @@ export class ChunkStore {
       }
     }
     const stream = Readable.from(body(), { objectMode: false, highWaterMark: 1 });
-    stream.once('close', release);
+    stream.once('close', finish);
     return { stream, size: blob.size };
   }
 
