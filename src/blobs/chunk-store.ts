@@ -71,14 +71,19 @@ const FEEDS_AHEAD = 2;
 const EMPTY_DIGEST = sha256(new Uint8Array(0));
 const MiB = 1024 * 1024;
 /**
- * Per download: ~14 chunks of the default average size. Depth pays when S3
- * is far (each GET then takes several round trips); a single 512 MiB pull
- * peaked at 226-270 MiB of server RSS with it (bench/push-pull.ts), 288
- * with 64 MiB.
+ * Per download: ~14 chunks of the default average size, for S3 far away
+ * (through a 1 Gbit/s link with 100 ms RTT each ~2 MiB GET took ~360 ms). A
+ * single 512 MiB pull peaked at 226-270 MiB of server RSS with it
+ * (bench/push-pull.ts), 288 with 64 MiB.
  */
 const DEFAULT_READ_AHEAD_BYTES = 32 * MiB;
-/** Per store (process): two downloads read ahead fully, more share it, and RSS stays bounded. */
-const DEFAULT_READ_AHEAD_TOTAL_BYTES = 64 * MiB;
+/**
+ * Per store (process): one download reads ahead fully, concurrent ones share
+ * it. Eight concurrent 512 MiB pulls peaked at 344-369 MiB of server RSS with
+ * 6 chunks each, 291-310 MiB with 64 MiB here, 296-305 with 48, 257-276
+ * with 32 (bench/push-pull.ts --link 1gbit --pulls 8).
+ */
+const DEFAULT_READ_AHEAD_TOTAL_BYTES = 32 * MiB;
 
 /**
  * Bytes of chunks fetched ahead of downloads, shared by all of them: many
