@@ -2,8 +2,8 @@
 // into content-defined chunks and hashed in a worker thread; new chunks are
 // compressed in worker threads and written create-only, a few in flight at
 // once (bounded memory). Reading:
-// chunks are fetched ahead, decompressed and verified against their digest
-// before a single byte is handed out.
+// chunks are fetched ahead (as far as read-ahead.ts allows), decompressed and
+// verified against their digest before a single byte is handed out.
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from './chunk-index.ts';
@@ -14,6 +14,7 @@ import { isDriverError, type StorageDriver } from './driver.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from '../codecs/young-gc.ts';
 import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from './tensor-layout.ts';
+import { DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_TOTAL_BYTES, ReadAhead, ReadAheadBudget } from './read-ahead.ts';
 
 export interface StoredContent {
   digest: string;
@@ -69,49 +70,6 @@ const RECORD_BATCH = 16;
 const FEED_BYTES = 1024 * 1024;
 const FEEDS_AHEAD = 2;
 const EMPTY_DIGEST = sha256(new Uint8Array(0));
-const MiB = 1024 * 1024;
-/**
- * Per download: ~14 chunks of the default average size, for S3 far away
- * (through a 1 Gbit/s link with 100 ms RTT each ~2 MiB GET took ~360 ms). A
- * single 512 MiB pull peaked at 226-270 MiB of server RSS with it
- * (bench/push-pull.ts), 288 with 64 MiB.
- */
-const DEFAULT_READ_AHEAD_BYTES = 32 * MiB;
-/**
- * Per store (process): one download reads ahead fully, concurrent ones share
- * it. Eight concurrent 512 MiB pulls peaked at 344-369 MiB of server RSS with
- * 6 chunks each, 291-310 MiB with 64 MiB here, 296-305 with 48, 257-276
- * with 32 (bench/push-pull.ts --link 1gbit --pulls 8).
- */
-const DEFAULT_READ_AHEAD_TOTAL_BYTES = 32 * MiB;
-
-/**
- * Bytes of chunks fetched ahead of downloads, shared by all of them: many
- * concurrent downloads each get less read-ahead instead of multiplying the
- * memory held. A download may always take its next chunk, past the limit
- * (it must make progress); whatever it takes beyond that must fit.
- */
-class ReadAheadBudget {
-  private used = 0;
-
-  constructor(readonly limit: number) {}
-
-  /** Bytes taken now. */
-  get inUse(): number {
-    return this.used;
-  }
-
-  /** Takes `bytes` if they fit under the limit, or anyway with `force`. */
-  take(bytes: number, force = false): boolean {
-    if (!force && this.used + bytes > this.limit) return false;
-    this.used += bytes;
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.used -= bytes;
-  }
-}
 
 export class ChunkStore {
   private readonly chunking: ChunkerOptions;
@@ -430,43 +388,13 @@ export class ChunkStore {
     // held before the first await: gc's sweep (synchronous) either sees it or ran before getBlob
     const release = this.hold([digest]);
 
-    // Chunks are fetched ahead within this download's byte allowance and the
-    // store's shared budget; each is held (counted) from its fetch until the
-    // body takes it to send, or until it settles once the download is over.
-    type Fetch = { data: Promise<Uint8Array>; bytes: number };
-    const budget = this.readAheadBudget;
-    const allowance = this.readAheadBytes;
-    const pending: Fetch[] = [];
-    const held = new Set<Fetch>();
-    let ahead = 0;
-    let over = false;
-    let next = 0;
-    const free = (fetch: Fetch) => {
-      if (!held.delete(fetch)) return;
-      ahead -= fetch.bytes;
-      budget.give(fetch.bytes);
-    };
-    const fill = () => {
-      while (!over && next < chunks.length) {
-        const bytes = chunks[next]!.size;
-        // the next chunk to send always comes; more only within both budgets
-        if (pending.length > 0 && (ahead + bytes > allowance || !budget.take(bytes))) break;
-        if (pending.length === 0) budget.take(bytes, true);
-        ahead += bytes;
-        const fetch = { data: this.readChunk(chunks[next++]!.digest, digest), bytes };
-        fetch.data.catch(noop);
-        held.add(fetch);
-        pending.push(fetch);
-      }
-    };
+    const ahead = new ReadAhead(chunks, (chunk) => this.readChunk(chunk.digest, digest), this.readAheadBytes, this.readAheadBudget);
     const finish = () => {
-      over = true;
+      ahead.close();
       release();
-      for (const fetch of held) fetch.data.then(() => free(fetch), () => free(fetch));
     };
-    fill();
     try {
-      if (pending.length > 0) await pending[0]!.data;
+      await ahead.ready();
     } catch (err) {
       finish();
       throw err;
@@ -474,12 +402,9 @@ export class ChunkStore {
 
     async function* body(): AsyncGenerator<Buffer> {
       for (const chunk of chunks) {
-        const fetch = pending.shift()!;
-        const raw = await fetch.data;
-        if (over) return; // the stream is closed: what it held is freed as it settles
-        free(fetch);
+        const raw = await ahead.take();
+        if (!raw) return; // closed
         collectYoungGarbage(); // the chunks already sent are garbage
-        fill();
         const from = Math.max(start - chunk.offset, 0);
         const to = Math.min(end - chunk.offset + 1, chunk.size);
         yield Buffer.from(raw.buffer, raw.byteOffset + from, to - from);
