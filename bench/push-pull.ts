@@ -20,6 +20,8 @@
 //                   process): chunk map from the server, chunks straight from S3,
 //                   decoded and verified by the CLI, the file written to a temp dir
 //   direct read     GetObject (or a file read), hashed the same way
+//   cairn pull ×N   (--pulls N) N of the same GET at once: the server's memory
+//                   with concurrent downloads (their read-ahead shares one budget)
 // The pairs alternate their order from one size to the next so that warm-up
 // and background noise hit both sides. The file's bytes (--data) are either an
 // AES-256-CTR keystream of a seed (random: incompressible), or a BF16
@@ -88,7 +90,7 @@ const IDLE_CPU_PCT = 5;
 const IDLE_SAMPLE_MS = 500;
 const IDLE_WAIT_MS = 180_000;
 const CLK_TCK = 100; // Linux USER_HZ; /proc times are in these ticks
-// ChunkStore's defaults (writeConcurrency, readAhead), mirrored by --object-baseline.
+// In flight for --object-baseline's direct phases (ChunkStore writes 6 chunks at once and reads ahead by bytes, up to 32 MiB).
 const OBJECT_PUT_CONCURRENCY = 3;
 const OBJECT_GET_CONCURRENCY = 3;
 const HOST_CPUS = (() => {
@@ -117,6 +119,7 @@ interface Options {
   cpuProf: string | undefined;
   objectBaseline: boolean;
   hopBaseline: boolean;
+  pulls: number;
   link: LinkSpec | undefined;
   serverLog: string | undefined;
 }
@@ -138,6 +141,7 @@ const USAGE = `usage: node --import tsx bench/push-pull.ts [options]
                     objects, ${OBJECT_GET_CONCURRENCY} in flight — what S3 gives for that object size
   --hop-baseline    (s3) two more phases through bench/hop-server.ts, a pass-through Node server
                     that streams bodies into/out of one S3 object: the cost of any server in the path
+  --pulls N         one more phase: N cairn pulls of the file at once (MB/s counts all N)
   --link RATE[:RTT] (s3) reach S3 through an emulated network link (bench/link-proxy.ts): RATE each
                     way shared by all connections, e.g. 1gbit, 2.5gbit:1ms, 300MB/s
 `;
@@ -164,6 +168,7 @@ function parseOptions(argv: string[]): Options {
       'cpu-prof': { type: 'string' },
       'object-baseline': { type: 'boolean', default: false },
       'hop-baseline': { type: 'boolean', default: false },
+      pulls: { type: 'string', default: '1' },
       link: { type: 'string' },
       'server-log': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -186,6 +191,8 @@ function parseOptions(argv: string[]): Options {
   for (const d of data) if (!DATA_KINDS.includes(d as DataKind)) throw new Error(`--data: ${JSON.stringify(d)} is not one of ${DATA_KINDS.join(', ')}`);
   if (data.length === 0) throw new Error('--data is empty');
   const link = values.link === undefined ? undefined : parseLink(values.link);
+  const pulls = Number(values.pulls);
+  if (!Number.isInteger(pulls) || pulls < 1) throw new Error('--pulls must be a positive integer');
   if (storage !== 's3' && (link || values['hop-baseline'])) throw new Error('--link and --hop-baseline need --storage s3');
   return {
     sizes,
@@ -198,6 +205,7 @@ function parseOptions(argv: string[]): Options {
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
     objectBaseline: values['object-baseline'],
     hopBaseline: values['hop-baseline'],
+    pulls,
     link,
     serverLog: values['server-log'] ? path.resolve(values['server-log']) : undefined,
   };
@@ -1108,13 +1116,13 @@ async function fsUsage(dir: string): Promise<{ objects: number; bytes: number }>
 
 // ---- the run -----------------------------------------------------------------------
 
-type PhaseName = 'cairn push' | 'cairn-direct push' | 'cairn-direct push v2' | 'cairn pull' | 'cairn-direct pull' | 'direct write' | 'direct read' | 'hop push' | 'hop pull' | 'objects write' | 'objects read';
+type PhaseName = 'cairn push' | 'cairn-direct push' | 'cairn-direct push v2' | 'cairn pull' | 'cairn pulls' | 'cairn-direct pull' | 'direct write' | 'direct read' | 'hop push' | 'hop pull' | 'objects write' | 'objects read';
 
 interface PhaseResult extends PhaseStats {
   /** the nominal size (--sizes) */
   size: number;
   data: DataKind;
-  /** the bytes of the file, which MB/s is computed from */
+  /** the bytes moved (the file's, times the pulls of a 'cairn pulls' phase), which MB/s is computed from */
   bytes: number;
   phase: PhaseName;
   label: string;
@@ -1200,6 +1208,7 @@ async function runPhase(
   phase: PhaseName,
   label: string,
   fn: () => Promise<void>,
+  bytes = payload.size,
 ): Promise<PhaseResult> {
   const { server, hop, link } = processes;
   assertAlive(server);
@@ -1225,11 +1234,11 @@ async function runPhase(
   const result: PhaseResult = {
     size: payload.nominalSize,
     data: payload.data,
-    bytes: payload.size,
+    bytes,
     phase,
     label,
     seconds,
-    mbPerSec: payload.size / 1e6 / seconds,
+    mbPerSec: bytes / 1e6 / seconds,
     ...stats,
     ...(link0 && link1
       ? { linkUpBytes: link1.up - link0.up, linkDownBytes: link1.down - link0.down, linkProxyCpuPct: Math.round((link1.cpuMicros - link0.cpuMicros) / 1e4 / seconds) }
@@ -1474,6 +1483,21 @@ async function main(): Promise<number> {
         () => runPhase(processes, payload, 'direct read', direct.label.read, async () => check('direct read', await direct.read())),
         hopUrl ? () => runPhase(processes, payload, 'hop pull', 'hop pull', async () => check('hop pull', await getHashed(`${hopUrl}/objects/${payload.fileName}`, 'hop pull'))) : undefined,
       );
+      if (options.pulls > 1) {
+        const n = options.pulls;
+        phases.push(
+          await runPhase(
+            processes,
+            payload,
+            'cairn pulls',
+            `cairn pull ×${n}`,
+            async () => {
+              for (const got of await Promise.all(Array.from({ length: n }, () => pullFile(server!.url, version, payload.fileName)))) check('pull', got);
+            },
+            n * payload.size,
+          ),
+        );
+      }
       if (admin) {
         let written: (() => Promise<{ digest: string; size: number }>) | undefined;
         phases.push(await runPhase(processes, payload, 'cairn-direct pull', 'cairn-direct pull', async () => {

@@ -2,8 +2,8 @@
 // into content-defined chunks and hashed in a worker thread; new chunks are
 // compressed in worker threads and written create-only, a few in flight at
 // once (bounded memory). Reading:
-// chunks are fetched ahead, decompressed and verified against their digest
-// before a single byte is handed out.
+// chunks are fetched ahead (as far as read-ahead.ts allows), decompressed and
+// verified against their digest before a single byte is handed out.
 import { Readable } from 'node:stream';
 import { CairnError } from '../errors.ts';
 import type { ChunkIndex, ChunkRecord, ChunkRef, StoredChunkRef } from './chunk-index.ts';
@@ -15,6 +15,7 @@ import { ChunkRecorder } from './chunk-recorder.ts';
 import { chunkKey } from './layout.ts';
 import { collectYoungGarbage } from '../codecs/young-gc.ts';
 import { forcedCuts, HintCursor, type LayoutFinder, type TensorLayout } from '../codecs/tensor-layout.ts';
+import { DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_TOTAL_BYTES, ReadAhead, ReadAheadBudget } from './read-ahead.ts';
 
 export interface StoredContent {
   digest: string;
@@ -48,8 +49,17 @@ export interface ChunkStoreOptions {
    * 63% busy with 3 in flight, 73% with 6 (bench/push-pull.ts --link 1gbit).
    */
   writeConcurrency?: number;
-  /** chunks fetched ahead, per download. 6: the same link 88% busy with 3, 95% with 6. */
-  readAhead?: number;
+  /**
+   * Bytes of chunks a download may hold fetched (and verified) ahead of the
+   * one it is sending; its next chunk is always fetched. Default
+   * DEFAULT_READ_AHEAD_BYTES.
+   */
+  readAheadBytes?: number;
+  /**
+   * Bytes fetched ahead by all downloads of this store together (see
+   * ReadAheadBudget). Default DEFAULT_READ_AHEAD_TOTAL_BYTES.
+   */
+  readAheadTotalBytes?: number;
   /** reads a tensor file's layout from the first bytes of a stream; without it, chunks are cut by content only */
   findLayout?: LayoutFinder;
   onCorrupt?: (info: { chunk: string; blob: string; message: string }) => void;
@@ -64,7 +74,8 @@ const EMPTY_DIGEST = sha256(new Uint8Array(0));
 export class ChunkStore {
   private readonly chunking: ChunkerOptions;
   private readonly writeConcurrency: number;
-  private readonly readAhead: number;
+  private readonly readAheadBytes: number;
+  private readonly readAheadBudget: ReadAheadBudget;
   private readonly findLayout: LayoutFinder | undefined;
   private readonly onCorrupt: NonNullable<ChunkStoreOptions['onCorrupt']>;
   /** blob digest → reads in progress (open streams, archives) */
@@ -79,7 +90,8 @@ export class ChunkStore {
   ) {
     this.chunking = options.chunking ?? DEFAULT_CHUNKING;
     this.writeConcurrency = options.writeConcurrency ?? 6;
-    this.readAhead = options.readAhead ?? 6;
+    this.readAheadBytes = options.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
+    this.readAheadBudget = new ReadAheadBudget(options.readAheadTotalBytes ?? DEFAULT_READ_AHEAD_TOTAL_BYTES);
     this.findLayout = options.findLayout;
     this.onCorrupt = options.onCorrupt ?? noop;
   }
@@ -345,6 +357,11 @@ export class ChunkStore {
     };
   }
 
+  /** Bytes of chunks fetched ahead by downloads now (see ReadAheadBudget). */
+  readAheadInUse(): number {
+    return this.readAheadBudget.inUse;
+  }
+
   /** Blobs with a read in progress (gc must not collect them). */
   blobsBeingRead(): string[] {
     return [...this.reading.keys()];
@@ -365,35 +382,30 @@ export class ChunkStore {
     // held before the first await: gc's sweep (synchronous) either sees it or ran before getBlob
     const release = this.hold([digest]);
 
-    const pending: Array<Promise<Uint8Array>> = [];
-    let next = 0;
-    const fill = () => {
-      while (pending.length < this.readAhead && next < chunks.length) {
-        const p = this.readChunk(chunks[next++]!.digest, digest);
-        p.catch(noop);
-        pending.push(p);
-      }
-    };
-    fill();
-    try {
-      if (pending.length > 0) await pending[0];
-    } catch (err) {
+    const ahead = new ReadAhead(chunks, (chunk) => this.readChunk(chunk.digest, digest), this.readAheadBytes, this.readAheadBudget);
+    const finish = () => {
+      ahead.close();
       release();
+    };
+    try {
+      await ahead.ready();
+    } catch (err) {
+      finish();
       throw err;
     }
 
     async function* body(): AsyncGenerator<Buffer> {
       for (const chunk of chunks) {
-        const raw = await pending.shift()!;
+        const raw = await ahead.take();
+        if (!raw) return; // closed
         collectYoungGarbage(); // the chunks already sent are garbage
-        fill();
         const from = Math.max(start - chunk.offset, 0);
         const to = Math.min(end - chunk.offset + 1, chunk.size);
         yield Buffer.from(raw.buffer, raw.byteOffset + from, to - from);
       }
     }
     const stream = Readable.from(body(), { objectMode: false, highWaterMark: 1 });
-    stream.once('close', release);
+    stream.once('close', finish);
     return { stream, size: blob.size };
   }
 

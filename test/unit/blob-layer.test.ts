@@ -5,10 +5,13 @@
 // registry does).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ChunkStore } from '../../src/blobs/chunk-store.ts';
 import { CodecPool } from '../../src/codecs/codec-pool.ts';
-import { sha256 } from '../../src/codecs/codec.ts';
+import { codecOf, encodeChunk, sha256 } from '../../src/codecs/codec.ts';
 import { DriverError, isDriverError } from '../../src/blobs/driver.ts';
+import { MemoryDriver } from '../../src/blobs/memory-driver.ts';
 import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX } from '../../src/blobs/layout.ts';
 import { withStorageErrors } from '../../src/blobs/storage-errors.ts';
 import { isCairnError } from '../../src/errors.ts';
@@ -168,5 +171,157 @@ describe('chunk store over the memory driver (index in an in-memory SQLite)', ()
     // and once it is back the same bytes store fine
     const content = await store.store(piecesOf(data));
     assert.equal(content.digest, sha256(data));
+  });
+});
+
+/** A memory driver that counts the bytes read from it. */
+class CountingDriver extends MemoryDriver {
+  fetched = 0;
+  override async get(key: string) {
+    const data = await super.get(key);
+    this.fetched += data.length;
+    return data;
+  }
+}
+
+describe('read-ahead of downloads, bounded by bytes', () => {
+  const KiB = 1024;
+  const chunk = 64 * KiB;
+  // every chunk exactly 64 KiB (random data: each stored raw, one codec byte more)
+  const chunking = { minSize: chunk, avgSize: chunk, maxSize: chunk };
+  const allowance = 1024 * KiB; // per download: 16 chunks
+  const total = 1024 * KiB; // the whole store
+  const data = randomBytesFor('read-ahead', 64 * chunk);
+  let db: Database;
+  let index: BlobIndex;
+  let pool: CodecPool;
+  let driver: CountingDriver;
+  let store: ChunkStore;
+  let blob: string;
+
+  before(async () => {
+    db = new Database(':memory:');
+    db.migrate();
+    index = new BlobIndex(db);
+    pool = new CodecPool(2);
+    driver = new CountingDriver();
+    store = new ChunkStore(withStorageErrors(driver), index, pool, { chunking, readAheadBytes: allowance, readAheadTotalBytes: total });
+    const content = await store.store(piecesOf(data));
+    assert.ok(content.chunks.every((c) => c.size === chunk));
+    index.addBlob(content.digest, content.size, content.chunks);
+    blob = content.digest;
+  });
+  after(async () => {
+    await pool.close();
+    db.close();
+  });
+
+  /** Waits until no more chunks are being fetched (the driver's count stays put). */
+  async function quiet(): Promise<void> {
+    let last = -1;
+    while (driver.fetched !== last) {
+      last = driver.fetched;
+      await sleep(30);
+    }
+  }
+
+  async function readAll(stream: Readable, onPiece: (bytes: number) => void = () => {}): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const p of stream) {
+      parts.push(p as Buffer);
+      onPiece((p as Buffer).length);
+    }
+    return Buffer.concat(parts);
+  }
+
+  test('one download reads ahead as many chunks as its byte allowance holds, then sends them all', async () => {
+    driver.fetched = 0;
+    const { stream } = await store.open(blob);
+    await quiet();
+    // 16 chunks fit the allowance (the stream may have taken one more to buffer)
+    const chunksFetched = driver.fetched / (chunk + 1);
+    assert.ok(chunksFetched >= allowance / chunk && chunksFetched <= allowance / chunk + 1, `${chunksFetched} chunks fetched ahead`);
+    assert.ok(store.readAheadInUse() <= allowance, `${store.readAheadInUse()} bytes counted ahead`);
+    assert.ok((await readAll(stream)).equals(data));
+    assert.equal(store.readAheadInUse(), 0);
+  });
+
+  test('many concurrent downloads share the store-wide budget: what is fetched and not yet sent stays within it', async () => {
+    driver.fetched = 0;
+    const downloads = 8;
+    const streams = await Promise.all(Array.from({ length: downloads }, () => store.open(blob)));
+    await quiet();
+    // each download may always hold its next chunk; more only within the shared budget
+    const bound = total + downloads * chunk;
+    assert.ok(store.readAheadInUse() <= bound, `${store.readAheadInUse()} bytes counted ahead`);
+    assert.ok(driver.fetched <= bound + downloads * (chunk + 1), `${driver.fetched} bytes fetched before any was read`);
+    // read them all at once, a little at a time: fetched minus received stays bounded all along
+    // (per download: the chunk it may always take, plus one on its way through the stream)
+    let received = 0;
+    let worst = 0;
+    const bodies = await Promise.all(
+      streams.map(({ stream }) =>
+        readAll(stream, (n) => {
+          received += n;
+          worst = Math.max(worst, driver.fetched - received);
+          assert.ok(store.readAheadInUse() <= bound, `${store.readAheadInUse()} bytes counted ahead`);
+        }),
+      ),
+    );
+    for (const body of bodies) assert.ok(body.equals(data));
+    assert.ok(worst <= total + downloads * 2 * (chunk + 1), `${worst} bytes fetched but not yet sent`);
+    assert.equal(store.readAheadInUse(), 0, 'every download gave its budget back');
+  });
+
+  test('downloads cut short give their read-ahead back', async () => {
+    const opened = await Promise.all(Array.from({ length: 4 }, () => store.open(blob)));
+    for (const { stream } of opened) {
+      await new Promise<void>((resolve) => stream.once('readable', resolve));
+      stream.read();
+      stream.destroy();
+    }
+    await quiet();
+    await sleep(50);
+    assert.equal(store.readAheadInUse(), 0);
+  });
+
+  test('a raw chunk that fails its digest is refused before any of its bytes is sent', async () => {
+    const victim = 5;
+    const ref = index.chunksInRange(blob, victim * chunk, victim * chunk)[0]!;
+    const key = chunkKey(ref.digest);
+    const stored = await driver.get(key);
+    assert.equal(codecOf(stored), 'raw');
+    const damaged = Buffer.from(stored);
+    damaged[damaged.length >> 1]! ^= 0x01;
+    await driver.delete(key);
+    await driver.put(key, damaged);
+    try {
+      const { stream } = await store.open(blob);
+      const parts: Buffer[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const p of stream) parts.push(p as Buffer);
+        })(),
+        (err) => isCairnError(err, 'CONTENT_CORRUPT'),
+      );
+      assert.ok(Buffer.concat(parts).equals(data.subarray(0, victim * chunk)), 'exactly the bytes before the damaged chunk');
+      await quiet();
+      await sleep(50);
+      assert.equal(store.readAheadInUse(), 0);
+    } finally {
+      await driver.delete(key);
+      await driver.put(key, stored);
+    }
+  });
+
+  test('a raw chunk is verified without a copy: decoding hands back a view of the fetched buffer', async () => {
+    const raw = data.subarray(0, chunk);
+    const stored = encodeChunk(raw).stored;
+    assert.equal(codecOf(stored), 'raw');
+    const fetched = Buffer.from(stored); // what a driver returns: a buffer of its own
+    const decoded = await pool.decode(fetched, sha256(raw));
+    assert.equal(decoded.byteOffset, 1, 'past the codec byte');
+    assert.equal(decoded.buffer.byteLength, stored.length, 'the same allocation, moved to the worker and back');
+    assert.ok(Buffer.from(decoded).equals(raw));
   });
 });
