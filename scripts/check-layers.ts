@@ -56,9 +56,9 @@ export const LAYERS: readonly Layer[] = [
   { part: 'api', files: ['api/'], may: ['shared'], says: 'the REST wire types, once' },
   {
     part: 'shared',
-    files: ['errors.ts', 'identifiers.ts', 'json-limits.ts', 'access.ts', 'canonical-json.ts', 'page-cursors.ts', 'durations.ts', 'log.ts'],
+    files: ['errors.ts', 'identifiers.ts', 'json-limits.ts', 'access.ts', 'canonical-json.ts', 'page-cursors.ts', 'durations.ts', 'log.ts', 'each-limited.ts'],
     may: ['api'],
-    says: 'domain errors, identifiers, access rules, canonical JSON, cursors, durations, the logger',
+    says: 'domain errors, identifiers, access rules, canonical JSON, cursors, durations, the logger, bounded concurrency',
   },
   { part: 'threads', files: ['start-worker.ts'], may: [], says: 'starts a worker thread on a module of this package' },
   { part: 'web', files: ['web/'], may: [], says: 'the web UI (static files served as they are)' },

@@ -18,6 +18,7 @@ import { DEFAULT_CHUNKING } from '../codecs/chunker.ts';
 import type { CodecPool } from '../codecs/codec-pool.ts';
 import { forcedCuts, HintCursor, type TensorLayout } from '../codecs/tensor-layout.ts';
 import { findTensorLayout } from '../formats/tensor-layout.ts';
+import { eachLimited } from '../each-limited.ts';
 import { CliError, sleep } from './common.ts';
 import type { Progress } from './progress.ts';
 
@@ -143,24 +144,6 @@ function putObject(url: string, body: Uint8Array, agent: http.Agent): Promise<nu
     req.once('error', reject);
     req.end(body);
   });
-}
-
-/** Runs `fn` over `items`, at most `limit` at once, in order of start; the first failure is thrown once the running ones settle. */
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const lane = async () => {
-    while (next < items.length && !failure) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure) throw failure.err;
 }
 
 /**

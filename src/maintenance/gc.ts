@@ -38,6 +38,7 @@
 // Closing the window entirely needs the chunk store to re-check after it
 // records (see the report of the gc work).
 import { CairnError } from '../errors.ts';
+import { eachLimited } from '../each-limited.ts';
 import type { StorageDriver } from '../blobs/driver.ts';
 import { chunkDigestOfKey, chunkKey, CHUNKS_PREFIX, stagedOfKey, STAGING_PREFIX } from '../blobs/layout.ts';
 import type { Logger } from '../log.ts';
@@ -201,22 +202,4 @@ export class GarbageCollector {
     log?.info(dryRun ? 'gc dry run' : 'gc', { ...report });
     return report;
   }
-}
-
-/** Runs fn over items, at most `limit` at once; the first failure is thrown once all have settled. */
-export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length && !failure) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.err;
 }

@@ -14,7 +14,7 @@ import { chunkKey } from '../blobs/layout.ts';
 import { isCairnError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { LiveBlobChunkRow, MaintenanceQueries } from '../metadata/maintenance.ts';
-import { eachLimited } from './gc.ts';
+import { eachLimited } from '../each-limited.ts';
 
 export type VerifyProblemKind = 'missing' | 'corrupt' | 'size_mismatch';
 
