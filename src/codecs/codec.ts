@@ -316,24 +316,27 @@ function planGrouped(raw: Uint8Array, width: number, skip: number, at = 0): { si
   return { size, write };
 }
 
-function ungroupedPayload(payload: Uint8Array, width: number): Uint8Array {
+/** A byte-grouped payload's header: its param byte and its two sections with the raw size each declares. */
+function groupedSections(payload: Uint8Array, width: number): { param: number; sections: Array<{ mode: number; bytes: Uint8Array; size: number }> } {
   const param = payload[0];
   if (param === undefined || payload.length < 7 || (param & ~7) !== 0 || (param & 3) >= width) throw new ChunkCorruptError(`bad byte-grouped header`);
   const lenA = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(2, true);
   if (7 + lenA > payload.length) throw new ChunkCorruptError('byte-grouped section A overruns the object');
-  // Both sections are opened straight into the grouped scratch: no buffer per section.
-  const sections: Array<[number | undefined, Uint8Array]> = [
-    [payload[1], payload.subarray(6, 6 + lenA)],
-    [payload[6 + lenA], payload.subarray(7 + lenA)],
-  ];
-  const sizes = sections.map(([mode, bytes]) => {
-    if (mode === 0) return bytes.byteLength;
-    if (mode === 1) return frameContentSize(bytes);
+  const section = (mode: number | undefined, bytes: Uint8Array) => {
+    if (mode === 0) return { mode, bytes, size: bytes.byteLength };
+    if (mode === 1) return { mode, bytes, size: frameContentSize(bytes) };
     throw new ChunkCorruptError(`bad section mode ${mode}`);
-  });
+  };
+  return { param, sections: [section(payload[1], payload.subarray(6, 6 + lenA)), section(payload[6 + lenA], payload.subarray(7 + lenA))] };
+}
+
+function ungroupedPayload(payload: Uint8Array, width: number): Uint8Array {
+  const { param, sections } = groupedSections(payload, width);
+  const sizes = sections.map((x) => x.size);
+  // Both sections are opened straight into the grouped scratch: no buffer per section.
   const grouped = scratch.group.view(sizes[0]! + sizes[1]!);
   let at = 0;
-  sections.forEach(([mode, bytes], i) => {
+  sections.forEach(({ mode, bytes }, i) => {
     const dest = grouped.subarray(at, at + sizes[i]!);
     if (mode === 0) dest.set(bytes);
     else if (unzstd.decompress(dest, bytes) !== sizes[i]) throw new ChunkCorruptError('zstd section shorter than its header declares');
@@ -445,11 +448,13 @@ export function codecOf(stored: Uint8Array): CodecName {
   return name;
 }
 
+const groupWidth = (codec: CodecName): number => (codec === 'zstd-bg2' ? 2 : 4);
+
 function decodePayload(stored: Uint8Array): Uint8Array {
   const codec = codecOf(stored);
   if (codec === 'raw') return stored.subarray(1);
   if (codec === 'zstd') return unzstdFrame(stored.subarray(1));
-  return ungroupedPayload(stored.subarray(1), codec === 'zstd-bg2' ? 2 : 4);
+  return ungroupedPayload(stored.subarray(1), groupWidth(codec));
 }
 
 /**
@@ -462,15 +467,7 @@ export function declaredRawSize(stored: Uint8Array): number {
   const payload = stored.subarray(1);
   if (codec === 'raw') return payload.byteLength;
   if (codec === 'zstd') return frameContentSize(payload);
-  if (payload.length < 7) throw new ChunkCorruptError('bad byte-grouped header');
-  const lenA = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(2, true);
-  if (7 + lenA > payload.length) throw new ChunkCorruptError('byte-grouped section A overruns the object');
-  const size = (mode: number | undefined, bytes: Uint8Array) => {
-    if (mode === 0) return bytes.byteLength;
-    if (mode === 1) return frameContentSize(bytes);
-    throw new ChunkCorruptError(`bad section mode ${mode}`);
-  };
-  return size(payload[1], payload.subarray(6, 6 + lenA)) + size(payload[6 + lenA], payload.subarray(7 + lenA));
+  return groupedSections(payload, groupWidth(codec)).sections.reduce((n, x) => n + x.size, 0);
 }
 
 /**
