@@ -10,45 +10,15 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { ChunkMap } from '../src/api/index.ts';
 import { decodeChunk, encodeChunk } from '../src/codecs/codec.ts';
 import { chunkKey } from '../src/blobs/layout.ts';
-import { main } from '../src/cli.ts';
 import { partialPath } from '../src/cli/direct-pull.ts';
 import { bearer, createToken, startAuthServer, type AuthServer } from './support/auth-server.ts';
-import { compressibleBytes, digestOf, MiB, randomBytesFor } from './support/bytes.ts';
+import { compressibleBytes, digestOf, mixedCodecBytes, MiB, randomBytesFor } from './support/bytes.ts';
+import { cairn, cairnJson } from './support/cli-in-process.ts';
 import { s3TestConfig, startTestServer, storageKinds, type TestServer } from './support/server.ts';
-
-/** Runs `cairn …` in this process; resolves with its exit code and output. */
-async function cairn(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const code = await main(args, { env: { PATH: process.env.PATH, HOME: cwd, ...env }, stdout, stderr, cwd });
-  return { code, stdout: out, stderr: err };
-}
-
-async function cairnJson(args: string[], env: Record<string, string>, cwd: string): Promise<any> {
-  const run = await cairn([...args, '--json'], env, cwd);
-  assert.equal(run.code, 0, `cairn ${args.join(' ')}: ${run.stderr}${run.stdout}`);
-  return JSON.parse(run.stdout);
-}
-
-/** ~14 MiB in several chunks of every codec: incompressible, text-like, and bf16-like values. */
-function modelBytes(seed: string): Buffer {
-  const bf16 = Buffer.alloc(4 * MiB);
-  const noise = randomBytesFor(`${seed}-bf16`, bf16.length / 2);
-  for (let i = 0; i < bf16.length; i += 2) {
-    bf16[i] = noise[i / 2]!; // mantissa: noise
-    bf16[i + 1] = 0x3c + (noise[i / 2]! & 3); // sign and exponent: a few values, like real weights
-  }
-  return Buffer.concat([randomBytesFor(seed, 6 * MiB), compressibleBytes(4 * MiB, seed), bf16]);
-}
 
 async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const res = await fetch(url, { headers });
@@ -61,7 +31,7 @@ describe('chunk maps and direct pulls, S3 storage', { skip: !s3 && 'no S3 server
   let server: TestServer;
   let work: string;
   let env: Record<string, string>;
-  const data = modelBytes('direct-a');
+  const data = mixedCodecBytes('direct-a');
   const digest = digestOf(data);
 
   before(async () => {
@@ -183,7 +153,7 @@ describe('chunk maps and direct pulls, S3 storage', { skip: !s3 && 'no S3 server
   });
 
   test('chunk objects tampered with in the bucket are never written out as the file', async (t) => {
-    const victim = modelBytes('direct-victim');
+    const victim = mixedCodecBytes('direct-victim');
     await fs.writeFile(path.join(work, 'victim.bin'), victim);
     await cairnJson(['push', 'victim@1.0', path.join(work, 'victim.bin')], env, work);
     const map = (await getJson(`${server.url}/v1/models/victim/versions/1.0/files/victim.bin/chunks`)).body as ChunkMap;
@@ -353,7 +323,7 @@ describe('fs storage: no chunk maps, the CLI pulls through the server', () => {
   });
 
   test('409 DIRECT_UNAVAILABLE, and cairn pull still works', async () => {
-    const data = modelBytes('direct-fs');
+    const data = mixedCodecBytes('direct-fs');
     await fs.writeFile(path.join(work, 'm.bin'), data);
     const env = { CAIRN_URL: server.url };
     await cairnJson(['push', 'fsmodel@1.0', path.join(work, 'm.bin')], env, work);

@@ -15,31 +15,14 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { ChunkMap } from '../src/api/index.ts';
 import { chunkKey, STAGING_PREFIX } from '../src/blobs/layout.ts';
-import { main } from '../src/cli.ts';
 import { cutFile } from '../src/cli/direct-push.ts';
 import { Progress } from '../src/cli/progress.ts';
 import { encodeChunk, sha256 } from '../src/codecs/codec.ts';
 import { CodecPool } from '../src/codecs/codec-pool.ts';
 import { bearer, createToken, startAuthServer, type AuthServer } from './support/auth-server.ts';
-import { compressibleBytes, digestOf, MiB, randomBytesFor } from './support/bytes.ts';
+import { compressibleBytes, digestOf, mixedCodecBytes, MiB, randomBytesFor } from './support/bytes.ts';
+import { cairnJson } from './support/cli-in-process.ts';
 import { s3TestConfig, startTestServer, storageKinds, type TestServer } from './support/server.ts';
-
-async function cairn(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const code = await main(args, { env: { PATH: process.env.PATH, HOME: cwd, ...env }, stdout, stderr, cwd });
-  return { code, stdout: out, stderr: err };
-}
-
-async function cairnJson(args: string[], env: Record<string, string>, cwd: string): Promise<any> {
-  const run = await cairn([...args, '--json'], env, cwd);
-  assert.equal(run.code, 0, `cairn ${args.join(' ')}: ${run.stderr}${run.stdout}`);
-  return JSON.parse(run.stdout);
-}
 
 async function call(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const res = await fetch(url, {
@@ -49,17 +32,6 @@ async function call(url: string, method: string, body?: unknown, headers: Record
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-/** Incompressible, text-like and bf16-like bytes: chunks of every codec. */
-function modelBytes(seed: string): Buffer {
-  const bf16 = Buffer.alloc(4 * MiB);
-  const noise = randomBytesFor(`${seed}-bf16`, bf16.length / 2);
-  for (let i = 0; i < bf16.length; i += 2) {
-    bf16[i] = noise[i / 2]!;
-    bf16[i + 1] = 0x3c + (noise[i / 2]! & 3);
-  }
-  return Buffer.concat([randomBytesFor(seed, 6 * MiB), compressibleBytes(4 * MiB, seed), bf16]);
 }
 
 /** A safetensors file: a JSON header, then F16 tensors of assorted sizes (tiny ones among them). */
@@ -107,7 +79,7 @@ describe('direct pushes, S3 storage', { skip: !s3 && 'no S3 server configured' }
   };
 
   test('cairn push puts the chunks straight into S3, encoded; the version pulls back identical and nothing stays staged', async () => {
-    const data = modelBytes('push-a');
+    const data = mixedCodecBytes('push-a');
     await fs.writeFile(path.join(work, 'a.bin'), data);
     const out = await cairnJson(['push', 'dp/a@1.0', 'a.bin'], env, work);
     const [file] = out.files;
@@ -300,7 +272,7 @@ describe('direct pushes need write access, and see only what the caller may read
   });
 
   test('a read token gets no presigned PUT; a team-a/* token cannot probe, reuse or map acme/* chunks', async () => {
-    const data = modelBytes('tenant-acme');
+    const data = mixedCodecBytes('tenant-acme');
     await fs.writeFile(path.join(work, 'acme.bin'), data);
     await cairnJson(['push', 'acme/secret@1.0', 'acme.bin'], { CAIRN_URL: server.url, CAIRN_TOKEN: server.adminToken }, work);
     const map = (await call(`${server.url}/v1/models/acme/secret/versions/1.0/files/acme.bin/chunks`, 'GET', undefined, bearer(server.adminToken))).body as ChunkMap;
@@ -364,7 +336,7 @@ describe('fs storage: no direct push, the CLI sends the bytes through the server
       assert.equal(res.status, 409, p);
       assert.equal(res.body.error.code, 'DIRECT_UNAVAILABLE', p);
     }
-    const data = modelBytes('fs-push');
+    const data = mixedCodecBytes('fs-push');
     await fs.writeFile(path.join(work, 'f.bin'), data);
     const out = await cairnJson(['push', 'dp/fs@1', 'f.bin'], { CAIRN_URL: server.url }, work);
     assert.equal(out.files[0].direct, false);

@@ -48,3 +48,14 @@ export function digestOf(data: Uint8Array): string {
 
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
+
+/** ~14 MiB in several chunks of every codec: incompressible, text-like, and bf16-like values. */
+export function mixedCodecBytes(seed: string): Buffer {
+  const bf16 = Buffer.alloc(4 * MiB);
+  const noise = randomBytesFor(`${seed}-bf16`, bf16.length / 2);
+  for (let i = 0; i < bf16.length; i += 2) {
+    bf16[i] = noise[i / 2]!; // mantissa: noise
+    bf16[i + 1] = 0x3c + (noise[i / 2]! & 3); // sign and exponent: a few values, like real weights
+  }
+  return Buffer.concat([randomBytesFor(seed, 6 * MiB), compressibleBytes(4 * MiB, seed), bf16]);
+}
