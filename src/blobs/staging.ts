@@ -29,11 +29,12 @@ export class Staging {
     private readonly store: ChunkStore,
     private readonly index: ChunkIndex,
     private readonly options: { concurrency: number } = { concurrency: 6 },
-  ) {
-    this.driver = store.driver;
-  }
+  ) {}
 
-  private readonly driver: StorageDriver;
+  /** storage, failing with domain errors: the chunk store's */
+  private get driver(): StorageDriver {
+    return this.store.driver;
+  }
 
   /** Whether storage hands out presigned URLs (S3): clients may move chunk bytes themselves. */
   get direct(): boolean {
@@ -87,7 +88,7 @@ export class Staging {
       onBytes: (raw: Uint8Array, at: number) => void;
       onChunks: (chunks: ChunkRef[]) => void;
     },
-  ): Promise<ChunkRef[]> {
+  ): Promise<void> {
     const { staged, usable } = options;
     /** staged objects now stored as chunks: deleted once all are recorded (a chunk may come twice) */
     const adopted = new Set<string>();
@@ -135,7 +136,6 @@ export class Staging {
         pending.push(p);
       }
     };
-    const chunks: ChunkRef[] = [];
     const recorder = new ChunkRecorder(this.index, options.onChunks);
     let offset = options.startOffset;
     try {
@@ -145,7 +145,6 @@ export class Staging {
         options.onBytes(raw, offset);
         const ref = { digest: chunk.digest, offset, size: chunk.size };
         offset += chunk.size;
-        chunks.push(ref);
         recorder.add(ref, record);
         collectYoungGarbage();
       }
@@ -154,6 +153,5 @@ export class Staging {
       recorder.flush(); // the verified chunks before a failure count: the session stands after them
     }
     await this.drop(session, adopted);
-    return chunks;
   }
 }

@@ -47,9 +47,6 @@ export interface CutFile {
 export interface DirectPushResult {
   /** encoded bytes put into storage */
   bytes_sent: number;
-  /** chunks put (the rest the server had) */
-  chunks_sent: number;
-  chunks: number;
 }
 
 /**
@@ -167,7 +164,7 @@ export async function pushDirect(
     for (const d of (await client.missingChunks(unique.slice(i, i + MAX_DIRECT_CHUNKS))).missing) missing.add(d);
   }
   const hints = cut.layout ? new HintCursor(cut.layout) : undefined;
-  const result: DirectPushResult = { bytes_sent: 0, chunks_sent: 0, chunks: cut.chunks.length };
+  const result: DirectPushResult = { bytes_sent: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: PUT_CONCURRENCY });
   const handle = await open(local, 'r');
   let offset = session.offset;
@@ -200,18 +197,18 @@ export async function pushDirect(
         throw new CliError('STORAGE_REFUSED', `${local}: storage answered ${status} to a chunk upload; try again, or push with --via-server`, { status });
       }
       result.bytes_sent += storedSize;
-      result.chunks_sent++;
     };
 
     // Segments: their chunks are sent, then appended; the server checks one while the next is sent.
     let appending: Promise<UploadDoc> | undefined;
+    let appendFailed = false; // then the rest is not sent: awaiting `appending` below throws why
     let appendedUpTo = session.offset;
     const sent = new Set<string>();
     const chunks = cut.chunks.filter((c) => c.offset >= session.offset);
     if (chunks.length > 0 && chunks[0]!.offset !== session.offset) {
       throw new CliError('UPLOAD_MISMATCH', `the session holds ${session.offset} bytes, which is not a chunk boundary of ${local}`);
     }
-    for (let i = 0; i < chunks.length; ) {
+    for (let i = 0; i < chunks.length && !appendFailed; ) {
       const segment: CutChunk[] = [];
       let bytes = 0;
       while (i < chunks.length && segment.length < MAX_DIRECT_CHUNKS && (segment.length === 0 || bytes + chunks[i]!.size <= SEGMENT_BYTES)) {
@@ -236,7 +233,7 @@ export async function pushDirect(
         progress.add(bytes);
         return doc;
       })();
-      appending.catch(() => undefined); // awaited before the next append or at the end
+      appending.catch(() => (appendFailed = true)); // awaited before the next append or at the end
     }
     if (appending) offset = (await appending).offset;
   } finally {
