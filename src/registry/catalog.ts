@@ -44,7 +44,7 @@ export interface ChangeEvent {
   tag?: string | null;
 }
 
-/** Blobs looked at per chunk by usableChunk: a chunk in more blobs than this the caller cannot name is re-uploaded, no more. */
+/** Blobs looked at per chunk by chunkUsability: a chunk in more blobs than this the caller cannot name is re-uploaded, no more. */
 const CHUNK_HOLDERS_CHECKED = 32;
 
 export class Catalog {
@@ -151,11 +151,19 @@ export class Catalog {
    * uploading it): it is recorded, and one of the first blobs holding it is
    * one the caller may name (usableBlob). To anyone else it is absent, as
    * blobs are: which chunks other tenants store is no one else's to probe.
+   * The returned function serves one request: each blob is judged once, so
+   * a list of chunks held by the same blobs (a model's shared tensors) costs
+   * a query per chunk, not one per chunk and blob.
    */
-  usableChunk(digest: string, caller: Caller): boolean {
-    if (!this.blobs.hasChunk(digest)) return false;
-    if (mayRead(caller, '*')) return true;
-    return this.blobs.blobsHolding(digest, CHUNK_HOLDERS_CHECKED).some((blob) => this.usableBlob(blob, caller) !== undefined);
+  chunkUsability(caller: Caller): (digest: string) => boolean {
+    const everything = mayRead(caller, '*');
+    const judged = new Map<string, boolean>();
+    const usable = (blob: string) => {
+      let ok = judged.get(blob);
+      if (ok === undefined) judged.set(blob, (ok = this.usableBlob(blob, caller) !== undefined));
+      return ok;
+    };
+    return (digest) => this.blobs.hasChunk(digest) && (everything || this.blobs.blobsHolding(digest, CHUNK_HOLDERS_CHECKED).some(usable));
   }
 
   /** The lineage file `models/<name>/model.json` as it stands now. */

@@ -20,7 +20,7 @@ import { Staging } from '../blobs/staging.ts';
 import type { RunningHash } from '../codecs/codec-pool.ts';
 import { CairnError } from '../errors.ts';
 import { checkDigest } from '../identifiers.ts';
-import type { UploadQueries } from '../metadata/uploads.ts';
+import type { UploadQueries, UploadRow } from '../metadata/uploads.ts';
 import type { Catalog } from './catalog.ts';
 
 /** Bytes a session may have staged and not yet appended (the URLs it holds can write at most this much). */
@@ -63,18 +63,10 @@ export class Uploads {
    */
   append(id: string, start: number | undefined, source: AsyncIterable<Uint8Array>, caller: Caller): Promise<UploadDoc> {
     return this.locked(id, caller, async () => {
-      const row = this.require(id, caller);
-      if (start !== undefined && start !== row.size) {
-        throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
-      }
-      // The session's running hash sees the bytes too, as long as it has
-      // seen every byte stored so far; otherwise (this process started after
-      // the session did) finishing reads the content back.
+      const { row, hash } = this.appendAt(id, start, caller);
       // Each request continues the chunking of the one before (its last
       // chunk is cut again with the new bytes): the session's chunks are
       // those of a single upload of the same bytes, whatever the part sizes.
-      let hash = this.hashes.get(id);
-      if (!hash && row.size === 0) this.hashes.set(id, (hash = this.chunks.runningHash()));
       await this.chunks.store(source, {
         startOffset: row.size,
         keepPartial: true,
@@ -94,7 +86,8 @@ export class Uploads {
   missingChunks(body: unknown, caller: Caller): MissingChunks {
     this.requireDirect();
     const digests = listOf(body, 'digests', (d) => checkDigest(d));
-    return { missing: [...new Set(digests)].filter((d) => !this.catalog.usableChunk(d, caller)) };
+    const usable = this.catalog.chunkUsability(caller);
+    return { missing: [...new Set(digests)].filter((d) => !usable(d)) };
   }
 
   /**
@@ -108,10 +101,7 @@ export class Uploads {
     const maxStored = this.chunks.maxChunkSize + ENCODING_OVERHEAD;
     const chunks = listOf(body, 'chunks', (c) => {
       const { digest, stored_size: storedSize } = (c ?? {}) as Record<string, unknown>;
-      if (!Number.isSafeInteger(storedSize) || (storedSize as number) < 1 || (storedSize as number) > maxStored) {
-        throw new CairnError('INVALID_ARGUMENT', `stored_size must be an integer from 1 to ${maxStored}`);
-      }
-      return { digest: checkDigest(digest), storedSize: storedSize as number };
+      return { digest: checkDigest(digest), storedSize: integerIn(storedSize, 1, maxStored, 'stored_size') };
     });
     this.catalog.db.transaction(() => {
       const total = this.uploads.stage(id, chunks);
@@ -130,33 +120,27 @@ export class Uploads {
   /**
    * Appends chunks at `offset` (the session's offset): each one staged for
    * this session or already stored and usable by the caller, verified
-   * (ChunkStore.adopt) before it is recorded. The chunks verified before a
+   * (Staging.adopt) before it is recorded. The chunks verified before a
    * failing one stay appended; the session says where it stands.
    */
   appendChunks(id: string, body: unknown, caller: Caller): Promise<UploadDoc> {
     this.requireDirect();
-    const { offset } = (body ?? {}) as Record<string, unknown>;
-    if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new CairnError('INVALID_ARGUMENT', 'offset must be an integer >= 0');
+    const offset = integerIn(((body ?? {}) as Record<string, unknown>).offset, 0, Number.MAX_SAFE_INTEGER, 'offset');
     const maxSize = this.chunks.maxChunkSize;
     const pushed = listOf(body, 'chunks', (c) => {
       const { digest, size } = (c ?? {}) as Record<string, unknown>;
-      if (!Number.isSafeInteger(size) || (size as number) < 1 || (size as number) > maxSize) throw new CairnError('INVALID_ARGUMENT', `a chunk's size must be an integer from 1 to ${maxSize}`);
-      return { digest: checkDigest(digest), size: size as number };
+      return { digest: checkDigest(digest), size: integerIn(size, 1, maxSize, "a chunk's size") };
     });
     if (pushed.length === 0) throw new CairnError('INVALID_ARGUMENT', 'chunks must not be empty');
     return this.locked(id, caller, async () => {
-      const row = this.require(id, caller);
-      if (offset !== row.size) {
-        throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${offset}`, { offset: row.size });
-      }
-      let hash = this.hashes.get(id);
-      if (!hash && row.size === 0) this.hashes.set(id, (hash = this.chunks.runningHash()));
+      const { row, hash } = this.appendAt(id, offset, caller);
       const staged = this.uploads.staged(id);
       const mine = new Set(this.uploads.chunks(id).map((c) => c.digest));
+      const usable = this.catalog.chunkUsability(caller);
       await this.staging.adopt(id, pushed, {
         startOffset: row.size,
         staged,
-        usable: (digest) => mine.has(digest) || this.catalog.usableChunk(digest, caller),
+        usable: (digest) => mine.has(digest) || usable(digest),
         onBytes: (raw, at) => void hash?.update(raw, at).catch(() => undefined), // a lost hash: finish reads the content back
         onChunks: (chunks) => {
           this.uploads.appendChunks(id, chunks);
@@ -166,6 +150,22 @@ export class Uploads {
       this.uploads.unstage(id, pushed.map((c) => c.digest)); // adopted: their URLs no longer count against the limit
       return uploadDoc(this.require(id, caller));
     });
+  }
+
+  /**
+   * A session about to be appended to at `start` (its offset; undefined:
+   * wherever it stands), with its running hash. The hash sees the new bytes
+   * as long as it has seen every byte stored so far; otherwise (this process
+   * started after the session did) finishing reads the content back.
+   */
+  private appendAt(id: string, start: number | undefined, caller: Caller): { row: UploadRow; hash: RunningHash | undefined } {
+    const row = this.require(id, caller);
+    if (start !== undefined && start !== row.size) {
+      throw new CairnError('UPLOAD_OFFSET_MISMATCH', `upload ${id} is at offset ${row.size}, not ${start}`, { offset: row.size });
+    }
+    let hash = this.hashes.get(id);
+    if (!hash && row.size === 0) this.hashes.set(id, (hash = this.chunks.runningHash()));
+    return { row, hash };
   }
 
   private requireDirect(): void {
@@ -247,6 +247,11 @@ export class Uploads {
       this.busy.delete(id);
     }
   }
+}
+
+function integerIn(value: unknown, min: number, max: number, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) throw new CairnError('INVALID_ARGUMENT', `${what} must be an integer from ${min} to ${max}`);
+  return value as number;
 }
 
 /** `body[field]`, an array of at most MAX_DIRECT_CHUNKS items, each checked by `check`. */
